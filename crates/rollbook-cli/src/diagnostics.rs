@@ -1,0 +1,234 @@
+//! Showing plan diagnostics: miette's report for people, JSON for tools, and workflow
+//! annotations for CI (`::error file=…,line=…::message`).
+
+use std::fmt::Write;
+
+use clap::ValueEnum;
+use miette::{GraphicalReportHandler, GraphicalTheme};
+use rollbook_plan::{Checked, Diagnostic, Level, Located};
+use serde::Serialize;
+
+use crate::ColorChoice;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Source lines with carets, for people.
+    Human,
+    /// One JSON array of diagnostics.
+    Json,
+    /// Workflow commands that annotate the plan's lines in a pull request.
+    Github,
+}
+
+/// Whether to use color and Unicode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    pub fn from_choice(choice: ColorChoice) -> Self {
+        use std::io::IsTerminal;
+        let color = match choice {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        };
+        Style { color }
+    }
+
+    pub const PLAIN: Style = Style { color: false };
+
+    /// `error: message`, red on a terminal.
+    pub fn error_line(&self, message: &str) -> String {
+        if self.color {
+            format!("\x1b[1;31merror\x1b[0m: {message}")
+        } else {
+            format!("error: {message}")
+        }
+    }
+}
+
+/// Renders the diagnostics of every file, followed by a summary for people.
+pub fn render_all(checked: &[Checked], format: Format, style: Style) -> String {
+    match format {
+        Format::Human => human(checked, style),
+        Format::Json => json(checked),
+        Format::Github => github(checked),
+    }
+}
+
+fn handler(style: Style) -> GraphicalReportHandler {
+    let theme = if style.color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false)
+        .with_context_lines(1)
+}
+
+/// One diagnostic as miette draws it.
+pub fn render_one(checked: &Checked, diagnostic: &Diagnostic, style: Style) -> String {
+    let mut out = String::new();
+    let located = Located::new(&checked.file, diagnostic);
+    let _ = handler(style).render_report(&mut out, &located);
+    out
+}
+
+fn human(checked: &[Checked], style: Style) -> String {
+    let mut out = String::new();
+    let (mut errors, mut warnings, mut bad_files) = (0, 0, 0);
+    for c in checked {
+        for d in &c.diagnostics {
+            out.push_str(&render_one(c, d, style));
+            match d.level {
+                Level::Error => errors += 1,
+                Level::Warning => warnings += 1,
+            }
+        }
+        if !c.is_ok() {
+            bad_files += 1;
+        }
+    }
+    let plans = checked.len();
+    let noun = if plans == 1 { "plan" } else { "plans" };
+    let warn = match warnings {
+        0 => String::new(),
+        1 => ", 1 warning".into(),
+        n => format!(", {n} warnings"),
+    };
+    if errors == 0 {
+        let _ = writeln!(out, "ok: {plans} {noun} valid{warn}");
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.error_line(&format!(
+                "{errors} {} in {bad_files} of {plans} {noun}{warn}",
+                if errors == 1 { "error" } else { "errors" }
+            ))
+        );
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    file: &'a str,
+    line: usize,
+    column: usize,
+    end_line: usize,
+    end_column: usize,
+    level: &'static str,
+    code: &'static str,
+    message: &'a str,
+    label: Option<&'a str>,
+    help: Option<&'a str>,
+    related: Vec<JsonRelated<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonRelated<'a> {
+    line: usize,
+    column: usize,
+    label: &'a str,
+}
+
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error",
+        Level::Warning => "warning",
+    }
+}
+
+fn json(checked: &[Checked]) -> String {
+    let mut all = Vec::new();
+    for c in checked {
+        for d in &c.diagnostics {
+            let (line, column) = c.file.line_col(d.span.offset);
+            let (end_line, end_column) = c.file.line_col(d.span.offset + d.span.len);
+            all.push(JsonDiagnostic {
+                file: &c.file.name,
+                line,
+                column,
+                end_line,
+                end_column,
+                level: level_name(d.level),
+                code: d.code,
+                message: &d.message,
+                label: d.label.as_deref(),
+                help: d.help.as_deref(),
+                related: d
+                    .related
+                    .iter()
+                    .map(|(span, label)| {
+                        let (line, column) = c.file.line_col(span.offset);
+                        JsonRelated {
+                            line,
+                            column,
+                            label,
+                        }
+                    })
+                    .collect(),
+            });
+        }
+    }
+    serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
+}
+
+/// Escapes a workflow command's message (`%`, CR, LF).
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a workflow command's property value (also `:` and `,`).
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+fn github(checked: &[Checked]) -> String {
+    let mut out = String::new();
+    for c in checked {
+        for d in &c.diagnostics {
+            let (line, col) = c.file.line_col(d.span.offset);
+            let (end_line, end_col) = c.file.line_col(d.span.offset + d.span.len);
+            let mut message = d.message.clone();
+            if let Some(help) = &d.help {
+                message.push_str("\n");
+                message.push_str(help);
+            }
+            let mut props = format!(
+                "file={},line={line},col={col},endLine={end_line}",
+                escape_property(&c.file.name)
+            );
+            if end_line == line {
+                let _ = write!(props, ",endColumn={end_col}");
+            }
+            let _ = writeln!(
+                out,
+                "::{} {props},title={}::{}",
+                level_name(d.level),
+                escape_property(&format!("rollbook {}", d.code)),
+                escape_data(&message)
+            );
+        }
+    }
+    let errors = checked
+        .iter()
+        .flat_map(|c| &c.diagnostics)
+        .filter(|d| d.is_error())
+        .count();
+    let _ = writeln!(
+        out,
+        "rollbook: {} plans checked, {errors} errors",
+        checked.len()
+    );
+    out
+}

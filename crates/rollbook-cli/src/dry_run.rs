@@ -1,0 +1,349 @@
+//! `rollbook plan`: what a run would do, node by node, in order.
+
+use std::fmt::Write;
+
+use clap::ValueEnum;
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use rollbook_plan::compile::{CompiledPlan, Node, Phase, Settings};
+use rollbook_plan::model::{Backoff, OnFailure, ResumePolicy};
+use rollbook_plan::params::display_value;
+use rollbook_plan::preview::{Preview, preview};
+use rollbook_plan::template::Renderer;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn human(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string().replace(' ', "")
+}
+
+/// One line of the settings that govern a node's attempts.
+fn settings_line(s: &Settings, node: &Node) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = s.timeout {
+        parts.push(format!("timeout {}", human(t)));
+    }
+    let r = &s.retry;
+    if r.attempts > 1 {
+        let mut retry = format!("{} attempts, {} apart", r.attempts, human(r.delay));
+        if r.backoff == Backoff::Exponential {
+            retry = format!("{} attempts, from {} doubling", r.attempts, human(r.delay));
+            if let Some(m) = r.max_delay {
+                retry.push_str(&format!(" up to {}", human(m)));
+            }
+        }
+        if r.jitter {
+            retry.push_str(" with jitter");
+        }
+        parts.push(retry);
+    }
+    if let Some(g) = &s.gate {
+        parts.push(format!(
+            "until `{}` every {} for up to {}",
+            g.until,
+            human(g.interval),
+            human(g.deadline)
+        ));
+    }
+    if let Some(w) = &node.step.when {
+        parts.push(format!("when `{}`", w.value));
+    }
+    for (name, expr) in node.step.capture.iter() {
+        parts.push(format!("capture {} = `{}`", name.value, expr.value));
+    }
+    if s.on_failure == OnFailure::Continue {
+        parts.push("on failure: continue".into());
+    }
+    if s.resume == ResumePolicy::Ask {
+        parts.push("after a crash: ask before rerunning".into());
+    }
+    parts.join(" · ")
+}
+
+/// The dry run as text.
+pub fn text(plan: &CompiledPlan, parallelism: usize) -> String {
+    let renderer = Renderer::new();
+    let mut out = String::new();
+    let _ = write!(out, "plan {}", plan.name);
+    if let Some(d) = &plan.description {
+        let _ = write!(out, " — {d}");
+    }
+    out.push('\n');
+    let mut facts = Vec::new();
+    if let Some(s) = plan.severity {
+        facts.push(format!("severity {}", s.as_str()));
+    }
+    facts.push(format!("lock {}", plan.lock));
+    if let Some(c) = &plan.confirm {
+        facts.push(format!("confirm by typing {c:?} (or --yes)"));
+    }
+    facts.push(format!("parallelism {parallelism}"));
+    let _ = writeln!(out, "  {}", facts.join(" · "));
+    if !plan.params.is_empty() {
+        let params: Vec<String> = plan
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", display_value(v)))
+            .collect();
+        let _ = writeln!(out, "  params {}", params.join(" "));
+    }
+    let secrets: Vec<&str> = plan.secrets.names().collect();
+    if !secrets.is_empty() {
+        let _ = writeln!(
+            out,
+            "  secrets {} (read at run time, shown as ***)",
+            secrets.join(", ")
+        );
+    }
+    for phase in &plan.phases {
+        if phase.graph.node_count() == 0 {
+            continue;
+        }
+        out.push('\n');
+        phase_text(&mut out, plan, phase, &renderer);
+    }
+    out
+}
+
+fn phase_text(out: &mut String, plan: &CompiledPlan, phase: &Phase, renderer: &Renderer) {
+    let layers = phase.layers();
+    let n = phase.graph.node_count();
+    let when = match phase.kind {
+        rollbook_plan::compile::PhaseKind::Main => "",
+        rollbook_plan::compile::PhaseKind::OnFailure => ", only if the steps failed",
+        rollbook_plan::compile::PhaseKind::Finally => ", always, after everything else",
+    };
+    let _ = writeln!(
+        out,
+        "{}: {n} {} in {} {}{when}",
+        phase.kind.as_str(),
+        if n == 1 { "node" } else { "nodes" },
+        layers.len(),
+        if layers.len() == 1 { "layer" } else { "layers" },
+    );
+    for f in &phase.fan_outs {
+        let limit = match f.concurrency {
+            Some(1) => "one at a time".to_string(),
+            Some(c) => format!("at most {c} at a time"),
+            None => "all at once (up to the parallelism)".to_string(),
+        };
+        let stop = match f.max_failures {
+            _ if f.continue_on_failure => "failures are recorded and the rest go on".to_string(),
+            0 => "stops at the first failure".to_string(),
+            1 => "stops after 1 failure".to_string(),
+            m => format!("stops after {m} failures"),
+        };
+        let _ = writeln!(
+            out,
+            "  {}: {} instances, {limit}, {stop}",
+            f.path,
+            f.instances.len()
+        );
+    }
+    for (i, layer) in layers.iter().enumerate() {
+        let _ = writeln!(out, "\n  layer {}", i + 1);
+        for &idx in layer {
+            node_text(out, plan, phase, idx, renderer);
+        }
+    }
+}
+
+fn node_text(
+    out: &mut String,
+    plan: &CompiledPlan,
+    phase: &Phase,
+    idx: NodeIndex,
+    renderer: &Renderer,
+) {
+    let node = &phase.graph[idx];
+    let p = preview(plan, phase, node, renderer);
+    let mut head = format!("    {}  {} {}", node.name, p.kind, p.target);
+    if !p.notes.is_empty() {
+        head.push_str(&format!(" · {}", p.notes.join(" · ")));
+    }
+    let _ = writeln!(out, "{}", head.trim_end());
+    if let Some(title) = &p.title {
+        let _ = writeln!(out, "      \"{title}\"");
+    }
+    let needs = needs_of(phase, idx);
+    if !needs.is_empty() {
+        let _ = writeln!(out, "      after {}", needs.join(", "));
+    }
+    if let Some(d) = &node.deferred {
+        let _ = writeln!(
+            out,
+            "      expands at run time, once per item of {}",
+            d.for_each.trim()
+        );
+    }
+    let settings = settings_line(&node.settings, node);
+    if !settings.is_empty() {
+        let _ = writeln!(out, "      {settings}");
+    }
+    for line in &p.body {
+        let _ = writeln!(out, "      │ {line}");
+    }
+}
+
+fn needs_of(phase: &Phase, idx: NodeIndex) -> Vec<String> {
+    let mut names: Vec<String> = phase
+        .graph
+        .neighbors_directed(idx, Direction::Incoming)
+        .map(|n| phase.graph[n].name.clone())
+        .collect();
+    names.sort();
+    if names.len() > 6 {
+        let more = names.len() - 4;
+        names.truncate(4);
+        names.push(format!("and {more} more"));
+    }
+    names
+}
+
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    severity: Option<&'static str>,
+    lock: &'a str,
+    confirm: Option<&'a str>,
+    parallelism: usize,
+    params: &'a serde_json::Map<String, serde_json::Value>,
+    secrets: Vec<&'a str>,
+    phases: Vec<JsonPhase<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonPhase<'a> {
+    phase: &'static str,
+    fan_outs: Vec<JsonFanOut<'a>>,
+    layers: Vec<Vec<JsonNode<'a>>>,
+}
+
+#[derive(Serialize)]
+struct JsonFanOut<'a> {
+    path: &'a str,
+    instances: &'a [String],
+    concurrency: Option<u64>,
+    max_failures: u64,
+}
+
+#[derive(Serialize)]
+struct JsonNode<'a> {
+    name: &'a str,
+    step: &'a str,
+    label: &'a str,
+    needs: Vec<&'a str>,
+    #[serde(flatten)]
+    action: Preview,
+    timeout_secs: Option<f64>,
+    attempts: u64,
+    retry_delay_secs: f64,
+    backoff: &'static str,
+    gate: Option<JsonGate<'a>>,
+    when: Option<&'a str>,
+    on_failure: &'static str,
+    resume: &'static str,
+    expands_at_run_time: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonGate<'a> {
+    until: &'a str,
+    interval_secs: f64,
+    deadline_secs: f64,
+}
+
+/// The dry run as JSON, for tools.
+pub fn json(plan: &CompiledPlan, parallelism: usize) -> String {
+    let renderer = Renderer::new();
+    let phases = plan
+        .phases
+        .iter()
+        .map(|phase| JsonPhase {
+            phase: phase.kind.as_str(),
+            fan_outs: phase
+                .fan_outs
+                .iter()
+                .map(|f| JsonFanOut {
+                    path: &f.path,
+                    instances: &f.instances,
+                    concurrency: f.concurrency,
+                    max_failures: f.max_failures,
+                })
+                .collect(),
+            layers: phase
+                .layers()
+                .into_iter()
+                .map(|layer| {
+                    layer
+                        .into_iter()
+                        .map(|idx| json_node(plan, phase, idx, &renderer))
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect();
+    let doc = JsonPlan {
+        name: &plan.name,
+        description: plan.description.as_deref(),
+        severity: plan.severity.map(|s| s.as_str()),
+        lock: &plan.lock,
+        confirm: plan.confirm.as_deref(),
+        parallelism,
+        params: &plan.params,
+        secrets: plan.secrets.names().collect(),
+        phases,
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+fn json_node<'a>(
+    plan: &CompiledPlan,
+    phase: &'a Phase,
+    idx: NodeIndex,
+    renderer: &Renderer,
+) -> JsonNode<'a> {
+    let node = &phase.graph[idx];
+    let s = &node.settings;
+    let mut needs: Vec<&str> = phase
+        .graph
+        .neighbors_directed(idx, Direction::Incoming)
+        .map(|n| phase.graph[n].name.as_str())
+        .collect();
+    needs.sort_unstable();
+    JsonNode {
+        name: &node.name,
+        step: &node.step.id.value,
+        label: node.step.label(),
+        needs,
+        action: preview(plan, phase, node, renderer),
+        timeout_secs: s.timeout.map(|t| t.as_secs_f64()),
+        attempts: s.retry.attempts,
+        retry_delay_secs: s.retry.delay.as_secs_f64(),
+        backoff: match s.retry.backoff {
+            Backoff::Fixed => "fixed",
+            Backoff::Exponential => "exponential",
+        },
+        gate: s.gate.as_ref().map(|g| JsonGate {
+            until: &g.until,
+            interval_secs: g.interval.as_secs_f64(),
+            deadline_secs: g.deadline.as_secs_f64(),
+        }),
+        when: node.step.when.as_ref().map(|w| w.value.as_str()),
+        on_failure: match s.on_failure {
+            OnFailure::Abort => "abort",
+            OnFailure::Continue => "continue",
+        },
+        resume: match s.resume {
+            ResumePolicy::Rerun => "rerun",
+            ResumePolicy::Ask => "ask",
+        },
+        expands_at_run_time: node.deferred.as_ref().map(|d| d.for_each.as_str()),
+    }
+}

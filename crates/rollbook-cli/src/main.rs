@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    rollbook_cli::main()
+}

@@ -1,0 +1,876 @@
+//! A validated plan + bound params → one concrete DAG per phase (`steps`, `on_failure`,
+//! `finally`).
+//!
+//! Groups and `for_each` over values known now (literal lists, params, inventory groups) are
+//! expanded into nodes named like `roll[us-east-op-2].restore`. A `for_each` over a step's
+//! output cannot be known yet: it stays one *deferred* node that the executor expands when the
+//! step it reads has finished.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::{Map, Value, json};
+
+use crate::Error;
+use crate::diagnostic::did_you_mean;
+use crate::model::*;
+use crate::params::{check_value, display_value, parse_cli};
+use crate::template;
+
+/// Facts about the run that templates can read as `run.*`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunInfo {
+    pub id: String,
+    pub reason: String,
+    pub user: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+}
+
+/// Where param values come from, lowest priority first: defaults, then the params file, then
+/// `--param` on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ParamInput {
+    pub file: Map<String, Value>,
+    /// `name=value` pairs as typed.
+    pub cli: Vec<(String, String)>,
+}
+
+impl ParamInput {
+    /// Splits `name=value` arguments.
+    pub fn from_args(args: &[String]) -> Result<Self, Error> {
+        let mut cli = Vec::new();
+        for arg in args {
+            let Some((k, v)) = arg.split_once('=') else {
+                return Err(Error::Params(vec![format!(
+                    "`--param {arg}` has no `=`: write `--param name=value`"
+                )]));
+            };
+            cli.push((k.trim().to_string(), v.to_string()));
+        }
+        Ok(ParamInput {
+            file: Map::new(),
+            cli,
+        })
+    }
+}
+
+/// Binds every param of `plan`, checking types, `enum` and `required`. All problems are
+/// reported together.
+pub fn bind_params(plan: &Plan, input: &ParamInput) -> Result<Map<String, Value>, Error> {
+    let mut problems = Vec::new();
+    let mut bound = Map::new();
+    let known: Vec<&str> = plan.params.names().collect();
+    let given_names = input
+        .file
+        .keys()
+        .map(String::as_str)
+        .chain(input.cli.iter().map(|(k, _)| k.as_str()));
+    for name in given_names {
+        if !plan.params.contains(name) {
+            let hint = match did_you_mean(name, known.iter().copied()) {
+                Some(s) => format!("; did you mean `{s}`?"),
+                None if known.is_empty() => "; it takes none".to_string(),
+                None => format!("; it takes: {}", known.join(", ")),
+            };
+            problems.push(format!(
+                "plan `{}` has no param `{name}`{hint}",
+                plan.name.value
+            ));
+        }
+    }
+    for (name, param) in plan.params.iter() {
+        let name = name.value.as_str();
+        let ty = param.ty();
+        let from_cli = input.cli.iter().rev().find(|(k, _)| k == name);
+        let value = match (from_cli, input.file.get(name), &param.default) {
+            (Some((_, text)), _, _) => parse_cli(ty, text),
+            (None, Some(v), _) => check_value(ty, v),
+            (None, None, Some(d)) => check_value(ty, &d.to_json()),
+            (None, None, None) if param.is_required() => {
+                let about = param
+                    .description
+                    .as_ref()
+                    .map_or(String::new(), |d| format!(" — {}", d.value));
+                problems.push(format!(
+                    "param `{name}` is required: give it with `--param {name}=...`{about}"
+                ));
+                continue;
+            }
+            (None, None, None) => Ok(Value::Null),
+        };
+        let value = match value {
+            Ok(v) => v,
+            Err(why) => {
+                problems.push(format!("param `{name}`: {why}"));
+                continue;
+            }
+        };
+        if let Some(choices) = &param.choices
+            && !value.is_null()
+        {
+            let allowed: Vec<Value> = choices
+                .iter()
+                .filter_map(|c| check_value(ty, &c.to_json()).ok())
+                .collect();
+            if !allowed.contains(&value) {
+                let list: Vec<String> = allowed.iter().map(display_value).collect();
+                problems.push(format!(
+                    "param `{name}` is `{}`, not one of: {}",
+                    display_value(&value),
+                    list.join(", ")
+                ));
+                continue;
+            }
+        }
+        bound.insert(name.to_string(), value);
+    }
+    if problems.is_empty() {
+        Ok(bound)
+    } else {
+        Err(Error::Params(problems))
+    }
+}
+
+/// Which list of steps a phase comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PhaseKind {
+    Main,
+    OnFailure,
+    Finally,
+}
+
+impl PhaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseKind::Main => "steps",
+            PhaseKind::OnFailure => "on_failure",
+            PhaseKind::Finally => "finally",
+        }
+    }
+}
+
+/// A plan with params bound and every step expanded into concrete nodes.
+#[derive(Debug, Clone)]
+pub struct CompiledPlan {
+    pub name: String,
+    pub description: Option<String>,
+    pub severity: Option<Severity>,
+    pub confirm: Option<String>,
+    pub lock: String,
+    pub params: Map<String, Value>,
+    /// Host names by group, after `--inventory` overrides.
+    pub inventory: BTreeMap<String, Vec<String>>,
+    /// Connection details of hosts given as objects in the inventory.
+    pub hosts: BTreeMap<String, HostDetails>,
+    pub defaults: Defaults,
+    pub connections: Entries<Connection>,
+    pub secrets: Entries<SecretSource>,
+    /// The template context without `steps`, `secrets`, `item` and `index`: `params`,
+    /// `inventory`, `plan`, `run`.
+    pub context: Value,
+    pub phases: Vec<Phase>,
+}
+
+/// One of the plan's graphs. Edges point from a node to the nodes that need it.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub kind: PhaseKind,
+    pub graph: DiGraph<Node, ()>,
+    /// Every `for_each` expansion in this phase, for concurrency and `max_failures`.
+    pub fan_outs: Vec<FanOut>,
+}
+
+/// A step (or group) expanded over items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FanOut {
+    /// `roll`, or `outer[a].inner` for nested ones.
+    pub path: String,
+    pub concurrency: Option<u64>,
+    pub max_failures: u64,
+    /// The step says `on_failure: continue`: failed instances are recorded, do not count
+    /// toward `max_failures`, and the rollout goes on.
+    pub continue_on_failure: bool,
+    pub instances: Vec<String>,
+}
+
+/// A node's place in a fan-out: which fan-out, and which of its instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InstanceRef {
+    pub fan_out: usize,
+    pub instance: usize,
+}
+
+/// One concrete unit of work.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Unique in the phase: `roll[us-east-op-2].restore`.
+    pub name: String,
+    pub step: Arc<Step>,
+    /// Ids of the scopes around the step, outermost first (for `defaults` lookups and names).
+    pub scope: String,
+    /// The innermost `for_each` item and its index, if any.
+    pub item: Option<(Value, usize)>,
+    /// The fan-outs this node belongs to, outermost first.
+    pub instances: Vec<InstanceRef>,
+    /// For each step id the templates of this step read: the nodes whose outputs it means.
+    /// A fan-out seen from outside gives several nodes, read as a list.
+    pub inputs: BTreeMap<String, Vec<NodeIndex>>,
+    pub settings: Settings,
+    /// Set when the step's `for_each` reads a step output: this node stands for all of its
+    /// instances until the executor expands it.
+    pub deferred: Option<Deferred>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferred {
+    /// The `for_each` template, e.g. `{{ steps.deployments.outputs.ids }}`.
+    pub for_each: String,
+}
+
+/// The settings that apply to a node after `defaults`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub timeout: Option<std::time::Duration>,
+    pub retry: RetryPolicy,
+    pub gate: Option<Gate>,
+    pub on_failure: OnFailure,
+    pub resume: ResumePolicy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    pub attempts: u64,
+    pub delay: std::time::Duration,
+    pub backoff: Backoff,
+    pub max_delay: Option<std::time::Duration>,
+    pub jitter: bool,
+}
+
+impl RetryPolicy {
+    /// Wait before attempt `n` (2 for the first retry), before jitter.
+    pub fn delay_before(&self, attempt: u64) -> std::time::Duration {
+        let retries = attempt.saturating_sub(2);
+        let d = match self.backoff {
+            Backoff::Fixed => self.delay,
+            Backoff::Exponential => self
+                .delay
+                .saturating_mul(2u32.saturating_pow(retries.min(31) as u32)),
+        };
+        self.max_delay.map_or(d, |m| d.min(m))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub until: String,
+    pub interval: std::time::Duration,
+    pub deadline: std::time::Duration,
+}
+
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Compiles a validated plan. `inventory` overrides or adds groups (from `--inventory`).
+pub fn compile(
+    plan: &Plan,
+    params: Map<String, Value>,
+    extra_inventory: &BTreeMap<String, Vec<Host>>,
+    run: &RunInfo,
+) -> Result<CompiledPlan, Error> {
+    let mut inventory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, HostDetails> = BTreeMap::new();
+    let groups = plan
+        .inventory
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v))
+        .chain(extra_inventory.iter().map(|(k, v)| (k.clone(), v)));
+    for (group, list) in groups {
+        let names = list.iter().map(|h| h.name().value.clone()).collect();
+        inventory.insert(group, names);
+        for h in list {
+            if let Host::Detailed(d) = h {
+                hosts.insert(d.name.value.clone(), d.clone());
+            }
+        }
+    }
+    let context = json!({
+        "params": params,
+        "inventory": inventory,
+        "plan": {
+            "name": plan.name.value,
+            "severity": plan.severity.as_ref().map(|s| s.value.as_str()),
+        },
+        "run": {
+            "id": run.id,
+            "reason": run.reason,
+            "status": "running",
+            "user": run.user,
+            "started_at": run.started_at,
+        },
+    });
+    let mut phases = Vec::new();
+    for (kind, steps) in [
+        (PhaseKind::Main, &plan.steps),
+        (PhaseKind::OnFailure, &plan.on_failure),
+        (PhaseKind::Finally, &plan.finally),
+    ] {
+        let mut builder = Builder {
+            plan,
+            context: &context,
+            graph: DiGraph::new(),
+            fan_outs: Vec::new(),
+            shared: HashMap::new(),
+        };
+        let outside = HashMap::new();
+        let frame = Frame {
+            scope: String::new(),
+            item: None,
+            instances: Vec::new(),
+            outside: &outside,
+        };
+        builder.scope(steps, &frame)?;
+        phases.push(Phase {
+            kind,
+            graph: builder.graph,
+            fan_outs: builder.fan_outs,
+        });
+    }
+    Ok(CompiledPlan {
+        name: plan.name.value.clone(),
+        description: plan.description.as_ref().map(|d| d.value.clone()),
+        severity: plan.severity.as_ref().map(|s| s.value),
+        confirm: plan.confirm.as_ref().map(|c| c.value.clone()),
+        lock: plan
+            .lock
+            .as_ref()
+            .map_or(plan.name.value.clone(), |l| l.value.clone()),
+        params,
+        inventory,
+        hosts,
+        defaults: plan.defaults.clone(),
+        connections: plan.connections.clone(),
+        secrets: plan.secrets.clone(),
+        context,
+        phases,
+    })
+}
+
+/// What the steps of a scope are expanded within.
+struct Frame<'f> {
+    /// Name prefix of the nodes: `roll[us-east-op-2].`.
+    scope: String,
+    item: Option<(Value, usize)>,
+    instances: Vec<InstanceRef>,
+    /// Nodes of steps outside this scope, by id, that steps here may read.
+    outside: &'f HashMap<String, Vec<NodeIndex>>,
+}
+
+/// The nodes one step expanded into.
+#[derive(Default)]
+struct Expanded {
+    nodes: Vec<NodeIndex>,
+    /// Nodes that wait on nothing inside the step (they take the step's `needs`).
+    sources: Vec<NodeIndex>,
+    /// Nodes nothing inside the step waits on (the step's dependants wait on them).
+    sinks: Vec<NodeIndex>,
+}
+
+struct Builder<'p> {
+    plan: &'p Plan,
+    context: &'p Value,
+    graph: DiGraph<Node, ()>,
+    fan_outs: Vec<FanOut>,
+    /// One shared copy of each step, whatever the number of its instances.
+    shared: HashMap<*const Step, Arc<Step>>,
+}
+
+impl Builder<'_> {
+    /// Expands the steps of one scope and wires their `needs`.
+    fn scope(&mut self, steps: &[Step], frame: &Frame<'_>) -> Result<Expanded, Error> {
+        let by_id: HashMap<&str, &Step> = steps.iter().map(|s| (s.id.value.as_str(), s)).collect();
+        let order = topological(steps)?;
+        let mut done: HashMap<&str, Expanded> = HashMap::new();
+        let mut readable: HashMap<String, Vec<NodeIndex>> = frame.outside.clone();
+        for &i in &order {
+            let step = &steps[i];
+            let expanded = self.step(step, frame, &readable)?;
+            for need in &step.needs {
+                if let Some(before) = done.get(need.value.as_str()) {
+                    for &from in &before.sinks {
+                        for &to in &expanded.sources {
+                            self.graph.update_edge(from, to, ());
+                        }
+                    }
+                }
+            }
+            readable.insert(step.id.value.clone(), expanded.nodes.clone());
+            done.insert(&step.id.value, expanded);
+        }
+        let needed: HashSet<&str> = steps
+            .iter()
+            .flat_map(|s| s.needs.iter().map(|n| n.value.as_str()))
+            .collect();
+        let mut all = Expanded::default();
+        for step in steps {
+            let e = &done[step.id.value.as_str()];
+            all.nodes.extend(&e.nodes);
+            if step
+                .needs
+                .iter()
+                .all(|n| !by_id.contains_key(n.value.as_str()))
+            {
+                all.sources.extend(&e.sources);
+            }
+            if !needed.contains(step.id.value.as_str()) {
+                all.sinks.extend(&e.sinks);
+            }
+        }
+        Ok(all)
+    }
+
+    fn step(
+        &mut self,
+        step: &Step,
+        frame: &Frame<'_>,
+        readable: &HashMap<String, Vec<NodeIndex>>,
+    ) -> Result<Expanded, Error> {
+        let base = format!("{}{}", frame.scope, step.id.value);
+        let items = match &step.for_each {
+            None => None,
+            Some(ForEach::List(items)) => Some(items.iter().map(|n| n.to_json()).collect()),
+            Some(ForEach::Template(t)) if t.value.contains("steps.") => {
+                // Known only at run time.
+                let node = self.node(step, base.clone(), frame, readable, frame.item.clone());
+                let idx = self.graph.add_node(Node {
+                    deferred: Some(Deferred {
+                        for_each: t.value.clone(),
+                    }),
+                    ..node
+                });
+                return Ok(Expanded {
+                    nodes: vec![idx],
+                    sources: vec![idx],
+                    sinks: vec![idx],
+                });
+            }
+            Some(ForEach::Template(t)) => Some(self.eval_for_each(t, frame)?),
+        };
+        let Some(items) = items else {
+            return self.instance(
+                step,
+                base,
+                frame,
+                readable,
+                frame.item.clone(),
+                &frame.instances,
+            );
+        };
+        let fan_out = self.fan_outs.len();
+        let keys = instance_keys(&items);
+        self.fan_outs.push(FanOut {
+            path: base.clone(),
+            concurrency: step.concurrency.as_ref().map(|c| c.value),
+            max_failures: step.max_failures.as_ref().map_or(0, |m| m.value),
+            continue_on_failure: step
+                .on_failure
+                .as_ref()
+                .is_some_and(|o| o.value == OnFailure::Continue),
+            instances: keys.clone(),
+        });
+        let mut all = Expanded::default();
+        for (index, (item, key)) in items.into_iter().zip(keys).enumerate() {
+            let mut instances = frame.instances.clone();
+            instances.push(InstanceRef {
+                fan_out,
+                instance: index,
+            });
+            let e = self.instance(
+                step,
+                format!("{base}[{key}]"),
+                frame,
+                readable,
+                Some((item, index)),
+                &instances,
+            )?;
+            all.nodes.extend(e.nodes);
+            all.sources.extend(e.sources);
+            all.sinks.extend(e.sinks);
+        }
+        Ok(all)
+    }
+
+    /// One run of a step: a node, or for a group, its steps as a scope of their own.
+    fn instance(
+        &mut self,
+        step: &Step,
+        name: String,
+        frame: &Frame<'_>,
+        readable: &HashMap<String, Vec<NodeIndex>>,
+        item: Option<(Value, usize)>,
+        instances: &[InstanceRef],
+    ) -> Result<Expanded, Error> {
+        if let ActionRef::Group(steps) = step.action() {
+            let inner = Frame {
+                scope: format!("{name}."),
+                item,
+                instances: instances.to_vec(),
+                outside: readable,
+            };
+            return self.scope(steps, &inner);
+        }
+        let mut node = self.node(step, name, frame, readable, item);
+        node.instances = instances.to_vec();
+        let idx = self.graph.add_node(node);
+        Ok(Expanded {
+            nodes: vec![idx],
+            sources: vec![idx],
+            sinks: vec![idx],
+        })
+    }
+
+    fn node(
+        &mut self,
+        step: &Step,
+        name: String,
+        frame: &Frame<'_>,
+        readable: &HashMap<String, Vec<NodeIndex>>,
+        item: Option<(Value, usize)>,
+    ) -> Node {
+        let inputs = step_reads(step)
+            .into_iter()
+            .filter_map(|id| readable.get(&id).map(|nodes| (id, nodes.clone())))
+            .collect();
+        let shared = self
+            .shared
+            .entry(step as *const Step)
+            .or_insert_with(|| Arc::new(step.clone()))
+            .clone();
+        Node {
+            name,
+            step: shared,
+            scope: frame.scope.clone(),
+            item,
+            instances: frame.instances.clone(),
+            inputs,
+            settings: settings(self.plan, step),
+            deferred: None,
+        }
+    }
+
+    fn eval_for_each(&self, t: &Template, frame: &Frame<'_>) -> Result<Vec<Value>, Error> {
+        let mut ctx = self.context.clone();
+        if let Some((item, index)) = &frame.item {
+            ctx["item"] = item.clone();
+            ctx["index"] = json!(index);
+        }
+        match template::eval_single(&t.value, &ctx) {
+            Ok(Some(Value::Array(items))) => Ok(items),
+            Ok(Some(Value::Null)) => Ok(Vec::new()),
+            Ok(Some(other)) => Err(Error::Compile {
+                message: format!(
+                    "`for_each` yields {}, not a list",
+                    crate::params::describe_value(&other)
+                ),
+                span: Some(t.span),
+            }),
+            Ok(None) => Err(Error::Compile {
+                message: "`for_each` must be a single `{{ expression }}`".into(),
+                span: Some(t.span),
+            }),
+            Err(why) => Err(Error::Compile {
+                message: format!("`for_each`: {why}"),
+                span: Some(t.span),
+            }),
+        }
+    }
+}
+
+/// Names for the instances of a fan-out: the item itself when it is a short scalar and unique,
+/// else its position.
+fn instance_keys(items: &[Value]) -> Vec<String> {
+    let keys: Vec<Option<String>> = items
+        .iter()
+        .map(|v| match v {
+            Value::String(s)
+                if !s.is_empty() && s.len() <= 64 && !s.contains(['[', ']', '.', '\n']) =>
+            {
+                Some(s.clone())
+            }
+            Value::Number(n) => Some(n.to_string()),
+            Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    let unique = keys.iter().flatten().collect::<HashSet<_>>().len() == items.len();
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, k)| k.filter(|_| unique).unwrap_or_else(|| i.to_string()))
+        .collect()
+}
+
+/// The steps of a scope in an order where each comes after what it needs.
+fn topological(steps: &[Step]) -> Result<Vec<usize>, Error> {
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.value.as_str(), i))
+        .collect();
+    let mut graph: DiGraph<usize, ()> = DiGraph::new();
+    let nodes: Vec<_> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
+    for (i, s) in steps.iter().enumerate() {
+        for n in &s.needs {
+            if let Some(&j) = index.get(n.value.as_str()) {
+                graph.add_edge(nodes[j], nodes[i], ());
+            }
+        }
+    }
+    petgraph::algo::toposort(&graph, None)
+        .map(|order| order.into_iter().map(|n| graph[n]).collect())
+        .map_err(|cycle| Error::Compile {
+            message: format!(
+                "steps form a cycle at `{}`",
+                steps[graph[cycle.node_id()]].id.value
+            ),
+            span: Some(steps[graph[cycle.node_id()]].id.span),
+        })
+}
+
+/// Step ids whose outputs a step's templates and jq read.
+pub fn step_reads(step: &Step) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut texts: Vec<&str> = Vec::new();
+    visit_templates(step, &mut |t| texts.push(t));
+    for text in texts {
+        if let Ok(parsed) = template::parse(text) {
+            for r in template::references(&parsed) {
+                if r.path.first().map(String::as_str) == Some("steps")
+                    && let Some(id) = r.path.get(1)
+                {
+                    ids.push(id.clone());
+                }
+            }
+        }
+    }
+    for jq in [&step.when, &step.until]
+        .into_iter()
+        .flatten()
+        .chain(step.capture.iter().map(|(_, j)| j))
+        .map(|j| j.value.as_str())
+        .chain(action_jq(step))
+    {
+        ids.extend(
+            crate::jq::step_references(jq)
+                .into_iter()
+                .map(|(id, _, _)| id),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn action_jq(step: &Step) -> Option<&str> {
+    step.http
+        .as_ref()
+        .and_then(|h| h.expect.as_ref())
+        .and_then(|e| e.jq.as_ref())
+        .map(|j| j.value.as_str())
+}
+
+/// Calls `f` with every template string of a step's own fields (not its group's steps).
+pub fn visit_templates<'s>(step: &'s Step, f: &mut dyn FnMut(&'s str)) {
+    if let Some(ForEach::Template(t)) = &step.for_each {
+        f(&t.value);
+    }
+    let opt = |t: &'s Option<Template>, f: &mut dyn FnMut(&'s str)| {
+        if let Some(t) = t {
+            f(&t.value);
+        }
+    };
+    match step.action() {
+        ActionRef::Ssh(a) => {
+            f(&a.host.value);
+            opt(&a.run, f);
+            opt(&a.script, f);
+            opt(&a.settings.user, f);
+            for (_, t) in a.settings.env.iter() {
+                f(&t.value);
+            }
+            if let Some(u) = &a.upload {
+                f(&u.from.value);
+                f(&u.to.value);
+            }
+        }
+        ActionRef::Http(a) => {
+            opt(&a.url, f);
+            opt(&a.path, f);
+            opt(&a.body, f);
+            for map in [&a.headers, &a.query, &a.form] {
+                for (_, t) in map.iter() {
+                    f(&t.value);
+                }
+            }
+            if let Some(j) = &a.json {
+                visit_node_strings(j, f);
+            }
+        }
+        ActionRef::Sql(a) => {
+            opt(&a.url, f);
+            opt(&a.query, f);
+            for s in a.statements.iter().flatten() {
+                f(&s.query.value);
+                for arg in &s.args {
+                    visit_node_strings(arg, f);
+                }
+            }
+            for arg in &a.args {
+                visit_node_strings(arg, f);
+            }
+        }
+        ActionRef::Shell(a) => {
+            opt(&a.run, f);
+            opt(&a.script, f);
+            opt(&a.cwd, f);
+            for (_, t) in a.env.iter() {
+                f(&t.value);
+            }
+        }
+        ActionRef::Confirm(t) => f(&t.value),
+        ActionRef::Sleep(_) | ActionRef::Group(_) => {}
+    }
+}
+
+fn visit_node_strings<'s>(node: &'s crate::yaml::Node, f: &mut dyn FnMut(&'s str)) {
+    use crate::yaml::NodeKind;
+    match &node.kind {
+        NodeKind::Scalar { text, .. } => f(text),
+        NodeKind::Seq(items) => items.iter().for_each(|n| visit_node_strings(n, f)),
+        NodeKind::Map(entries) => entries.iter().for_each(|(_, v)| visit_node_strings(v, f)),
+    }
+}
+
+/// A step's settings with the plan's `defaults` filled in.
+fn settings(plan: &Plan, step: &Step) -> Settings {
+    let d = &plan.defaults;
+    let retry = step.retry.as_ref().or(d.retry.as_ref());
+    Settings {
+        // A person answering a `confirm`, or a `sleep`, is not held to the default timeout.
+        timeout: match step.action() {
+            ActionRef::Sleep(_) | ActionRef::Confirm(_) => step.timeout.as_ref(),
+            _ => step.timeout.as_ref().or(d.timeout.as_ref()),
+        }
+        .map(|t| t.value.0),
+        retry: RetryPolicy {
+            attempts: retry.map_or(1, |r| r.attempts.value.max(1)),
+            delay: retry
+                .and_then(|r| r.delay.as_ref())
+                .map_or(DEFAULT_RETRY_DELAY, |d| d.value.0),
+            backoff: retry
+                .and_then(|r| r.backoff.as_ref())
+                .map_or(Backoff::Fixed, |b| b.value),
+            max_delay: retry.and_then(|r| r.max_delay.as_ref()).map(|d| d.value.0),
+            jitter: retry
+                .and_then(|r| r.jitter.as_ref())
+                .is_some_and(|j| j.value),
+        },
+        gate: step.until.as_ref().map(|u| Gate {
+            until: u.value.clone(),
+            interval: step
+                .interval
+                .as_ref()
+                .map_or(DEFAULT_INTERVAL, |i| i.value.0),
+            deadline: step
+                .deadline
+                .as_ref()
+                .map_or(DEFAULT_DEADLINE, |d| d.value.0),
+        }),
+        on_failure: step
+            .on_failure
+            .as_ref()
+            .map_or(OnFailure::Abort, |o| o.value),
+        resume: step
+            .resume
+            .as_ref()
+            .map_or(ResumePolicy::Rerun, |r| r.value),
+    }
+}
+
+impl Phase {
+    /// Nodes in topological layers: a node's layer comes after the layers of everything it
+    /// waits for, counting a fan-out's `concurrency` (with `concurrency: c`, instance `i`
+    /// waits for instance `i - c`), so nodes of one layer can really run at the same time.
+    /// Within a layer, nodes keep the order they were declared in.
+    pub fn layers(&self) -> Vec<Vec<NodeIndex>> {
+        let g = &self.graph;
+        // Nodes of each (fan-out, instance), for the concurrency windows.
+        let mut members: HashMap<InstanceRef, Vec<NodeIndex>> = HashMap::new();
+        for n in g.node_indices() {
+            for r in &g[n].instances {
+                members.entry(*r).or_default().push(n);
+            }
+        }
+        let mut waits: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+        for (r, nodes) in &members {
+            let Some(c) = self.fan_outs[r.fan_out].concurrency else {
+                continue;
+            };
+            let Some(earlier) = r.instance.checked_sub(c as usize) else {
+                continue;
+            };
+            let key = InstanceRef {
+                fan_out: r.fan_out,
+                instance: earlier,
+            };
+            if let Some(before) = members.get(&key) {
+                for &n in nodes {
+                    waits.entry(n).or_default().extend(before);
+                }
+            }
+        }
+        let mut depth: Vec<Option<usize>> = vec![None; g.node_count()];
+        fn depth_of(
+            n: NodeIndex,
+            g: &DiGraph<Node, ()>,
+            waits: &HashMap<NodeIndex, Vec<NodeIndex>>,
+            depth: &mut Vec<Option<usize>>,
+        ) -> usize {
+            // Iterative post-order, so a long chain cannot overflow the stack.
+            let mut stack = vec![(n, false)];
+            while let Some((m, expanded)) = stack.pop() {
+                if depth[m.index()].is_some() {
+                    continue;
+                }
+                let preds = g
+                    .neighbors_directed(m, petgraph::Direction::Incoming)
+                    .chain(waits.get(&m).into_iter().flatten().copied());
+                if expanded {
+                    let d = preds
+                        .map(|p| depth[p.index()].map_or(0, |d| d + 1))
+                        .max()
+                        .unwrap_or(0);
+                    depth[m.index()] = Some(d);
+                } else {
+                    stack.push((m, true));
+                    stack.extend(
+                        preds
+                            .filter(|p| depth[p.index()].is_none())
+                            .map(|p| (p, false)),
+                    );
+                }
+            }
+            depth[n.index()].unwrap_or(0)
+        }
+        let mut layers: Vec<Vec<NodeIndex>> = Vec::new();
+        for n in g.node_indices() {
+            let d = depth_of(n, g, &waits, &mut depth);
+            if layers.len() <= d {
+                layers.resize(d + 1, Vec::new());
+            }
+            layers[d].push(n);
+        }
+        layers
+    }
+}

@@ -1,0 +1,1060 @@
+//! The YAML tree → the typed [`Plan`], collecting every shape error on the way.
+//!
+//! Each model type has a small function here that reads a mapping through [`Fields`], which
+//! reports unknown keys (with a suggestion), duplicate keys and missing required keys. A value
+//! that cannot be read is reported and left out, so decoding always goes on and the validator
+//! still sees the rest of the plan.
+
+use std::time::Duration as StdDuration;
+
+use crate::Span;
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::model::*;
+use crate::yaml::{Node, NodeKind};
+
+/// Keys of each mapping, in the order the docs list them. The schema test checks that these
+/// agree with the JSON Schema generated from the model.
+pub mod keys {
+    pub const PLAN: &[&str] = &[
+        "version",
+        "name",
+        "description",
+        "severity",
+        "confirm",
+        "lock",
+        "params",
+        "inventory",
+        "secrets",
+        "connections",
+        "defaults",
+        "steps",
+        "on_failure",
+        "finally",
+    ];
+    pub const PARAM: &[&str] = &["type", "default", "required", "enum", "description"];
+    pub const HOST: &[&str] = &["name", "address", "port", "user", "vars"];
+    pub const SECRET: &[&str] = &["env", "file"];
+    pub const CONNECTION: &[&str] = &["sql", "http"];
+    pub const SQL_CONNECTION: &[&str] = &["url"];
+    pub const HTTP_CONNECTION: &[&str] = &["base_url", "headers", "tls"];
+    pub const DEFAULTS: &[&str] = &["timeout", "retry", "ssh", "http", "sql"];
+    pub const RETRY: &[&str] = &["attempts", "delay", "backoff", "max_delay", "jitter"];
+    pub const SSH_SETTINGS: &[&str] = &[
+        "user",
+        "port",
+        "sudo",
+        "env",
+        "identity_file",
+        "known_hosts",
+        "host_key_policy",
+        "connect_timeout",
+    ];
+    pub const SSH_ACTION_OWN: &[&str] = &["host", "run", "script", "upload"];
+    pub const UPLOAD: &[&str] = &["from", "to", "mode"];
+    pub const HTTP_SETTINGS: &[&str] = &["headers", "tls"];
+    pub const SQL_SETTINGS: &[&str] = &["connection", "lock_timeout"];
+    pub const STEP_COMMON: &[&str] = &[
+        "id",
+        "name",
+        "needs",
+        "when",
+        "for_each",
+        "concurrency",
+        "max_failures",
+        "timeout",
+        "retry",
+        "until",
+        "interval",
+        "deadline",
+        "capture",
+        "on_failure",
+        "resume",
+    ];
+    pub const ACTIONS: &[&str] = &["ssh", "http", "sql", "shell", "sleep", "confirm", "steps"];
+    pub const HTTP_ACTION: &[&str] = &[
+        "method",
+        "url",
+        "connection",
+        "path",
+        "headers",
+        "query",
+        "json",
+        "body",
+        "form",
+        "expect",
+        "tls",
+    ];
+    pub const HTTP_EXPECT: &[&str] = &["status", "body_contains", "jq"];
+    pub const TLS: &[&str] = &["ca_file", "client_cert", "client_key", "insecure"];
+    pub const SQL_ACTION: &[&str] = &[
+        "connection",
+        "url",
+        "query",
+        "args",
+        "statements",
+        "transaction",
+        "expect",
+        "lock_timeout",
+    ];
+    pub const STATEMENT: &[&str] = &["query", "args"];
+    pub const SQL_EXPECT: &[&str] = &["rows_affected"];
+    pub const ROWS_RANGE: &[&str] = &["min", "max"];
+    pub const SHELL_ACTION: &[&str] = &["run", "script", "env", "cwd"];
+}
+
+/// Reads a plan from its YAML tree. Returns the plan as far as it could be read; problems go
+/// to `diags`. `None` only when the document is not a mapping at all.
+pub fn decode_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
+    let mut d = Decoder { diags };
+    let f = d.fields(root, "the plan", keys::PLAN)?;
+    let version = match f.get("version") {
+        Some(v) => d.uint(v),
+        None => {
+            d.diags.push(
+                Diagnostic::error(
+                    "missing-version",
+                    Span::new(root.span.offset, 0),
+                    "the plan has no `version`",
+                )
+                .label("expected `version: 1` here")
+                .help("start the plan with `version: 1`, the format this rollbook reads"),
+            );
+            None
+        }
+    };
+    let name = d.required(&f, "name", root).and_then(|n| d.string(n));
+    let steps = match f.get("steps") {
+        Some(n) => d.steps(n),
+        None => {
+            d.diags.push(
+                Diagnostic::error("missing-key", key_span(root), "the plan has no `steps`")
+                    .help("add `steps:` with the rollback's steps"),
+            );
+            Vec::new()
+        }
+    };
+    let plan = Plan {
+        version: version.unwrap_or(Spanned::new(1, Span::default())),
+        name: name.unwrap_or_else(|| Spanned::new(String::new(), key_span(root))),
+        description: f.get("description").and_then(|n| d.string(n)),
+        severity: f.get("severity").and_then(|n| {
+            d.choice(
+                n,
+                "severity",
+                Severity::NAMES,
+                &[
+                    Severity::Critical,
+                    Severity::High,
+                    Severity::Medium,
+                    Severity::Low,
+                ],
+            )
+        }),
+        confirm: f.get("confirm").and_then(|n| d.string(n)),
+        lock: f.get("lock").and_then(|n| d.string(n)),
+        params: f
+            .get("params")
+            .map(|n| d.entries(n, "params", |d, v| d.param(v)))
+            .unwrap_or_default(),
+        inventory: f
+            .get("inventory")
+            .map(|n| d.entries(n, "inventory", |d, v| Some(d.list(v, |d, h| d.host(h)))))
+            .unwrap_or_default(),
+        secrets: f
+            .get("secrets")
+            .map(|n| d.entries(n, "secrets", |d, v| d.secret(v)))
+            .unwrap_or_default(),
+        connections: f
+            .get("connections")
+            .map(|n| d.entries(n, "connections", |d, v| d.connection(v)))
+            .unwrap_or_default(),
+        defaults: f
+            .get("defaults")
+            .and_then(|n| d.defaults(n))
+            .unwrap_or_default(),
+        steps,
+        on_failure: f.get("on_failure").map(|n| d.steps(n)).unwrap_or_default(),
+        finally: f.get("finally").map(|n| d.steps(n)).unwrap_or_default(),
+        span: root.span,
+    };
+    Some(plan)
+}
+
+/// Where a mapping starts, as a zero-length span (for "missing key" messages).
+fn key_span(node: &Node) -> Span {
+    Span::new(node.span.offset, 0)
+}
+
+/// The keys of one mapping, checked against the keys its type knows.
+struct Fields<'n> {
+    entries: Vec<(&'n Node, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| *v)
+    }
+    fn key(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(k, _)| *k)
+    }
+}
+
+struct Decoder<'d> {
+    diags: &'d mut Vec<Diagnostic>,
+}
+
+impl Decoder<'_> {
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn type_error(&mut self, node: &Node, expected: &str) {
+        let found = node.kind_name();
+        self.push(
+            Diagnostic::error(
+                "wrong-type",
+                node.span,
+                format!("expected {expected}, found {found}"),
+            )
+            .label(format!("expected {expected}")),
+        );
+    }
+
+    /// Reads a mapping whose keys must be among `known`.
+    fn fields<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Option<Fields<'n>> {
+        let NodeKind::Map(entries) = &node.kind else {
+            let found = node.kind_name();
+            self.push(
+                Diagnostic::error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a mapping, found {found}"),
+                )
+                .label("expected `key: value` lines"),
+            );
+            return None;
+        };
+        let mut seen: Vec<(&str, Span)> = Vec::new();
+        let mut kept = Vec::new();
+        for (k, v) in entries {
+            let name = k.as_str().unwrap_or_default();
+            if let Some((_, first)) = seen.iter().find(|(s, _)| *s == name) {
+                self.push(
+                    Diagnostic::error(
+                        "duplicate-key",
+                        k.span,
+                        format!("`{name}` is given twice in {what}"),
+                    )
+                    .label("second time")
+                    .related(*first, "first time")
+                    .help("remove one of them"),
+                );
+                continue;
+            }
+            seen.push((name, k.span));
+            if !known.contains(&name) {
+                let mut diag = Diagnostic::error(
+                    "unknown-key",
+                    k.span,
+                    format!("unknown key `{name}` in {what}"),
+                )
+                .label("not a key here");
+                diag = match did_you_mean(name, known.iter().copied()) {
+                    Some(s) => diag.help(format!("did you mean `{s}`?")),
+                    None => diag.help(format!("the keys here are: {}", known.join(", "))),
+                };
+                self.push(diag);
+                continue;
+            }
+            kept.push((k, v));
+        }
+        Some(Fields { entries: kept })
+    }
+
+    fn required<'n>(&mut self, f: &Fields<'n>, key: &str, map: &Node) -> Option<&'n Node> {
+        let v = f.get(key);
+        if v.is_none() {
+            self.push(
+                Diagnostic::error(
+                    "missing-key",
+                    key_span(map),
+                    format!("`{key}` is required here"),
+                )
+                .label(format!("this needs `{key}:`")),
+            );
+        }
+        v
+    }
+
+    fn scalar<'n>(&mut self, node: &'n Node, expected: &str) -> Option<(&'n str, bool)> {
+        match &node.kind {
+            NodeKind::Scalar { text, plain } if !node.is_null() => Some((text.as_str(), *plain)),
+            _ => {
+                self.type_error(node, expected);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node) -> Option<Spanned<String>> {
+        let (s, _) = self.scalar(node, "text")?;
+        Some(Spanned::new(s.to_string(), node.span))
+    }
+
+    fn bool(&mut self, node: &Node) -> Option<Spanned<bool>> {
+        match self.scalar(node, "true or false")? {
+            ("true", true) => Some(Spanned::new(true, node.span)),
+            ("false", true) => Some(Spanned::new(false, node.span)),
+            _ => {
+                self.type_error(node, "true or false");
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, node: &Node) -> Option<Spanned<u64>> {
+        let (s, plain) = self.scalar(node, "a whole number")?;
+        match s.parse::<u64>() {
+            Ok(n) if plain => Some(Spanned::new(n, node.span)),
+            _ => {
+                self.push(
+                    Diagnostic::error(
+                        "wrong-type",
+                        node.span,
+                        format!("expected a whole number, found `{s}`"),
+                    )
+                    .label("not a whole number"),
+                );
+                None
+            }
+        }
+    }
+
+    fn port(&mut self, node: &Node) -> Option<Spanned<u16>> {
+        let n = self.uint(node)?;
+        match u16::try_from(n.value) {
+            Ok(p) if p > 0 => Some(Spanned::new(p, n.span)),
+            _ => {
+                self.push(
+                    Diagnostic::error(
+                        "bad-port",
+                        node.span,
+                        format!("{} is not a TCP port", n.value),
+                    )
+                    .label("expected 1 to 65535"),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node) -> Option<Spanned<Duration>> {
+        let (s, _) = self.scalar(node, "a duration like 30s")?;
+        match parse_duration(s) {
+            Ok(d) => Some(Spanned::new(Duration(d), node.span)),
+            Err(why) => {
+                self.push(
+                    Diagnostic::error(
+                        "bad-duration",
+                        node.span,
+                        format!("`{s}` is not a duration: {why}"),
+                    )
+                    .label("not a duration")
+                    .help("write a number and a unit: 500ms, 30s, 5m, 1h30m"),
+                );
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        names: &[&str],
+        values: &[T],
+    ) -> Option<Spanned<T>> {
+        let (s, _) = self.scalar(node, "a name")?;
+        if let Some(i) = names.iter().position(|n| *n == s) {
+            return Some(Spanned::new(values[i], node.span));
+        }
+        let mut diag = Diagnostic::error("bad-value", node.span, format!("`{s}` is not a {what}"))
+            .label(format!("expected one of: {}", names.join(", ")));
+        if let Some(m) = did_you_mean(s, names.iter().copied()) {
+            diag = diag.help(format!("did you mean `{m}`?"));
+        }
+        self.push(diag);
+        None
+    }
+
+    fn list<T>(
+        &mut self,
+        node: &Node,
+        mut item: impl FnMut(&mut Self, &Node) -> Option<T>,
+    ) -> Vec<T> {
+        match &node.kind {
+            NodeKind::Seq(items) => items.iter().filter_map(|n| item(self, n)).collect(),
+            _ => {
+                self.type_error(node, "a list");
+                Vec::new()
+            }
+        }
+    }
+
+    fn entries<V>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        mut value: impl FnMut(&mut Self, &Node) -> Option<V>,
+    ) -> Entries<V> {
+        let NodeKind::Map(items) = &node.kind else {
+            if !node.is_null() {
+                self.type_error(node, &format!("a mapping of {what}"));
+            }
+            return Entries::default();
+        };
+        let mut out: Vec<(Spanned<String>, V)> = Vec::new();
+        for (k, v) in items {
+            let name = Spanned::new(k.as_str().unwrap_or_default().to_string(), k.span);
+            if let Some((first, _)) = out.iter().find(|(n, _)| n.value == name.value) {
+                let first = first.span;
+                self.push(
+                    Diagnostic::error(
+                        "duplicate-key",
+                        k.span,
+                        format!("`{}` is given twice in {what}", name.value),
+                    )
+                    .label("second time")
+                    .related(first, "first time"),
+                );
+                continue;
+            }
+            if let Some(v) = value(self, v) {
+                out.push((name, v));
+            }
+        }
+        Entries(out)
+    }
+
+    fn templates(&mut self, node: &Node, what: &str) -> Entries<Template> {
+        self.entries(node, what, |d, v| d.string(v))
+    }
+
+    fn param(&mut self, node: &Node) -> Option<Param> {
+        let f = self.fields(node, "a param", keys::PARAM)?;
+        Some(Param {
+            ty: f.get("type").and_then(|n| {
+                self.choice(
+                    n,
+                    "param type",
+                    ParamType::NAMES,
+                    &[
+                        ParamType::String,
+                        ParamType::Int,
+                        ParamType::Bool,
+                        ParamType::List,
+                        ParamType::Duration,
+                    ],
+                )
+            }),
+            default: f.get("default").cloned(),
+            required: f.get("required").and_then(|n| self.bool(n)),
+            choices: f.get("enum").map(|n| self.list(n, |_, v| Some(v.clone()))),
+            description: f.get("description").and_then(|n| self.string(n)),
+            span: f.key("type").map_or(node.span, |k| k.span),
+        })
+    }
+
+    fn host(&mut self, node: &Node) -> Option<Host> {
+        if let NodeKind::Scalar { .. } = node.kind {
+            return self.string(node).map(Host::Name);
+        }
+        let f = self.fields(node, "a host", keys::HOST)?;
+        let name = self
+            .required(&f, "name", node)
+            .and_then(|n| self.string(n))?;
+        Some(Host::Detailed(HostDetails {
+            name,
+            address: f.get("address").and_then(|n| self.string(n)),
+            port: f.get("port").and_then(|n| self.port(n)),
+            user: f.get("user").and_then(|n| self.string(n)),
+            vars: f
+                .get("vars")
+                .map(|n| self.entries(n, "vars", |_, v| Some(v.clone())))
+                .unwrap_or_default(),
+        }))
+    }
+
+    /// A mapping that must hold exactly one of `variants` (`{ env: NAME }`, `{ sql: {..} }`).
+    fn one_of<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        variants: &[&str],
+    ) -> Option<(&'n str, &'n Node)> {
+        let f = self.fields(node, what, variants)?;
+        match f.entries.as_slice() {
+            [(k, v)] => Some((k.as_str().unwrap_or_default(), v)),
+            [] => {
+                self.push(
+                    Diagnostic::error(
+                        "missing-key",
+                        node.span,
+                        format!("{what} needs one of: {}", variants.join(", ")),
+                    )
+                    .label("empty"),
+                );
+                None
+            }
+            [_, (second, _), ..] => {
+                self.push(
+                    Diagnostic::error(
+                        "conflicting-keys",
+                        second.span,
+                        format!("{what} takes only one of: {}", variants.join(", ")),
+                    )
+                    .label("a second one"),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret(&mut self, node: &Node) -> Option<SecretSource> {
+        let (kind, v) = self.one_of(node, "a secret", keys::SECRET)?;
+        let value = self.string(v)?;
+        Some(if kind == "env" {
+            SecretSource::Env(value)
+        } else {
+            SecretSource::File(value)
+        })
+    }
+
+    fn connection(&mut self, node: &Node) -> Option<Connection> {
+        let (kind, v) = self.one_of(node, "a connection", keys::CONNECTION)?;
+        if kind == "sql" {
+            let f = self.fields(v, "a sql connection", keys::SQL_CONNECTION)?;
+            let url = self.required(&f, "url", v).and_then(|n| self.string(n))?;
+            Some(Connection::Sql(SqlConnection { url }))
+        } else {
+            let f = self.fields(v, "an http connection", keys::HTTP_CONNECTION)?;
+            let base_url = self
+                .required(&f, "base_url", v)
+                .and_then(|n| self.string(n))?;
+            Some(Connection::Http(HttpConnection {
+                base_url,
+                headers: f
+                    .get("headers")
+                    .map(|n| self.templates(n, "headers"))
+                    .unwrap_or_default(),
+                tls: f.get("tls").and_then(|n| self.tls(n)),
+            }))
+        }
+    }
+
+    fn defaults(&mut self, node: &Node) -> Option<Defaults> {
+        let f = self.fields(node, "defaults", keys::DEFAULTS)?;
+        Some(Defaults {
+            timeout: f.get("timeout").and_then(|n| self.duration(n)),
+            retry: f.get("retry").and_then(|n| self.retry(n)),
+            ssh: f.get("ssh").and_then(|n| {
+                let f = self.fields(n, "defaults.ssh", keys::SSH_SETTINGS)?;
+                Some(self.ssh_settings(&f))
+            }),
+            http: f.get("http").and_then(|n| {
+                let f = self.fields(n, "defaults.http", keys::HTTP_SETTINGS)?;
+                Some(HttpSettings {
+                    headers: f
+                        .get("headers")
+                        .map(|n| self.templates(n, "headers"))
+                        .unwrap_or_default(),
+                    tls: f.get("tls").and_then(|n| self.tls(n)),
+                })
+            }),
+            sql: f.get("sql").and_then(|n| {
+                let f = self.fields(n, "defaults.sql", keys::SQL_SETTINGS)?;
+                Some(SqlSettings {
+                    connection: f.get("connection").and_then(|n| self.string(n)),
+                    lock_timeout: f.get("lock_timeout").and_then(|n| self.duration(n)),
+                })
+            }),
+        })
+    }
+
+    fn retry(&mut self, node: &Node) -> Option<Retry> {
+        let f = self.fields(node, "retry", keys::RETRY)?;
+        let attempts = self
+            .required(&f, "attempts", node)
+            .and_then(|n| self.uint(n))?;
+        Some(Retry {
+            attempts,
+            delay: f.get("delay").and_then(|n| self.duration(n)),
+            backoff: f.get("backoff").and_then(|n| {
+                self.choice(
+                    n,
+                    "backoff",
+                    &["fixed", "exponential"],
+                    &[Backoff::Fixed, Backoff::Exponential],
+                )
+            }),
+            max_delay: f.get("max_delay").and_then(|n| self.duration(n)),
+            jitter: f.get("jitter").and_then(|n| self.bool(n)),
+            span: node.span,
+        })
+    }
+
+    fn ssh_settings(&mut self, f: &Fields<'_>) -> SshSettings {
+        SshSettings {
+            user: f.get("user").and_then(|n| self.string(n)),
+            port: f.get("port").and_then(|n| self.port(n)),
+            sudo: f.get("sudo").and_then(|n| self.bool(n)),
+            env: f
+                .get("env")
+                .map(|n| self.templates(n, "env"))
+                .unwrap_or_default(),
+            identity_file: f.get("identity_file").and_then(|n| self.string(n)),
+            known_hosts: f.get("known_hosts").and_then(|n| self.string(n)),
+            host_key_policy: f.get("host_key_policy").and_then(|n| {
+                self.choice(
+                    n,
+                    "host key policy",
+                    &["strict", "accept-new"],
+                    &[HostKeyPolicy::Strict, HostKeyPolicy::AcceptNew],
+                )
+            }),
+            connect_timeout: f.get("connect_timeout").and_then(|n| self.duration(n)),
+        }
+    }
+
+    fn tls(&mut self, node: &Node) -> Option<Tls> {
+        let f = self.fields(node, "tls", keys::TLS)?;
+        Some(Tls {
+            ca_file: f.get("ca_file").and_then(|n| self.string(n)),
+            client_cert: f.get("client_cert").and_then(|n| self.string(n)),
+            client_key: f.get("client_key").and_then(|n| self.string(n)),
+            insecure: f.get("insecure").and_then(|n| self.bool(n)),
+        })
+    }
+
+    fn steps(&mut self, node: &Node) -> Vec<Step> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        self.list(node, |d, n| d.step(n))
+    }
+
+    fn step(&mut self, node: &Node) -> Option<Step> {
+        let known: Vec<&str> = keys::STEP_COMMON
+            .iter()
+            .chain(keys::ACTIONS)
+            .copied()
+            .collect();
+        let f = self.fields(node, "a step", &known)?;
+        let id = self.required(&f, "id", node).and_then(|n| self.string(n));
+        let actions: Vec<&Node> = keys::ACTIONS.iter().filter_map(|a| f.key(a)).collect();
+        let id_text = id
+            .as_ref()
+            .map_or("this step".to_string(), |i| format!("step `{}`", i.value));
+        match actions.as_slice() {
+            [] => self.push(
+                Diagnostic::error("no-action", id.as_ref().map_or(key_span(node), |i| i.span), format!("{id_text} has no action"))
+                    .label("does nothing")
+                    .help("give it one of: ssh, http, sql, shell, sleep, confirm, or `steps:` for a group"),
+            ),
+            [_] => {}
+            [first, second, ..] => self.push(
+                Diagnostic::error(
+                    "two-actions",
+                    second.span,
+                    format!(
+                        "{id_text} has two actions, `{}` and `{}`",
+                        first.as_str().unwrap_or_default(),
+                        second.as_str().unwrap_or_default()
+                    ),
+                )
+                .label("second action")
+                .related(first.span, "first action")
+                .help("a step does one thing: split it into two steps, the second with `needs:` on the first"),
+            ),
+        }
+        let step = Step {
+            id: id.unwrap_or_else(|| Spanned::new(String::new(), key_span(node))),
+            name: f.get("name").and_then(|n| self.string(n)),
+            needs: f
+                .get("needs")
+                .map(|n| self.string_or_list(n))
+                .unwrap_or_default(),
+            when: f.get("when").and_then(|n| self.string(n)),
+            for_each: f.get("for_each").and_then(|n| self.for_each(n)),
+            concurrency: f.get("concurrency").and_then(|n| self.uint(n)),
+            max_failures: f.get("max_failures").and_then(|n| self.uint(n)),
+            timeout: f.get("timeout").and_then(|n| self.duration(n)),
+            retry: f.get("retry").and_then(|n| self.retry(n)),
+            until: f.get("until").and_then(|n| self.string(n)),
+            interval: f.get("interval").and_then(|n| self.duration(n)),
+            deadline: f.get("deadline").and_then(|n| self.duration(n)),
+            capture: f
+                .get("capture")
+                .map(|n| self.entries(n, "capture", |d, v| d.string(v)))
+                .unwrap_or_default(),
+            on_failure: f.get("on_failure").and_then(|n| {
+                self.choice(
+                    n,
+                    "on_failure value",
+                    &["abort", "continue"],
+                    &[OnFailure::Abort, OnFailure::Continue],
+                )
+            }),
+            resume: f.get("resume").and_then(|n| {
+                self.choice(
+                    n,
+                    "resume policy",
+                    &["rerun", "ask"],
+                    &[ResumePolicy::Rerun, ResumePolicy::Ask],
+                )
+            }),
+            ssh: f.get("ssh").and_then(|n| self.ssh(n)),
+            http: f.get("http").and_then(|n| self.http(n)),
+            sql: f.get("sql").and_then(|n| self.sql(n)),
+            shell: f.get("shell").and_then(|n| self.shell(n)),
+            sleep: f.get("sleep").and_then(|n| self.duration(n)),
+            confirm: f.get("confirm").and_then(|n| self.string(n)),
+            steps: f.get("steps").map(|n| self.steps(n)),
+            span: node.span,
+        };
+        Some(step)
+    }
+
+    /// `needs: a` is read as `needs: [a]`.
+    fn string_or_list(&mut self, node: &Node) -> Vec<Spanned<String>> {
+        match &node.kind {
+            NodeKind::Scalar { .. } => self.string(node).into_iter().collect(),
+            _ => self.list(node, |d, n| d.string(n)),
+        }
+    }
+
+    fn for_each(&mut self, node: &Node) -> Option<ForEach> {
+        match &node.kind {
+            NodeKind::Seq(items) => Some(ForEach::List(items.clone())),
+            _ => self.string(node).map(ForEach::Template),
+        }
+    }
+
+    fn ssh(&mut self, node: &Node) -> Option<SshAction> {
+        let known: Vec<&str> = keys::SSH_ACTION_OWN
+            .iter()
+            .chain(keys::SSH_SETTINGS)
+            .copied()
+            .collect();
+        let f = self.fields(node, "an ssh action", &known)?;
+        let host = self.required(&f, "host", node).and_then(|n| self.string(n));
+        let run = f.get("run").and_then(|n| self.string(n));
+        let script = f.get("script").and_then(|n| self.string(n));
+        let upload = f.get("upload").and_then(|n| self.upload(n));
+        self.exactly_one_command(node, &f, &["run", "script", "upload"], "an ssh action");
+        Some(SshAction {
+            host: host?,
+            run,
+            script,
+            upload,
+            settings: self.ssh_settings(&f),
+            span: node.span,
+        })
+    }
+
+    /// Reports a command-like action with none or several of `choices` set.
+    fn exactly_one_command(&mut self, node: &Node, f: &Fields<'_>, choices: &[&str], what: &str) {
+        let present: Vec<&Node> = choices.iter().filter_map(|c| f.key(c)).collect();
+        match present.as_slice() {
+            [] => self.push(
+                Diagnostic::error(
+                    "missing-key",
+                    key_span(node),
+                    format!("{what} needs one of: {}", choices.join(", ")),
+                )
+                .label("nothing to run"),
+            ),
+            [_] => {}
+            [first, second, ..] => self.push(
+                Diagnostic::error(
+                    "conflicting-keys",
+                    second.span,
+                    format!("{what} takes one of {}, not several", choices.join(", ")),
+                )
+                .label("second one")
+                .related(first.span, "first one"),
+            ),
+        }
+    }
+
+    fn upload(&mut self, node: &Node) -> Option<Upload> {
+        let f = self.fields(node, "upload", keys::UPLOAD)?;
+        let from = self.required(&f, "from", node).and_then(|n| self.string(n));
+        let to = self.required(&f, "to", node).and_then(|n| self.string(n));
+        let mode = f.get("mode").and_then(|n| self.string(n));
+        if let Some(m) = &mode
+            && (m.value.is_empty()
+                || m.value.len() > 4
+                || !m.value.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        {
+            self.push(
+                Diagnostic::error(
+                    "bad-value",
+                    m.span,
+                    format!("`{}` is not an octal file mode", m.value),
+                )
+                .help("quote it, like `mode: \"0644\"`"),
+            );
+        }
+        Some(Upload {
+            from: from?,
+            to: to?,
+            mode,
+        })
+    }
+
+    fn http(&mut self, node: &Node) -> Option<HttpAction> {
+        let f = self.fields(node, "an http action", keys::HTTP_ACTION)?;
+        let method = f.get("method").and_then(|n| self.string(n));
+        if let Some(m) = &method {
+            const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+            if !METHODS.contains(&m.value.as_str()) {
+                let mut diag = Diagnostic::error(
+                    "bad-value",
+                    m.span,
+                    format!("`{}` is not an HTTP method", m.value),
+                )
+                .label(format!("expected one of: {}", METHODS.join(", ")));
+                if let Some(s) =
+                    did_you_mean(&m.value.to_ascii_uppercase(), METHODS.iter().copied())
+                {
+                    diag = diag.help(format!("did you mean `{s}`?"));
+                }
+                self.push(diag);
+            }
+        }
+        match (f.key("url"), f.key("connection")) {
+            (None, None) => self.push(
+                Diagnostic::error(
+                    "missing-key",
+                    key_span(node),
+                    "an http action needs `url`, or `connection` and `path`",
+                )
+                .label("no address"),
+            ),
+            (Some(u), Some(c)) => self.push(
+                Diagnostic::error(
+                    "conflicting-keys",
+                    c.span,
+                    "an http action takes `url` or `connection`, not both",
+                )
+                .related(u.span, "url"),
+            ),
+            _ => {}
+        }
+        let bodies: Vec<&Node> = ["json", "body", "form"]
+            .iter()
+            .filter_map(|k| f.key(k))
+            .collect();
+        if let [first, second, ..] = bodies.as_slice() {
+            self.push(
+                Diagnostic::error(
+                    "conflicting-keys",
+                    second.span,
+                    "an http action has one body: `json`, `body` or `form`",
+                )
+                .related(first.span, "first body"),
+            );
+        }
+        Some(HttpAction {
+            method,
+            url: f.get("url").and_then(|n| self.string(n)),
+            connection: f.get("connection").and_then(|n| self.string(n)),
+            path: f.get("path").and_then(|n| self.string(n)),
+            headers: f
+                .get("headers")
+                .map(|n| self.templates(n, "headers"))
+                .unwrap_or_default(),
+            query: f
+                .get("query")
+                .map(|n| self.templates(n, "query"))
+                .unwrap_or_default(),
+            json: f.get("json").cloned(),
+            body: f.get("body").and_then(|n| self.string(n)),
+            form: f
+                .get("form")
+                .map(|n| self.templates(n, "form"))
+                .unwrap_or_default(),
+            expect: f.get("expect").and_then(|n| self.http_expect(n)),
+            tls: f.get("tls").and_then(|n| self.tls(n)),
+            span: node.span,
+        })
+    }
+
+    fn http_expect(&mut self, node: &Node) -> Option<HttpExpect> {
+        let f = self.fields(node, "expect", keys::HTTP_EXPECT)?;
+        Some(HttpExpect {
+            status: f.get("status").and_then(|n| self.status(n)),
+            body_contains: f.get("body_contains").and_then(|n| self.string(n)),
+            jq: f.get("jq").and_then(|n| self.string(n)),
+        })
+    }
+
+    fn status(&mut self, node: &Node) -> Option<Spanned<StatusExpect>> {
+        let code = |d: &mut Self, n: &Node| {
+            let v = d.uint(n)?;
+            match u16::try_from(v.value) {
+                Ok(c) if (100..=599).contains(&c) => Some(c),
+                _ => {
+                    d.push(
+                        Diagnostic::error(
+                            "bad-value",
+                            n.span,
+                            format!("{} is not an HTTP status", v.value),
+                        )
+                        .label("expected 100 to 599"),
+                    );
+                    None
+                }
+            }
+        };
+        let value = match &node.kind {
+            NodeKind::Seq(_) => StatusExpect::Codes(self.list(node, code)),
+            NodeKind::Scalar { text, plain: false } => {
+                if !matches!(text.as_str(), "1xx" | "2xx" | "3xx" | "4xx" | "5xx") {
+                    self.push(
+                        Diagnostic::error(
+                            "bad-value",
+                            node.span,
+                            format!("`{text}` is not a status class"),
+                        )
+                        .help("write a code (200), a list ([200, 204]) or a class (\"2xx\")"),
+                    );
+                    return None;
+                }
+                StatusExpect::Class(text.clone())
+            }
+            _ => StatusExpect::Code(code(self, node)?),
+        };
+        Some(Spanned::new(value, node.span))
+    }
+
+    fn sql(&mut self, node: &Node) -> Option<SqlAction> {
+        let f = self.fields(node, "a sql action", keys::SQL_ACTION)?;
+        self.exactly_one_command(node, &f, &["query", "statements"], "a sql action");
+        if let (Some(u), Some(c)) = (f.key("url"), f.key("connection")) {
+            self.push(
+                Diagnostic::error(
+                    "conflicting-keys",
+                    c.span,
+                    "a sql action takes `url` or `connection`, not both",
+                )
+                .related(u.span, "url"),
+            );
+        }
+        if let (Some(a), None) = (f.key("args"), f.key("query")) {
+            self.push(
+                Diagnostic::error("conflicting-keys", a.span, "`args` go with `query`").help(
+                    "with `statements`, give each its own: `- { query: \"... $1\", args: [...] }`",
+                ),
+            );
+        }
+        Some(SqlAction {
+            connection: f.get("connection").and_then(|n| self.string(n)),
+            url: f.get("url").and_then(|n| self.string(n)),
+            query: f.get("query").and_then(|n| self.string(n)),
+            args: f
+                .get("args")
+                .map(|n| self.list(n, |_, v| Some(v.clone())))
+                .unwrap_or_default(),
+            statements: f
+                .get("statements")
+                .map(|n| self.list(n, |d, v| d.statement(v))),
+            transaction: f.get("transaction").and_then(|n| self.bool(n)),
+            expect: f.get("expect").and_then(|n| {
+                let f = self.fields(n, "expect", keys::SQL_EXPECT)?;
+                let rows = self.required(&f, "rows_affected", n)?;
+                let value = match &rows.kind {
+                    NodeKind::Map(_) => {
+                        let r = self.fields(rows, "rows_affected", keys::ROWS_RANGE)?;
+                        let min = r.get("min").and_then(|n| self.uint(n)).map(|v| v.value);
+                        let max = r.get("max").and_then(|n| self.uint(n)).map(|v| v.value);
+                        if let (Some(lo), Some(hi)) = (min, max)
+                            && lo > hi
+                        {
+                            self.push(Diagnostic::error(
+                                "bad-value",
+                                rows.span,
+                                format!("min {lo} is above max {hi}"),
+                            ));
+                        }
+                        RowsExpect::Range { min, max }
+                    }
+                    _ => RowsExpect::Exactly(self.uint(rows)?.value),
+                };
+                Some(SqlExpect {
+                    rows_affected: Spanned::new(value, rows.span),
+                })
+            }),
+            lock_timeout: f.get("lock_timeout").and_then(|n| self.duration(n)),
+            span: node.span,
+        })
+    }
+
+    fn statement(&mut self, node: &Node) -> Option<Statement> {
+        if let NodeKind::Map(_) = node.kind {
+            let f = self.fields(node, "a statement", keys::STATEMENT)?;
+            let query = self
+                .required(&f, "query", node)
+                .and_then(|n| self.string(n))?;
+            let args = f
+                .get("args")
+                .map(|n| self.list(n, |_, v| Some(v.clone())))
+                .unwrap_or_default();
+            return Some(Statement { query, args });
+        }
+        Some(Statement {
+            query: self.string(node)?,
+            args: Vec::new(),
+        })
+    }
+
+    fn shell(&mut self, node: &Node) -> Option<ShellAction> {
+        let f = self.fields(node, "a shell action", keys::SHELL_ACTION)?;
+        self.exactly_one_command(node, &f, &["run", "script"], "a shell action");
+        Some(ShellAction {
+            run: f.get("run").and_then(|n| self.string(n)),
+            script: f.get("script").and_then(|n| self.string(n)),
+            env: f
+                .get("env")
+                .map(|n| self.templates(n, "env"))
+                .unwrap_or_default(),
+            cwd: f.get("cwd").and_then(|n| self.string(n)),
+            span: node.span,
+        })
+    }
+}
+
+/// Parses a duration: `500ms`, `30s`, `5m`, `1h30m`, `1h 30m`. Zero is allowed (`sleep: 0s`).
+pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("it is empty".into());
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("it has no unit".into());
+    }
+    humantime::parse_duration(t).map_err(|e| e.to_string())
+}
+
+/// Reads an inventory file: groups of hosts, as under a plan's `inventory:`.
+pub fn decode_inventory(root: &Node, diags: &mut Vec<Diagnostic>) -> Entries<Vec<Host>> {
+    let mut d = Decoder { diags };
+    d.entries(root, "inventory", |d, v| Some(d.list(v, |d, h| d.host(h))))
+}

@@ -1,0 +1,337 @@
+//! Handlebars templates in plan strings: parsing, the names they read, and rendering.
+//!
+//! Two things are ours on top of Handlebars:
+//! - `inventory[params.region]` is accepted as sugar for `lookup inventory params.region`, as
+//!   operators write it;
+//! - the escaping depends on where the text goes: values substituted into shell commands are
+//!   shell-quoted, everything else (URLs, JSON strings, headers) is left as is. `{{{ }}}` is the
+//!   explicit, reviewable way to splice a value unquoted.
+
+use std::borrow::Cow;
+
+use handlebars::template::{Parameter, Template, TemplateElement};
+use handlebars::{Handlebars, Path};
+use serde_json::Value;
+
+/// How a rendered value is escaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// Each `{{ value }}` becomes one shell word.
+    Shell,
+    /// Values are inserted as they are.
+    None,
+}
+
+/// A name a template reads, like `params.region` or `steps.find.outputs.node_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub path: Vec<String>,
+    /// Written as `{{ x }}` (escaped), not `{{{ x }}}` or as a helper argument.
+    pub escaped: bool,
+}
+
+/// A template that failed to parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub message: String,
+    /// 1-based line and column inside the template text, when Handlebars knows them.
+    pub position: Option<(usize, usize)>,
+}
+
+/// Rewrites `a.b[c.d]` into a `lookup` so Handlebars can evaluate it.
+pub fn desugar(src: &str) -> Cow<'_, str> {
+    if !src.contains('[') {
+        return Cow::Borrowed(src);
+    }
+    let mut out = String::with_capacity(src.len() + 16);
+    let mut rest = src;
+    while let Some(open) = rest.find("{{") {
+        let Some(close) = rest[open..].find("}}") else {
+            break;
+        };
+        let close = open + close;
+        out.push_str(&rest[..open + 2]);
+        let inner = &rest[open + 2..close];
+        out.push_str(&desugar_expression(inner));
+        rest = &rest[close..];
+        out.push_str(&rest[..2]);
+        rest = &rest[2..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@')
+}
+
+/// `inventory[params.region]` → `lookup inventory params.region` when it is the whole
+/// expression, `(lookup inventory params.region)` inside a larger one.
+fn desugar_expression(inner: &str) -> String {
+    let (lead, body) =
+        inner.split_at(inner.len() - inner.trim_start_matches(['{', '~', ' ']).len());
+    let trimmed = body.trim_end_matches(['}', '~', ' ']);
+    let trail = &body[trimmed.len()..];
+    let mut out = String::new();
+    let mut rest = trimmed;
+    let mut replaced = 0;
+    while let Some(open) = rest.find('[') {
+        let base_start = rest[..open]
+            .rfind(|c: char| !is_path_char(c))
+            .map_or(0, |i| i + 1);
+        let base = &rest[base_start..open];
+        let Some(close_rel) = rest[open..].find(']') else {
+            break;
+        };
+        let key = &rest[open + 1..open + close_rel];
+        let key_is_path = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '@')
+            && key.chars().all(is_path_char);
+        if base.is_empty() || base.ends_with('.') || !key_is_path {
+            out.push_str(&rest[..open + close_rel + 1]);
+            rest = &rest[open + close_rel + 1..];
+            continue;
+        }
+        out.push_str(&rest[..base_start]);
+        let expr_is_whole =
+            replaced == 0 && base_start == 0 && rest[open + close_rel + 1..].trim().is_empty();
+        if expr_is_whole && out.is_empty() {
+            out.push_str(&format!("lookup {base} {key}"));
+        } else {
+            out.push_str(&format!("(lookup {base} {key})"));
+        }
+        replaced += 1;
+        rest = &rest[open + close_rel + 1..];
+    }
+    out.push_str(rest);
+    format!("{lead}{out}{trail}")
+}
+
+/// Parses a template (after desugaring).
+pub fn parse(src: &str) -> Result<Template, ParseError> {
+    Template::compile(&desugar(src)).map_err(|e| ParseError {
+        message: e.reason().to_string(),
+        position: e.pos(),
+    })
+}
+
+/// Every name a template reads, in order. Names inside blocks that change the context
+/// (`#each`, `#with`) are relative to it and are left out; `@`-variables too.
+pub fn references(template: &Template) -> Vec<Reference> {
+    let mut out = Vec::new();
+    walk(template, &mut out, false);
+    out
+}
+
+fn walk(template: &Template, out: &mut Vec<Reference>, in_new_context: bool) {
+    for element in &template.elements {
+        match element {
+            TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
+                let escaped = matches!(element, TemplateElement::Expression(_));
+                let is_call = !h.params.is_empty() || !h.hash.is_empty();
+                match (&h.name, is_call) {
+                    (Parameter::Name(name), false) => push_path(out, name, escaped, in_new_context),
+                    (Parameter::Path(p), false) => {
+                        push_param(out, &Parameter::Path(p.clone()), escaped, in_new_context)
+                    }
+                    _ => {}
+                }
+                if is_call {
+                    for p in h.params.iter().chain(h.hash.values()) {
+                        push_param(out, p, escaped, in_new_context);
+                    }
+                }
+            }
+            TemplateElement::HelperBlock(h) => {
+                for p in h.params.iter().chain(h.hash.values()) {
+                    push_param(out, p, false, in_new_context);
+                }
+                let changes_context =
+                    matches!(h.name.as_name(), Some("each" | "with")) || h.block_param.is_some();
+                if let Some(t) = &h.template {
+                    walk(t, out, in_new_context || changes_context);
+                }
+                if let Some(t) = &h.inverse {
+                    walk(t, out, in_new_context);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn push_param(out: &mut Vec<Reference>, param: &Parameter, escaped: bool, in_new_context: bool) {
+    match param {
+        Parameter::Path(Path::Relative((_, raw))) => push_path(out, raw, escaped, in_new_context),
+        Parameter::Subexpression(sub) => {
+            let element = &sub.element;
+            if let TemplateElement::Expression(h) = element.as_ref() {
+                for p in h.params.iter().chain(h.hash.values()) {
+                    push_param(out, p, false, in_new_context);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn push_path(out: &mut Vec<Reference>, raw: &str, escaped: bool, in_new_context: bool) {
+    if in_new_context
+        || raw.starts_with('@')
+        || raw.starts_with("..")
+        || raw == "this"
+        || raw.starts_with("this.")
+    {
+        return;
+    }
+    let path: Vec<String> = raw
+        .split(['.', '/'])
+        .map(|s| s.trim_start_matches('[').trim_end_matches(']').to_string())
+        .collect();
+    out.push(Reference { path, escaped });
+}
+
+/// If the template is a single `{{ expression }}` and nothing else, the expression's path
+/// (`inventory[params.region]` gives `["inventory", "[params.region]"]` resolved by
+/// [`eval_single`]).
+pub fn single_expression(src: &str) -> Option<&str> {
+    let t = src.trim();
+    let inner = t.strip_prefix("{{")?.strip_suffix("}}")?;
+    if inner.contains("{{") || inner.contains("}}") {
+        return None;
+    }
+    Some(inner.trim())
+}
+
+/// Evaluates a template that is one expression to a JSON value instead of text, so that
+/// `for_each: "{{ inventory.operators }}"` yields a list. Supports paths and one level of
+/// `a[b]` indexing. `Ok(None)` when the template is not of that form.
+pub fn eval_single(src: &str, ctx: &Value) -> Result<Option<Value>, String> {
+    let Some(expr) = single_expression(src) else {
+        return Ok(None);
+    };
+    let (base, index) = match expr.find('[') {
+        Some(open) if expr.ends_with(']') => (&expr[..open], Some(&expr[open + 1..expr.len() - 1])),
+        _ => (expr, None),
+    };
+    if !base.chars().all(is_path_char) || base.is_empty() {
+        return Ok(None);
+    }
+    let mut value = lookup_path(ctx, base).ok_or_else(|| format!("`{base}` has no value"))?;
+    if let Some(index) = index {
+        let key = match index.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some(literal) => Value::String(literal.to_string()),
+            None => lookup_path(ctx, index)
+                .ok_or_else(|| format!("`{index}` has no value"))?
+                .clone(),
+        };
+        value = match (&value, &key) {
+            (Value::Object(map), Value::String(k)) => {
+                map.get(k).ok_or_else(|| format!("`{base}` has no `{k}`"))?
+            }
+            (Value::Array(items), Value::Number(n)) => n
+                .as_u64()
+                .and_then(|i| items.get(i as usize))
+                .ok_or_else(|| format!("`{base}` has no item {n}"))?,
+            _ => return Err(format!("`{base}` cannot be indexed by {key}")),
+        };
+    }
+    Ok(Some(value.clone()))
+}
+
+fn lookup_path<'v>(ctx: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(ctx, |v, seg| match v {
+        Value::Object(map) => map.get(seg),
+        Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+/// Quotes a value as one POSIX shell word.
+pub fn shell_quote(s: &str) -> Cow<'_, str> {
+    let safe = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'-' | b'.' | b'/' | b':' | b',' | b'+' | b'=' | b'@' | b'%'
+                )
+        });
+    if safe {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(format!("'{}'", s.replace('\'', r"'\''")))
+    }
+}
+
+/// Renders plan templates. Strict: a name with no value is an error, never an empty string.
+pub struct Renderer {
+    shell: Handlebars<'static>,
+    plain: Handlebars<'static>,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        let mut shell = Handlebars::new();
+        shell.set_strict_mode(true);
+        shell.register_escape_fn(|s| shell_quote(s).into_owned());
+        let mut plain = Handlebars::new();
+        plain.set_strict_mode(true);
+        plain.register_escape_fn(handlebars::no_escape);
+        Renderer { shell, plain }
+    }
+
+    /// Renders `src` against `ctx`.
+    pub fn render(&self, src: &str, ctx: &Value, escape: Escape) -> Result<String, String> {
+        if !src.contains("{{") {
+            return Ok(src.to_string());
+        }
+        let registry = match escape {
+            Escape::Shell => &self.shell,
+            Escape::None => &self.plain,
+        };
+        let template = parse(src).map_err(|e| e.message)?;
+        let ctx = handlebars::Context::wraps(ctx).map_err(|e| e.to_string())?;
+        let mut out = handlebars::StringOutput::new();
+        let mut rc = handlebars::RenderContext::new(None);
+        use handlebars::Renderable;
+        template
+            .render(registry, &ctx, &mut rc, &mut out)
+            .map_err(|e| render_error_message(&e))?;
+        out.into_string().map_err(|e| e.to_string())
+    }
+}
+
+fn render_error_message(e: &handlebars::RenderError) -> String {
+    let reason = e.reason().to_string();
+    reason
+        .strip_prefix("Failed to access variable in strict mode ")
+        .map_or(reason.clone(), |v| format!("{v} has no value"))
+}
+
+/// Hides the password of a URL (`postgres://app:hunter2@db/x` → `postgres://app:***@db/x`).
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end + 3],
+                &authority[..colon],
+                &rest[at..]
+            ),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
