@@ -201,7 +201,7 @@ fn github(checked: &[Checked]) -> String {
             let (end_line, end_col) = c.file.line_col(d.span.offset + d.span.len);
             let mut message = d.message.clone();
             if let Some(help) = &d.help {
-                message.push_str("\n");
+                message.push('\n');
                 message.push_str(help);
             }
             let mut props = format!(

@@ -611,31 +611,50 @@ fn instance_keys(items: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The steps of a scope in an order where each comes after what it needs.
+/// The steps of a scope in an order where each comes after what it needs, and otherwise in
+/// the order they are written (so node indices, and the dry run, follow the file).
 fn topological(steps: &[Step]) -> Result<Vec<usize>, Error> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     let index: HashMap<&str, usize> = steps
         .iter()
         .enumerate()
         .map(|(i, s)| (s.id.value.as_str(), i))
         .collect();
-    let mut graph: DiGraph<usize, ()> = DiGraph::new();
-    let nodes: Vec<_> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
+    let mut waiting: Vec<usize> = vec![0; steps.len()];
+    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
-        for n in &s.needs {
-            if let Some(&j) = index.get(n.value.as_str()) {
-                graph.add_edge(nodes[j], nodes[i], ());
+        let needs: HashSet<usize> = s
+            .needs
+            .iter()
+            .filter_map(|n| index.get(n.value.as_str()).copied())
+            .collect();
+        waiting[i] = needs.len();
+        for j in needs {
+            dependants[j].push(i);
+        }
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..steps.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(steps.len());
+    while let Some(Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &d in &dependants[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                ready.push(Reverse(d));
             }
         }
     }
-    petgraph::algo::toposort(&graph, None)
-        .map(|order| order.into_iter().map(|n| graph[n]).collect())
-        .map_err(|cycle| Error::Compile {
-            message: format!(
-                "steps form a cycle at `{}`",
-                steps[graph[cycle.node_id()]].id.value
-            ),
-            span: Some(steps[graph[cycle.node_id()]].id.span),
-        })
+    match (0..steps.len()).find(|&i| waiting[i] > 0) {
+        Some(i) => Err(Error::Compile {
+            message: format!("steps form a cycle at `{}`", steps[i].id.value),
+            span: Some(steps[i].id.span),
+        }),
+        None => Ok(order),
+    }
 }
 
 /// Step ids whose outputs a step's templates and jq read.
@@ -835,7 +854,7 @@ impl Phase {
             n: NodeIndex,
             g: &DiGraph<Node, ()>,
             waits: &HashMap<NodeIndex, Vec<NodeIndex>>,
-            depth: &mut Vec<Option<usize>>,
+            depth: &mut [Option<usize>],
         ) -> usize {
             // Iterative post-order, so a long chain cannot overflow the stack.
             let mut stack = vec![(n, false)];

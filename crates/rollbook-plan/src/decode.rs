@@ -657,7 +657,8 @@ impl Decoder<'_> {
             .collect();
         let f = self.fields(node, "a step", &known)?;
         let id = self.required(&f, "id", node).and_then(|n| self.string(n));
-        let actions: Vec<&Node> = keys::ACTIONS.iter().filter_map(|a| f.key(a)).collect();
+        let mut actions: Vec<&Node> = keys::ACTIONS.iter().filter_map(|a| f.key(a)).collect();
+        actions.sort_by_key(|n| n.span.offset);
         let id_text = id
             .as_ref()
             .map_or("this step".to_string(), |i| format!("step `{}`", i.value));

@@ -181,15 +181,22 @@ impl miette::Diagnostic for Located<'_> {
     }
 }
 
-/// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
+/// The closest of `candidates` to `word`, if it is close enough to be a likely typo: a few
+/// edits away (a swap counts as one), or sharing most of its letters in order.
 pub fn did_you_mean<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
+    let allowed_edits = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter(|c| *c != word)
+        .map(|c| {
+            let edits = strsim::damerau_levenshtein(word, c);
+            let similarity = strsim::jaro_winkler(word, c);
+            (edits, similarity, c)
+        })
+        .filter(|(edits, similarity, _)| *edits <= allowed_edits || *similarity > 0.85)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, c)| c)
 }

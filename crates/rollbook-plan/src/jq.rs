@@ -15,6 +15,8 @@ pub struct JqError {
     pub message: String,
     /// Byte offset inside the expression, when known.
     pub offset: Option<usize>,
+    /// Length of the offending text at `offset` (0 when unknown).
+    pub len: usize,
 }
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
@@ -60,6 +62,7 @@ pub fn compile(code: &str) -> Result<Program, JqError> {
                     JqError {
                         message: format!("expected {}", expect.unwrap_or_default()),
                         offset: at.and_then(|at| offset_in(code, at)),
+                        len: 1,
                     }
                 }
                 Some(jaq_core::load::Error::Parse(errs)) => {
@@ -76,11 +79,13 @@ pub fn compile(code: &str) -> Result<Program, JqError> {
                     JqError {
                         message: format!("expected {}, found {found}", expect.unwrap_or_default()),
                         offset: at.and_then(|at| offset_in(code, at)),
+                        len: 1,
                     }
                 }
                 _ => JqError {
                     message: "cannot be read".into(),
                     offset: None,
+                    len: 0,
                 },
             }
         })?;
@@ -94,10 +99,12 @@ pub fn compile(code: &str) -> Result<Program, JqError> {
                 Some((name, what)) => JqError {
                     message: format!("undefined {} `{name}`", undefined_kind(what)),
                     offset: offset_in(code, name),
+                    len: name.len(),
                 },
                 None => JqError {
                     message: "does not compile".into(),
                     offset: None,
+                    len: 0,
                 },
             }
         })?;

@@ -58,7 +58,7 @@ pub fn check(file: SourceFile, expected_name: Option<&str>) -> Checked {
     let mut diagnostics = Vec::new();
     let plan = load(&file, &mut diagnostics);
     if let Some(plan) = &plan {
-        diagnostics.extend(validate::validate(plan, expected_name));
+        diagnostics.extend(validate::validate(plan, expected_name, Some(&file.text)));
     }
     diagnostics.sort_by_key(|d| (d.span.offset, d.level));
     Checked {

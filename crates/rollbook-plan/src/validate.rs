@@ -28,9 +28,12 @@ const RUN_FIELDS: &[&str] = &["id", "reason", "status", "user", "started_at"];
 const PLAN_FIELDS: &[&str] = &["name", "severity"];
 
 /// Validates `plan`. `expected_name` is the file stem the plan's `name` must equal.
-pub fn validate(plan: &Plan, expected_name: Option<&str>) -> Vec<Diagnostic> {
+/// `text` is the plan's source; with it, problems inside a template or jq expression are
+/// pointed at the exact name or column instead of the whole value.
+pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) -> Vec<Diagnostic> {
     let mut v = Validator {
         plan,
+        text,
         diags: Vec::new(),
     };
     v.top_level(expected_name);
@@ -55,6 +58,7 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>) -> Vec<Diagnostic> {
 
 struct Validator<'p> {
     plan: &'p Plan,
+    text: Option<&'p str>,
     diags: Vec<Diagnostic>,
 }
 
@@ -87,6 +91,26 @@ fn is_valid_id(id: &str) -> bool {
 impl<'p> Validator<'p> {
     fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// The span of `len` bytes at `offset` inside the value written at `span`, when the value
+    /// stands on one line as written (plain or quoted, without escapes before that point);
+    /// otherwise the whole value.
+    fn inside(&self, span: Span, value: &str, offset: usize, len: usize) -> Span {
+        let Some(text) = self.text else { return span };
+        let Some(written) = text.get(span.offset..span.offset + span.len) else {
+            return span;
+        };
+        let quoted = written.starts_with(['\'', '"']) as usize;
+        let start = span.offset + quoted;
+        let prefix = &value[..offset.min(value.len())];
+        match text.get(start..start + prefix.len()) {
+            Some(found) if found == prefix && !prefix.contains('\n') => {
+                let len = len.min(span.offset + span.len - (start + prefix.len()));
+                Span::new(start + prefix.len(), len)
+            }
+            _ => span,
+        }
     }
 
     fn top_level(&mut self, expected_name: Option<&str>) {
@@ -226,7 +250,7 @@ impl<'p> Validator<'p> {
                             ty.as_str()
                         ),
                     )
-                    .label(format!("not a {}", ty.as_str())),
+                    .label(format!("expected {}", ty.as_str())),
                 ),
                 Ok(v)
                     if !choices.is_empty()
@@ -805,11 +829,26 @@ impl<'p> Validator<'p> {
         let parsed = match template::parse(&t.value) {
             Ok(p) => p,
             Err(e) => {
-                let at = e.position.map_or(String::new(), |(l, c)| {
-                    format!(" (line {l}, column {c} of the template)")
-                });
+                let opens = t.value.matches("{{").count();
+                let closes = t.value.matches("}}").count();
+                let (message, span) = if opens > closes {
+                    let last_open = t.value.rfind("{{").unwrap_or(0);
+                    (
+                        "a `{{` is not closed by `}}`".to_string(),
+                        self.inside(t.span, &t.value, last_open, 2),
+                    )
+                } else {
+                    let at = e.position.map_or(String::new(), |(l, c)| {
+                        format!(" (line {l}, column {c} of the template)")
+                    });
+                    let detail = e
+                        .message
+                        .trim_end_matches('.')
+                        .replace("invalid handlebars syntax: ", "");
+                    (format!("the template does not parse{at}: {detail}"), t.span)
+                };
                 self.push(
-                    Diagnostic::error("bad-template", t.span, format!("the template does not parse{at}: {}", e.message.trim_end_matches('.')))
+                    Diagnostic::error("bad-template", span, message)
                         .label("here")
                         .help("templates are Handlebars: `{{ params.name }}`; a literal `{{` is written `\\{{`"),
                 );
@@ -823,7 +862,16 @@ impl<'p> Validator<'p> {
 
     fn reference(&mut self, r: &Reference, t: &Template, scope: &Scope<'_>, sink: Sink) {
         let shown = r.path.join(".");
-        let span = t.span;
+        // Point at the name inside the template when it can be found as written.
+        let span = match t
+            .value
+            .find(r.path.first().map(String::as_str).unwrap_or_default())
+        {
+            Some(at) if t.value[at..].starts_with(&shown) => {
+                self.inside(t.span, &t.value, at, shown.len())
+            }
+            _ => t.span,
+        };
         let field = |i: usize| r.path.get(i).map(String::as_str);
         let unknown = |what: &str, name: &str, known: Vec<&str>, help_decl: String| {
             let mut d = Diagnostic::error(
@@ -994,10 +1042,13 @@ impl<'p> Validator<'p> {
                     expr.value[..o.min(expr.value.len())].chars().count() + 1
                 )
             });
+            let span = e.offset.map_or(expr.span, |o| {
+                self.inside(expr.span, &expr.value, o, e.len.max(1))
+            });
             self.push(
                 Diagnostic::error(
                     "bad-jq",
-                    expr.span,
+                    span,
                     format!(
                         "the `{what}` expression does not compile{at}: {}",
                         e.message
@@ -1014,7 +1065,7 @@ impl<'p> Validator<'p> {
         if !scope.in_for_each && jq::uses_item(&expr.value) {
             self.push(Diagnostic::error("no-item", expr.span, format!("the `{what}` expression reads `$item` or `$index`, but this step runs once, not per item")));
         }
-        for (id, output, _) in jq::step_references(&expr.value) {
+        for (id, output, at) in jq::step_references(&expr.value) {
             let shown = match &output {
                 Some(o) => format!("$steps.{id}.outputs.{o}"),
                 None => format!("$steps.{id}"),
@@ -1023,8 +1074,9 @@ impl<'p> Validator<'p> {
             if scope.visible.contains_key(id.as_str()) && output.is_none() {
                 continue;
             }
+            let span = self.inside(expr.span, &expr.value, at, shown.len());
             self.step_output(
-                expr.span,
+                span,
                 &shown,
                 Some(&id),
                 outputs.or(Some("outputs")),

@@ -1,0 +1,225 @@
+//! The real binary: exit codes, what goes to stdout and stderr, and how plans are found.
+
+use assert_cmd::Command;
+
+fn rollbook() -> Command {
+    let mut cmd = Command::cargo_bin("rollbook").unwrap();
+    cmd.current_dir(crate::workspace())
+        .env_remove("ROLLBOOK_PLANS")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn validate_with_no_arguments_checks_the_plans_directory() {
+    let out = rollbook().arg("validate").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ok: 9 plans valid") || stderr(&out).contains("plans valid"));
+}
+
+#[test]
+fn validate_exits_2_on_an_invalid_plan_and_names_file_line_and_column() {
+    let out = rollbook()
+        .args([
+            "validate",
+            "crates/rollbook-cli/tests/fixtures/invalid/unknown-need.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("unknown-need.yaml:7:13"), "{err}");
+    assert!(err.contains("did you mean `stop`?"), "{err}");
+}
+
+#[test]
+fn validate_github_format_prints_annotations_on_stdout() {
+    let out = rollbook()
+        .args([
+            "validate",
+            "--format",
+            "github",
+            "crates/rollbook-cli/tests/fixtures/invalid/unknown-step-key.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("::error file=crates/rollbook-cli/tests/fixtures/invalid/unknown-step-key.yaml,line=6,col=5,"),
+        "{text}"
+    );
+}
+
+#[test]
+fn validate_of_a_missing_path_is_a_usage_error() {
+    let out = rollbook()
+        .args(["validate", "no/such/dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no such file or directory: no/such/dir"));
+}
+
+#[test]
+fn list_shows_every_plan_with_severity_and_step_count() {
+    let out = rollbook().arg("list").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("NAME"), "{text}");
+    let operator = text
+        .lines()
+        .find(|l| l.starts_with("operator-rollback "))
+        .unwrap();
+    assert!(operator.contains("critical"), "{operator}");
+    assert_eq!(text.lines().count(), 10, "{text}");
+}
+
+#[test]
+fn plan_by_name_prints_the_dry_run() {
+    let out = rollbook()
+        .args(["plan", "operator-rollback", "--param", "region=eu-west"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("roll[eu-west-op-1].stop  ssh deploy@eu-west-op-1"),
+        "{text}"
+    );
+    assert!(!text.contains("us-east-op-1"), "{text}");
+}
+
+#[test]
+fn plan_with_an_unknown_name_suggests_the_closest() {
+    let out = rollbook()
+        .args(["plan", "operator-rolback"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("did you mean `operator-rollback`?"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn plan_with_bad_params_exits_2_naming_each() {
+    let out = rollbook()
+        .args([
+            "plan",
+            "service-isolation-rollback",
+            "--param",
+            "service=web",
+            "--param",
+            "regoin=x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("has no param `regoin`"), "{err}");
+    assert!(
+        err.contains(
+            "param `service` is `web`, not one of: operator, node-agent, load-balancer, edge-proxy"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("param `nodes` is required"), "{err}");
+}
+
+#[test]
+fn a_hostile_param_reaches_the_dry_run_as_one_quoted_word() {
+    let out = rollbook()
+        .args([
+            "plan",
+            "database-pitr",
+            "--param",
+            "recovery_time=x; touch /tmp/owned",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("--restore-to 'x; touch /tmp/owned'"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn secrets_are_masked_in_the_dry_run_even_when_set() {
+    let out = rollbook()
+        .env(
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.example.invalid/T000/very-secret-token",
+        )
+        .args(["plan", "operator-rollback", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(!text.contains("very-secret-token"));
+    assert!(text.contains("POST ***"), "{text}");
+}
+
+#[test]
+fn graph_prints_mermaid_and_dot() {
+    let out = rollbook()
+        .args(["graph", "database-migration-rollback"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mermaid = stdout(&out);
+    assert!(mermaid.starts_with("flowchart TD\n"), "{mermaid}");
+    assert!(mermaid.contains("-->"));
+    let out = rollbook()
+        .args(["graph", "database-migration-rollback", "--format", "dot"])
+        .output()
+        .unwrap();
+    let dot = stdout(&out);
+    assert!(
+        dot.starts_with("digraph \"database-migration-rollback\""),
+        "{dot}"
+    );
+}
+
+#[test]
+fn plans_dir_comes_from_the_environment() {
+    let out = rollbook()
+        .env("ROLLBOOK_PLANS", "examples")
+        .args(["plan", "hello-rollback"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    let out = rollbook().arg("rollback-everything").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn schema_is_json_and_matches_the_committed_file() {
+    let out = rollbook().arg("schema").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let printed = stdout(&out);
+    let committed = std::fs::read_to_string(crate::workspace().join("schemas/plan.schema.json"))
+        .unwrap_or_default();
+    assert!(
+        printed == committed,
+        "schemas/plan.schema.json is stale: run `cargo run -- schema > schemas/plan.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert!(schema["properties"]["steps"].is_object());
+}

@@ -1,0 +1,46 @@
+//! Every file in `tests/fixtures/invalid/` is a plan with something wrong in it; its rendered
+//! diagnostics are snapshots. Adding a case is adding a file (and reviewing its snapshot).
+
+use rollbook_cli::diagnostics::{self, Format, Style};
+use rollbook_plan::SourceFile;
+
+#[test]
+fn every_invalid_fixture_is_refused_with_a_located_diagnostic() {
+    let dir = crate::crate_dir().join("tests/fixtures/invalid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 25, "only {} invalid fixtures", files.len());
+    for path in files {
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = format!("fixtures/invalid/{stem}.yaml");
+        let checked = rollbook_plan::check(SourceFile::new(name, text), Some(&stem));
+        assert!(
+            !checked.is_ok(),
+            "{stem}.yaml should be invalid but validated"
+        );
+        let rendered =
+            diagnostics::render_all(std::slice::from_ref(&checked), Format::Human, Style::PLAIN);
+        // Every diagnostic names a line of the file (miette prints `[file:line:col]`).
+        assert!(
+            rendered.contains(&format!("[fixtures/invalid/{stem}.yaml:")),
+            "{stem}: no location in\n{rendered}"
+        );
+        insta::assert_snapshot!(format!("invalid__{stem}"), rendered);
+    }
+}
+
+#[test]
+fn json_and_github_formats_carry_line_and_column() {
+    let text = "version: 1\nname: x\nsteps:\n  - id: a\n    slep: 1s\n";
+    let checked = rollbook_plan::check(SourceFile::new("plans/x.yaml", text), Some("x"));
+    let json = diagnostics::render_all(std::slice::from_ref(&checked), Format::Json, Style::PLAIN);
+    insta::assert_snapshot!(json);
+    let github =
+        diagnostics::render_all(std::slice::from_ref(&checked), Format::Github, Style::PLAIN);
+    insta::assert_snapshot!(github);
+}

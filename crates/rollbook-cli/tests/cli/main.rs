@@ -1,0 +1,17 @@
+//! The `rollbook` command's tests: one binary, so linking stays cheap.
+
+mod commands;
+mod dry_runs;
+mod invalid_plans;
+
+use std::path::{Path, PathBuf};
+
+/// The workspace root, where `plans/` and `examples/` are.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// This crate's directory (fixtures are under `tests/fixtures`).
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

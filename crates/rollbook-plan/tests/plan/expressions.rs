@@ -1,0 +1,158 @@
+//! Templates and jq: parsing, the names they read, rendering and quoting.
+
+use rollbook_plan::jq;
+use rollbook_plan::template::{self, Escape, Renderer};
+use serde_json::json;
+
+#[test]
+fn bracket_indexing_is_sugar_for_lookup() {
+    assert_eq!(
+        template::desugar("{{ inventory[params.region] }}"),
+        "{{ lookup inventory params.region }}"
+    );
+    assert_eq!(
+        template::desugar("{{#each inventory[params.region]}}{{this}},{{/each}}"),
+        "{{#each (lookup inventory params.region)}}{{this}},{{/each}}"
+    );
+    assert_eq!(template::desugar("x {{ a.[0] }} y"), "x {{ a.[0] }} y");
+    let ctx = json!({"inventory": {"eu": ["e1", "e2"]}, "params": {"region": "eu"}});
+    let r = Renderer::new();
+    let listed = r.render(
+        "{{#each inventory[params.region]}}{{this}},{{/each}}",
+        &ctx,
+        Escape::None,
+    );
+    assert_eq!(listed.unwrap(), "e1,e2,");
+    assert_eq!(
+        template::eval_single("{{ inventory[params.region] }}", &ctx).unwrap(),
+        Some(json!(["e1", "e2"]))
+    );
+}
+
+#[test]
+fn references_list_every_name_read() {
+    let t = template::parse("{{ params.a }} {{#if secrets.b}}{{ steps.c.outputs.d }}{{/if}} {{{ item }}} {{#each params.list}}{{ this }}{{ other }}{{/each}}").unwrap();
+    let paths: Vec<String> = template::references(&t)
+        .iter()
+        .map(|r| r.path.join("."))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "params.a",
+            "secrets.b",
+            "steps.c.outputs.d",
+            "item",
+            "params.list"
+        ]
+    );
+}
+
+#[test]
+fn values_in_shell_commands_are_quoted_as_one_word() {
+    let r = Renderer::new();
+    let ctx =
+        json!({"params": {"v": "x; rm -rf / 'quoted' $(touch /tmp/owned)", "plain": "us-east-1"}});
+    let out = r
+        .render(
+            "echo {{ params.v }} {{ params.plain }}",
+            &ctx,
+            Escape::Shell,
+        )
+        .unwrap();
+    assert_eq!(
+        out,
+        r#"echo 'x; rm -rf / '\''quoted'\'' $(touch /tmp/owned)' us-east-1"#
+    );
+    let raw = r
+        .render("echo {{{ params.plain }}}", &ctx, Escape::Shell)
+        .unwrap();
+    assert_eq!(raw, "echo us-east-1");
+    assert_eq!(template::shell_quote(""), "''");
+}
+
+#[test]
+fn rendering_is_strict_about_missing_names() {
+    let r = Renderer::new();
+    let err = r
+        .render("{{ params.nope }}", &json!({"params": {}}), Escape::None)
+        .unwrap_err();
+    assert!(err.contains("params.nope"), "{err}");
+}
+
+#[test]
+fn urls_are_redacted() {
+    assert_eq!(
+        template::redact_url("postgres://app:hunter2@db:5432/x?sslmode=require"),
+        "postgres://app:***@db:5432/x?sslmode=require"
+    );
+    assert_eq!(
+        template::redact_url("mysql://root@127.0.0.1/x"),
+        "mysql://root@127.0.0.1/x"
+    );
+    assert_eq!(
+        template::redact_url("sqlite://rollbook.db"),
+        "sqlite://rollbook.db"
+    );
+}
+
+#[test]
+fn jq_conditions_see_the_result_and_the_context() {
+    let p = jq::compile(".json.active_instances == 0 and $item == \"w1\"").unwrap();
+    let null = json!(null);
+    let item = json!("w1");
+    let result = json!({"json": {"active_instances": 0}});
+    assert!(
+        p.holds(&result, [&null, &item, &null, &null, &null])
+            .unwrap()
+    );
+    assert!(
+        !p.holds(
+            &json!({"json": {"active_instances": 3}}),
+            [&null, &item, &null, &null, &null]
+        )
+        .unwrap()
+    );
+    let capture = jq::compile("[.json[] | select(.hostname == $item) | .id] | first").unwrap();
+    let nodes = json!({"json": [{"hostname": "w0", "id": 7}, {"hostname": "w1", "id": 9}]});
+    assert_eq!(
+        capture
+            .run(&nodes, [&null, &item, &null, &null, &null])
+            .unwrap(),
+        [json!(9)]
+    );
+    let steps = json!({"find": {"outputs": {"node_id": 9}}});
+    let upstream = jq::compile("$steps.find.outputs.node_id != null").unwrap();
+    assert!(
+        upstream
+            .holds(&null, [&null, &null, &null, &steps, &null])
+            .unwrap()
+    );
+}
+
+#[test]
+fn jq_errors_say_where() {
+    let e = jq::compile(".a | selcet(.b)").unwrap_err();
+    assert_eq!(e.message, "undefined filter `selcet`");
+    assert_eq!(e.offset, Some(5));
+    assert!(jq::compile(".a ==").is_err());
+    assert!(
+        jq::compile("$nope")
+            .unwrap_err()
+            .message
+            .contains("undefined variable")
+    );
+}
+
+#[test]
+fn jq_step_references_are_found() {
+    let refs = jq::step_references(r#"$steps.find.outputs.id == $steps["wait-1"].outputs.n"#);
+    let got: Vec<(String, Option<String>)> = refs.into_iter().map(|(a, b, _)| (a, b)).collect();
+    assert_eq!(
+        got,
+        [
+            ("find".into(), Some("id".into())),
+            ("wait-1".into(), Some("n".into()))
+        ]
+    );
+}
