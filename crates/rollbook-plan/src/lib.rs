@@ -7,6 +7,7 @@
 //! This crate does no I/O beyond what its caller hands it, and knows nothing of the network:
 //! it builds and tests in seconds.
 
+pub mod action;
 pub mod compile;
 pub mod decode;
 pub mod diagnostic;
@@ -14,6 +15,7 @@ pub mod jq;
 pub mod model;
 pub mod params;
 pub mod preview;
+pub mod render;
 pub mod schema;
 pub mod template;
 pub mod validate;

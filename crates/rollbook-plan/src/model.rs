@@ -572,8 +572,9 @@ pub struct HttpExpect {
     pub jq: Option<Jq>,
 }
 
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, JsonSchema, serde::Serialize)]
 #[schemars(untagged)]
+#[serde(untagged)]
 pub enum StatusExpect {
     Code(u16),
     Codes(Vec<u16>),
@@ -665,8 +666,9 @@ pub struct SqlExpect {
     pub rows_affected: Spanned<RowsExpect>,
 }
 
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, JsonSchema, serde::Serialize)]
 #[schemars(untagged)]
+#[serde(untagged)]
 pub enum RowsExpect {
     Exactly(u64),
     Range { min: Option<u64>, max: Option<u64> },
