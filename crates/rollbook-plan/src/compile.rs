@@ -318,7 +318,7 @@ pub fn compile(
         (PhaseKind::Finally, &plan.finally),
     ] {
         let mut builder = Builder {
-            plan,
+            defaults: &plan.defaults,
             context: &context,
             graph: DiGraph::new(),
             fan_outs: Vec::new(),
@@ -379,7 +379,7 @@ struct Expanded {
 }
 
 struct Builder<'p> {
-    plan: &'p Plan,
+    defaults: &'p Defaults,
     context: &'p Value,
     graph: DiGraph<Node, ()>,
     fan_outs: Vec<FanOut>,
@@ -468,6 +468,18 @@ impl Builder<'_> {
                 &frame.instances,
             );
         };
+        self.fan_out(step, base, frame, readable, items)
+    }
+
+    /// One instance of `step` per item.
+    fn fan_out(
+        &mut self,
+        step: &Step,
+        base: String,
+        frame: &Frame<'_>,
+        readable: &HashMap<String, Vec<NodeIndex>>,
+        items: Vec<Value>,
+    ) -> Result<Expanded, Error> {
         let fan_out = self.fan_outs.len();
         let keys = instance_keys(&items);
         self.fan_outs.push(FanOut {
@@ -555,7 +567,7 @@ impl Builder<'_> {
             item,
             instances: frame.instances.clone(),
             inputs,
-            settings: settings(self.plan, step),
+            settings: settings(self.defaults, step),
             deferred: None,
         }
     }
@@ -662,6 +674,13 @@ pub fn step_reads(step: &Step) -> Vec<String> {
     let mut ids = Vec::new();
     let mut texts: Vec<&str> = Vec::new();
     visit_templates(step, &mut |t| texts.push(t));
+    // A group's steps may read steps outside it: the group node carries those inputs too,
+    // so that it can be expanded at run time.
+    if let ActionRef::Group(inner) = step.action() {
+        for s in inner {
+            ids.extend(step_reads(s));
+        }
+    }
     for text in texts {
         if let Ok(parsed) = template::parse(text) {
             for r in template::references(&parsed) {
@@ -772,8 +791,7 @@ fn visit_node_strings<'s>(node: &'s crate::yaml::Node, f: &mut dyn FnMut(&'s str
 }
 
 /// A step's settings with the plan's `defaults` filled in.
-fn settings(plan: &Plan, step: &Step) -> Settings {
-    let d = &plan.defaults;
+fn settings(d: &Defaults, step: &Step) -> Settings {
     let retry = step.retry.as_ref().or(d.retry.as_ref());
     Settings {
         // A person answering a `confirm`, or a `sleep`, is not held to the default timeout.
@@ -815,6 +833,51 @@ fn settings(plan: &Plan, step: &Step) -> Settings {
             .as_ref()
             .map_or(ResumePolicy::Rerun, |r| r.value),
     }
+}
+
+/// A deferred node's instances, added to `graph` once its `for_each` items are known.
+pub struct Expansion {
+    /// The new nodes.
+    pub nodes: Vec<NodeIndex>,
+    /// The new nodes nothing else among them waits on: the deferred node's dependants wait
+    /// on these.
+    pub sinks: Vec<NodeIndex>,
+}
+
+/// Expands the deferred node `at` over `items` into `graph` and `fan_outs` (the executor's
+/// copies of a phase). The new nodes get the names compilation would have given them.
+pub fn expand_deferred(
+    plan: &CompiledPlan,
+    graph: &mut DiGraph<Node, ()>,
+    fan_outs: &mut Vec<FanOut>,
+    at: NodeIndex,
+    items: Vec<Value>,
+) -> Result<Expansion, Error> {
+    let node = graph[at].clone();
+    let mut builder = Builder {
+        defaults: &plan.defaults,
+        context: &plan.context,
+        graph: std::mem::take(graph),
+        fan_outs: std::mem::take(fan_outs),
+        shared: HashMap::new(),
+    };
+    let readable: HashMap<String, Vec<NodeIndex>> = node.inputs.clone().into_iter().collect();
+    let frame = Frame {
+        scope: node.scope.clone(),
+        item: node.item.clone(),
+        instances: node.instances.clone(),
+        outside: &readable,
+    };
+    let step = node.step.as_ref().clone();
+    let base = node.name.clone();
+    let result = builder.fan_out(&step, base, &frame, &readable, items);
+    *graph = builder.graph;
+    *fan_outs = builder.fan_outs;
+    let e = result?;
+    Ok(Expansion {
+        nodes: e.nodes,
+        sinks: e.sinks,
+    })
 }
 
 impl Phase {

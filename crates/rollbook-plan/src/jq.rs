@@ -38,6 +38,60 @@ fn offset_in(code: &str, part: &str) -> Option<usize> {
     (at >= start && at <= start + code.len()).then(|| at - start)
 }
 
+/// Checks many expressions at once (validate time). Compiling jq's standard library is most
+/// of the cost of compiling one expression, so the expressions are compiled together, each
+/// as a definition of one program; errors are mapped back to their expression.
+pub fn check_all(exprs: &[&str]) -> Vec<Option<JqError>> {
+    let mut errors: Vec<Option<JqError>> = exprs.iter().map(|e| parse_only(e).err()).collect();
+    let valid: Vec<usize> = (0..exprs.len()).filter(|&i| errors[i].is_none()).collect();
+    if valid.is_empty() {
+        return errors;
+    }
+    let mut program = String::new();
+    let mut ranges = Vec::new();
+    for &i in &valid {
+        program.push_str(&format!("def rollbook_expr_{i}: (\n"));
+        let start = program.len();
+        program.push_str(exprs[i]);
+        ranges.push((i, start, program.len()));
+        program.push_str("\n);\n");
+    }
+    program.push('.');
+    if let Err(e) = compile(&program) {
+        let at = e
+            .offset
+            .and_then(|at| ranges.iter().find(|(_, s, end)| (*s..=*end).contains(&at)));
+        match at {
+            Some(&(i, start, _)) => {
+                errors[i] = Some(JqError {
+                    offset: e.offset.map(|at| at - start),
+                    ..e
+                });
+                // Others may be wrong too: check the rest one by one.
+                for &j in valid.iter().filter(|&&j| j != i) {
+                    errors[j] = compile(exprs[j]).err();
+                }
+            }
+            None => {
+                for &j in &valid {
+                    errors[j] = compile(exprs[j]).err();
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Lexes and parses an expression without compiling it: syntax errors only, cheaply.
+fn parse_only(code: &str) -> Result<(), JqError> {
+    let loader = Loader::new([]);
+    let arena = Arena::default();
+    loader
+        .load(&arena, File { code, path: () })
+        .map(|_| ())
+        .map_err(|errs| load_error(code, errs))
+}
+
 /// Compiles an expression with the run context's variables in scope.
 pub fn compile(code: &str) -> Result<Program, JqError> {
     let defs = jaq_core::defs()
@@ -50,45 +104,7 @@ pub fn compile(code: &str) -> Result<Program, JqError> {
     let arena = Arena::default();
     let modules = loader
         .load(&arena, File { code, path: () })
-        .map_err(|errs| {
-            let first = errs.into_iter().next().map(|(_, e)| e);
-            match first {
-                Some(jaq_core::load::Error::Lex(errs)) => {
-                    let (expect, at) = errs
-                        .into_iter()
-                        .next()
-                        .map(|(e, at)| (e.as_str().to_string(), at))
-                        .unzip();
-                    JqError {
-                        message: format!("expected {}", expect.unwrap_or_default()),
-                        offset: at.and_then(|at| offset_in(code, at)),
-                        len: 1,
-                    }
-                }
-                Some(jaq_core::load::Error::Parse(errs)) => {
-                    let (expect, at) = errs
-                        .into_iter()
-                        .next()
-                        .map(|(e, at)| (e.as_str().to_string(), at))
-                        .unzip();
-                    let found = at
-                        .filter(|s| !s.is_empty())
-                        .map_or("the end".to_string(), |s| {
-                            format!("`{}`", s.chars().take(12).collect::<String>())
-                        });
-                    JqError {
-                        message: format!("expected {}, found {found}", expect.unwrap_or_default()),
-                        offset: at.and_then(|at| offset_in(code, at)),
-                        len: 1,
-                    }
-                }
-                _ => JqError {
-                    message: "cannot be read".into(),
-                    offset: None,
-                    len: 0,
-                },
-            }
-        })?;
+        .map_err(|errs| load_error(code, errs))?;
     let filter = Compiler::default()
         .with_funs(funs)
         .with_global_vars(VARIABLES)
@@ -109,6 +125,46 @@ pub fn compile(code: &str) -> Result<Program, JqError> {
             }
         })?;
     Ok(Program { filter })
+}
+
+fn load_error(code: &str, errs: jaq_core::load::Errors<&str, ()>) -> JqError {
+    let first = errs.into_iter().next().map(|(_, e)| e);
+    match first {
+        Some(jaq_core::load::Error::Lex(errs)) => {
+            let (expect, at) = errs
+                .into_iter()
+                .next()
+                .map(|(e, at)| (e.as_str().to_string(), at))
+                .unzip();
+            JqError {
+                message: format!("expected {}", expect.unwrap_or_default()),
+                offset: at.and_then(|at| offset_in(code, at)),
+                len: 1,
+            }
+        }
+        Some(jaq_core::load::Error::Parse(errs)) => {
+            let (expect, at) = errs
+                .into_iter()
+                .next()
+                .map(|(e, at)| (e.as_str().to_string(), at))
+                .unzip();
+            let found = at
+                .filter(|s| !s.is_empty())
+                .map_or("the end".to_string(), |s| {
+                    format!("`{}`", s.chars().take(12).collect::<String>())
+                });
+            JqError {
+                message: format!("expected {}, found {found}", expect.unwrap_or_default()),
+                offset: at.and_then(|at| offset_in(code, at)),
+                len: 1,
+            }
+        }
+        _ => JqError {
+            message: "cannot be read".into(),
+            offset: None,
+            len: 0,
+        },
+    }
 }
 
 fn undefined_kind(u: &jaq_core::compile::Undefined) -> &'static str {

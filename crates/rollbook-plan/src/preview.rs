@@ -52,7 +52,7 @@ pub fn preview_context(plan: &CompiledPlan, phase: &Phase, node: &Node) -> Value
             .collect();
         Some(Value::Object(outputs))
     };
-    let mut ctx = node_context(plan, phase, node, &secrets, "running", &placeholders);
+    let mut ctx = node_context(plan, &phase.graph, node, &secrets, "running", &placeholders);
     if node.deferred.is_some() {
         ctx["item"] = json!("<item>");
         ctx["index"] = json!("<index>");

@@ -3,11 +3,11 @@
 //! The dry run and the real run go through the same code; only the context differs (secrets
 //! masked and step outputs as placeholders in the dry run).
 
-use petgraph::graph::NodeIndex;
+use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Map, Value, json};
 
 use crate::action::*;
-use crate::compile::{CompiledPlan, Node, Phase};
+use crate::compile::{CompiledPlan, Node};
 use crate::model::{self, ActionRef, Connection};
 use crate::template::{Escape, Renderer};
 
@@ -18,7 +18,7 @@ use crate::template::{Escape, Renderer};
 /// fan-out gives the list of its instances' values.
 pub fn node_context(
     plan: &CompiledPlan,
-    phase: &Phase,
+    graph: &DiGraph<Node, ()>,
     node: &Node,
     secrets: &Map<String, Value>,
     run_status: &str,
@@ -33,8 +33,7 @@ pub fn node_context(
             .iter()
             .map(|&n| outputs(n).unwrap_or(Value::Null))
             .collect();
-        let single =
-            nodes.len() == 1 && phase.graph[nodes[0]].instances.len() <= node.instances.len();
+        let single = nodes.len() == 1 && graph[nodes[0]].instances.len() <= node.instances.len();
         let outputs = if single {
             values.into_iter().next().unwrap_or(Value::Null)
         } else {
@@ -42,14 +41,7 @@ pub fn node_context(
             let mut merged = Map::new();
             let names: Vec<String> = nodes
                 .first()
-                .map(|&n| {
-                    phase.graph[n]
-                        .step
-                        .capture
-                        .names()
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|&n| graph[n].step.capture.names().map(str::to_string).collect())
                 .unwrap_or_default();
             for name in names {
                 let list: Vec<Value> = values

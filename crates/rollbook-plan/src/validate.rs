@@ -35,6 +35,7 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
         plan,
         text,
         diags: Vec::new(),
+        pending_jq: Vec::new(),
     };
     v.top_level(expected_name);
     let main_scope = Scope {
@@ -53,6 +54,7 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
     };
     v.scope(&plan.on_failure, &after);
     v.scope(&plan.finally, &after);
+    v.compile_jq();
     v.diags
 }
 
@@ -60,6 +62,8 @@ struct Validator<'p> {
     plan: &'p Plan,
     text: Option<&'p str>,
     diags: Vec<Diagnostic>,
+    /// jq expressions seen, with what they are for (`until`, `capture`, ...).
+    pending_jq: Vec<(Jq, &'static str)>,
 }
 
 /// What the steps of one scope can see from around them.
@@ -91,6 +95,38 @@ fn is_valid_id(id: &str) -> bool {
 impl<'p> Validator<'p> {
     fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    fn compile_jq(&mut self) {
+        let pending = std::mem::take(&mut self.pending_jq);
+        let exprs: Vec<&str> = pending.iter().map(|(e, _)| e.value.as_str()).collect();
+        for ((expr, what), error) in pending.iter().zip(jq::check_all(&exprs)) {
+            let Some(e) = error else { continue };
+            let at = e.offset.map_or(String::new(), |o| {
+                format!(
+                    " at column {}",
+                    expr.value[..o.min(expr.value.len())].chars().count() + 1
+                )
+            });
+            let span = e.offset.map_or(expr.span, |o| {
+                self.inside(expr.span, &expr.value, o, e.len.max(1))
+            });
+            self.push(
+                Diagnostic::error(
+                    "bad-jq",
+                    span,
+                    format!(
+                        "the `{what}` expression does not compile{at}: {}",
+                        e.message
+                    ),
+                )
+                .label("jq")
+                .help(format!(
+                    "the result is `.`; the run context is in {}",
+                    jq::VARIABLES.join(", ")
+                )),
+            );
+        }
     }
 
     /// The span of `len` bytes at `offset` inside the value written at `span`, when the value
@@ -1034,34 +1070,9 @@ impl<'p> Validator<'p> {
         }
     }
 
-    fn jq(&mut self, expr: &Jq, scope: &Scope<'_>, what: &str) {
-        if let Err(e) = jq::compile(&expr.value) {
-            let at = e.offset.map_or(String::new(), |o| {
-                format!(
-                    " at column {}",
-                    expr.value[..o.min(expr.value.len())].chars().count() + 1
-                )
-            });
-            let span = e.offset.map_or(expr.span, |o| {
-                self.inside(expr.span, &expr.value, o, e.len.max(1))
-            });
-            self.push(
-                Diagnostic::error(
-                    "bad-jq",
-                    span,
-                    format!(
-                        "the `{what}` expression does not compile{at}: {}",
-                        e.message
-                    ),
-                )
-                .label("jq")
-                .help(format!(
-                    "the result is `.`; the run context is in {}",
-                    jq::VARIABLES.join(", ")
-                )),
-            );
-            return;
-        }
+    fn jq(&mut self, expr: &Jq, scope: &Scope<'_>, what: &'static str) {
+        // Compiled all together at the end (see `jq::check_all`).
+        self.pending_jq.push((expr.clone(), what));
         if !scope.in_for_each && jq::uses_item(&expr.value) {
             self.push(Diagnostic::error("no-item", expr.span, format!("the `{what}` expression reads `$item` or `$index`, but this step runs once, not per item")));
         }

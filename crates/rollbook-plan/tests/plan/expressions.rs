@@ -156,3 +156,21 @@ fn jq_step_references_are_found() {
         ]
     );
 }
+
+#[test]
+fn many_expressions_are_checked_together_and_each_error_lands_on_its_own() {
+    let errors = jq::check_all(&[".a", ".b | selcet(.)", "$item == 1", ".c ==", "nope_fn(1)"]);
+    assert!(errors[0].is_none());
+    assert_eq!(
+        errors[1].as_ref().unwrap().message,
+        "undefined filter `selcet`"
+    );
+    assert_eq!(errors[1].as_ref().unwrap().offset, Some(5));
+    assert!(errors[2].is_none());
+    assert!(errors[3].as_ref().unwrap().message.starts_with("expected"));
+    assert_eq!(
+        errors[4].as_ref().unwrap().message,
+        "undefined filter `nope_fn`"
+    );
+    assert_eq!(errors[4].as_ref().unwrap().offset, Some(0));
+}

@@ -1,0 +1,1099 @@
+//! The scheduler. One loop owns all of a run's state; attempts run as tokio tasks and report
+//! back on a channel; timers (retry delays, gate intervals) are tasks that send a wake-up.
+//!
+//! A node's life: pending → ready (its `needs` are satisfied) → running (attempt n) →
+//! succeeded | failed | skipped | cancelled, with retries and `until` gates in between.
+//! Every state change is journaled before the loop goes on; all changes of one turn of the
+//! loop share one sync.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+use rollbook_plan::compile::{CompiledPlan, FanOut, InstanceRef, Node, PhaseKind, expand_deferred};
+use rollbook_plan::jq::{self, Program};
+use rollbook_plan::model::OnFailure;
+use rollbook_plan::render::{node_context, render_action};
+use rollbook_plan::template::{Renderer, eval_single};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::event::{Event, NodeStatus, RunStatus, now};
+use crate::journal::Journal;
+use crate::redact::Redactor;
+use crate::runner::{Attempt, Outcome, OutputLine, OutputSink, Runners};
+
+/// Run-wide settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Most attempts in flight at once, over the whole run.
+    pub parallelism: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { parallelism: 64 }
+    }
+}
+
+/// How a run is stopped from outside. `stop` (the first Ctrl-C): start nothing new, let
+/// attempts in flight finish, then run `finally`. `abort` (the second): cancel them too.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    pub stop: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+/// What a resumed run already knows, from its journal.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    /// Nodes that succeeded or were skipped, by (phase, node), with their outputs.
+    pub done: HashMap<(String, String), (NodeStatus, Option<Value>)>,
+    /// Nodes whose outcome was unknown after a crash that a person said not to run again
+    /// (`resume: ask`), with why: they count as skipped.
+    pub marked: HashMap<(String, String), String>,
+}
+
+/// What the display and `--events json` see: the journal's events and the steps' output.
+#[derive(Debug, Clone)]
+pub enum Observed {
+    Event(Event),
+    Output {
+        phase: &'static str,
+        line: OutputLine,
+    },
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+}
+
+/// One run of a compiled plan.
+pub struct Execution<'a> {
+    pub plan: &'a CompiledPlan,
+    pub runners: &'a Runners,
+    /// Secret values by name, for templates.
+    pub secrets: Map<String, Value>,
+    pub redactor: Redactor,
+    pub journal: &'a mut dyn Journal,
+    pub observer: Option<mpsc::UnboundedSender<Observed>>,
+    pub control: Control,
+    pub options: Options,
+    pub prior: Prior,
+    /// `Some(unknown nodes)` when this is a resume.
+    pub resumed: Option<Vec<String>>,
+}
+
+/// Messages from attempt tasks and timers to the loop.
+enum Msg {
+    Done {
+        idx: NodeIndex,
+        attempt: u32,
+        outcome: Outcome,
+        elapsed: Duration,
+    },
+    Wake {
+        idx: NodeIndex,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Pending,
+    Ready,
+    Running,
+    /// Waiting for a retry delay or the next poll of a gate.
+    Waiting,
+    /// A run-time `for_each` that has been expanded: done when its instances are.
+    Expanded,
+    Done(NodeStatus),
+}
+
+struct NodeState {
+    state: State,
+    /// Needs not yet satisfied.
+    waiting_on: usize,
+    attempt: u32,
+    /// When the first attempt started (gate deadlines count from here).
+    first_start: Option<Instant>,
+    outputs: Option<Value>,
+    /// Failed, but the run goes on (`on_failure: continue`, or a tolerated rollout failure).
+    tolerated: bool,
+    /// Its dependants have been told it is satisfied.
+    released: bool,
+    last_message: Option<String>,
+}
+
+impl NodeState {
+    fn new() -> Self {
+        NodeState {
+            state: State::Pending,
+            waiting_on: 0,
+            attempt: 0,
+            first_start: None,
+            outputs: None,
+            tolerated: false,
+            released: false,
+            last_message: None,
+        }
+    }
+}
+
+/// The state of one phase while it runs.
+struct PhaseRun {
+    name: &'static str,
+    run_status: &'static str,
+    graph: DiGraph<Node, ()>,
+    fan_outs: Vec<FanOut>,
+    nodes: Vec<NodeState>,
+    ready: BTreeSet<usize>,
+    /// Nodes of each fan-out instance.
+    members: HashMap<InstanceRef, Vec<NodeIndex>>,
+    /// Non-terminal nodes left in each instance.
+    remaining: HashMap<InstanceRef, usize>,
+    started: HashSet<InstanceRef>,
+    failed_instances: HashSet<InstanceRef>,
+    in_flight: Vec<usize>,
+    failures: Vec<u64>,
+    broken: Vec<bool>,
+    running: usize,
+    waiting: usize,
+    /// No new work starts (a failure that is not tolerated, or Ctrl-C).
+    halted: bool,
+    failed: bool,
+    cancelled: bool,
+    hard: bool,
+}
+
+impl PhaseRun {
+    fn new(
+        kind: PhaseKind,
+        run_status: &'static str,
+        graph: DiGraph<Node, ()>,
+        fan_outs: Vec<FanOut>,
+    ) -> Self {
+        let n = graph.node_count();
+        let k = fan_outs.len();
+        let mut run = PhaseRun {
+            name: kind.as_str(),
+            run_status,
+            graph,
+            nodes: (0..n).map(|_| NodeState::new()).collect(),
+            fan_outs,
+            ready: BTreeSet::new(),
+            members: HashMap::new(),
+            remaining: HashMap::new(),
+            started: HashSet::new(),
+            failed_instances: HashSet::new(),
+            in_flight: vec![0; k],
+            failures: vec![0; k],
+            broken: vec![false; k],
+            running: 0,
+            waiting: 0,
+            halted: false,
+            failed: false,
+            cancelled: false,
+            hard: false,
+        };
+        let all: Vec<NodeIndex> = run.graph.node_indices().collect();
+        run.register(&all);
+        run
+    }
+
+    /// Counts needs and instance membership of new nodes.
+    fn register(&mut self, nodes: &[NodeIndex]) {
+        while self.nodes.len() < self.graph.node_count() {
+            self.nodes.push(NodeState::new());
+        }
+        while self.in_flight.len() < self.fan_outs.len() {
+            self.in_flight.push(0);
+            self.failures.push(0);
+            self.broken.push(false);
+        }
+        for &n in nodes {
+            self.nodes[n.index()].waiting_on = self
+                .graph
+                .neighbors_directed(n, Direction::Incoming)
+                .count();
+            for r in self.graph[n].instances.clone() {
+                self.members.entry(r).or_default().push(n);
+                *self.remaining.entry(r).or_default() += 1;
+            }
+        }
+    }
+
+    /// Can `n` start now, as far as fan-out limits go?
+    fn instance_room(&self, n: NodeIndex) -> bool {
+        self.graph[n].instances.iter().all(|r| {
+            if self.started.contains(r) {
+                return true;
+            }
+            let f = &self.fan_outs[r.fan_out];
+            !self.broken[r.fan_out]
+                && f.concurrency
+                    .is_none_or(|c| (self.in_flight[r.fan_out] as u64) < c)
+        })
+    }
+
+    fn in_failed_instance(&self, n: NodeIndex) -> Option<InstanceRef> {
+        self.graph[n]
+            .instances
+            .iter()
+            .find(|r| self.failed_instances.contains(r))
+            .copied()
+    }
+
+    fn instance_name(&self, r: InstanceRef) -> String {
+        let f = &self.fan_outs[r.fan_out];
+        format!(
+            "{}[{}]",
+            f.path,
+            f.instances.get(r.instance).map_or("?", String::as_str)
+        )
+    }
+}
+
+/// A tiny xorshift generator for retry jitter (no need for cryptographic randomness).
+struct Jitter(u64);
+
+impl Jitter {
+    fn next(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The loop's tools, shared by the phases.
+struct Engine<'e, 'a> {
+    exec: &'e mut Execution<'a>,
+    renderer: Renderer,
+    programs: HashMap<String, Rc<Program>>,
+    batch: Vec<Event>,
+    jitter: Jitter,
+    /// Failures the run went on after (`on_failure: continue`, tolerated rollout failures):
+    /// the run still ends `failed`, but they do not trigger `on_failure`.
+    tolerated_failures: usize,
+    tx: mpsc::UnboundedSender<Msg>,
+    out_tx: mpsc::UnboundedSender<OutputLine>,
+}
+
+impl Execution<'_> {
+    /// Runs the plan: the main graph, then `on_failure` if it failed, then `finally`.
+    pub async fn run(mut self) -> Result<RunOutcome, Error> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        let mut engine = Engine {
+            exec: &mut self,
+            renderer: Renderer::new(),
+            programs: HashMap::new(),
+            batch: Vec::new(),
+            jitter: Jitter(seed),
+            tolerated_failures: 0,
+            tx,
+            out_tx,
+        };
+        match engine.exec.resumed.clone() {
+            Some(unknown) => engine.emit(Event::RunResumed { at: now(), unknown }),
+            None => {
+                let plan = engine.exec.plan;
+                let run_id = plan.context["run"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                engine.emit(Event::RunStarted {
+                    at: now(),
+                    run_id,
+                    plan: plan.name.clone(),
+                });
+            }
+        }
+        engine.flush()?;
+        let mut main = engine
+            .phase(PhaseKind::Main, "running", &mut rx, &mut out_rx)
+            .await?;
+        let halted = main == RunStatus::Failed;
+        if main == RunStatus::Succeeded && engine.tolerated_failures > 0 {
+            main = RunStatus::Failed;
+        }
+        let mut status = main;
+        if halted {
+            let s = engine
+                .phase(PhaseKind::OnFailure, "failed", &mut rx, &mut out_rx)
+                .await?;
+            if s == RunStatus::Failed {
+                status = RunStatus::Failed;
+            }
+        }
+        let after = match main {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Cancelled => "cancelled",
+            _ => "failed",
+        };
+        let tolerated_before = engine.tolerated_failures;
+        let fin = engine
+            .phase(PhaseKind::Finally, after, &mut rx, &mut out_rx)
+            .await?;
+        let finally_failed =
+            fin == RunStatus::Failed || engine.tolerated_failures > tolerated_before;
+        if finally_failed && status == RunStatus::Succeeded {
+            status = RunStatus::Failed;
+        }
+        engine.emit(Event::RunFinished { at: now(), status });
+        engine.flush()?;
+        Ok(RunOutcome { status })
+    }
+}
+
+impl Engine<'_, '_> {
+    fn emit(&mut self, event: Event) {
+        self.batch.push(event);
+    }
+
+    /// Journals the events of this turn (one sync), then shows them.
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.batch);
+        self.exec.journal.append(&events)?;
+        if let Some(obs) = &self.exec.observer {
+            for e in events {
+                let _ = obs.send(Observed::Event(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn program(&mut self, code: &str) -> Result<Rc<Program>, String> {
+        if let Some(p) = self.programs.get(code) {
+            return Ok(p.clone());
+        }
+        let p = Rc::new(jq::compile(code).map_err(|e| e.message)?);
+        self.programs.insert(code.to_string(), p.clone());
+        Ok(p)
+    }
+
+    async fn phase(
+        &mut self,
+        kind: PhaseKind,
+        run_status: &'static str,
+        rx: &mut mpsc::UnboundedReceiver<Msg>,
+        out_rx: &mut mpsc::UnboundedReceiver<OutputLine>,
+    ) -> Result<RunStatus, Error> {
+        let plan = self.exec.plan;
+        let Some(phase) = plan.phases.iter().find(|p| p.kind == kind) else {
+            return Ok(RunStatus::Succeeded);
+        };
+        if phase.graph.node_count() == 0 {
+            return Ok(RunStatus::Succeeded);
+        }
+        let mut run = PhaseRun::new(
+            kind,
+            run_status,
+            phase.graph.clone(),
+            phase.fan_outs.clone(),
+        );
+        self.emit(Event::PhaseStarted {
+            at: now(),
+            phase: run.name.to_string(),
+            nodes: run.graph.node_count(),
+        });
+        // A stop before this phase (Ctrl-C during the main graph) does not stop cleanup.
+        let stop = if kind == PhaseKind::Main {
+            self.exec.control.stop.clone()
+        } else {
+            CancellationToken::new()
+        };
+        let abort = if kind == PhaseKind::Main {
+            self.exec.control.abort.clone()
+        } else {
+            CancellationToken::new()
+        };
+        let all: Vec<NodeIndex> = run.graph.node_indices().collect();
+        self.apply_prior(&mut run, &all);
+        for n in all {
+            if run.nodes[n.index()].state == State::Pending && run.nodes[n.index()].waiting_on == 0
+            {
+                run.nodes[n.index()].state = State::Ready;
+                run.ready.insert(n.index());
+            }
+        }
+        loop {
+            self.schedule(&mut run, &abort)?;
+            self.flush()?;
+            if run.running == 0 && run.waiting == 0 {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = abort.cancelled(), if !run.hard => {
+                    run.hard = true;
+                    self.halt(&mut run, true);
+                    self.emit(Event::Cancelling { at: now(), hard: true });
+                }
+                _ = stop.cancelled(), if !run.cancelled => {
+                    self.halt(&mut run, true);
+                    self.emit(Event::Cancelling { at: now(), hard: false });
+                }
+                Some(line) = out_rx.recv() => self.output(&run, line)?,
+                Some(msg) = rx.recv() => match msg {
+                    Msg::Done { idx, attempt, outcome, elapsed } => {
+                        self.attempt_done(&mut run, idx, attempt, outcome, elapsed);
+                    }
+                    Msg::Wake { idx } => {
+                        if run.nodes[idx.index()].state == State::Waiting {
+                            run.waiting -= 1;
+                            if run.halted {
+                                self.finish(&mut run, idx, NodeStatus::Cancelled, None, Some("cancelled before its next attempt".into()));
+                            } else {
+                                self.start_attempt(&mut run, idx, &abort);
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        while let Ok(line) = out_rx.try_recv() {
+            self.output(&run, line)?;
+        }
+        let status = if run.cancelled {
+            RunStatus::Cancelled
+        } else if run.failed {
+            RunStatus::Failed
+        } else if run.nodes.iter().all(|n| matches!(n.state, State::Done(_))) {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        self.emit(Event::PhaseFinished {
+            at: now(),
+            phase: run.name.to_string(),
+            status,
+        });
+        self.flush()?;
+        Ok(status)
+    }
+
+    fn output(&mut self, run: &PhaseRun, mut line: OutputLine) -> Result<(), Error> {
+        line.line = self.exec.redactor.redact(&line.line);
+        self.exec
+            .journal
+            .log(run.name, &line.node, line.stream, &line.line)?;
+        if let Some(obs) = &self.exec.observer {
+            let _ = obs.send(Observed::Output {
+                phase: run.name,
+                line,
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks nodes that a resumed run already finished.
+    fn apply_prior(&mut self, run: &mut PhaseRun, nodes: &[NodeIndex]) {
+        for &n in nodes {
+            let key = (run.name.to_string(), run.graph[n].name.clone());
+            if run.graph[n].deferred.is_some() {
+                continue;
+            }
+            if let Some((status, outputs)) = self.exec.prior.done.get(&key).cloned() {
+                run.nodes[n.index()].outputs = outputs;
+                self.settle(run, n, status);
+            } else if let Some(why) = self.exec.prior.marked.get(&key).cloned() {
+                self.finish(run, n, NodeStatus::Skipped, Some(json!({})), Some(why));
+            }
+        }
+    }
+
+    /// Stops new work: nodes waiting for a retry or a gate poll are cancelled.
+    fn halt(&mut self, run: &mut PhaseRun, cancelled: bool) {
+        run.halted = true;
+        run.cancelled |= cancelled;
+        let waiting: Vec<NodeIndex> = run
+            .graph
+            .node_indices()
+            .filter(|n| run.nodes[n.index()].state == State::Waiting)
+            .collect();
+        for n in waiting {
+            run.waiting -= 1;
+            let why = if cancelled {
+                "cancelled"
+            } else {
+                "the run is stopping"
+            };
+            self.finish(run, n, NodeStatus::Cancelled, None, Some(why.into()));
+        }
+    }
+
+    /// Starts what can start: ready nodes in declared order, within the limits.
+    fn schedule(&mut self, run: &mut PhaseRun, abort: &CancellationToken) -> Result<(), Error> {
+        if run.halted {
+            return Ok(());
+        }
+        let parallelism = self.exec.options.parallelism.max(1);
+        let mut i = 0;
+        while let Some(&n) = run.ready.range(i..).next() {
+            i = n + 1;
+            if run.running >= parallelism || run.halted {
+                break;
+            }
+            let idx = NodeIndex::new(n);
+            if let Some(r) = run.in_failed_instance(idx) {
+                run.ready.remove(&n);
+                let name = run.instance_name(r);
+                self.finish(
+                    run,
+                    idx,
+                    NodeStatus::Cancelled,
+                    None,
+                    Some(format!("not run: {name} failed")),
+                );
+                continue;
+            }
+            if !run.instance_room(idx) {
+                continue;
+            }
+            run.ready.remove(&n);
+            self.begin(run, idx, abort);
+        }
+        Ok(())
+    }
+
+    /// A ready node starts: `when`, expansion, or its first attempt.
+    fn begin(&mut self, run: &mut PhaseRun, idx: NodeIndex, abort: &CancellationToken) {
+        let ctx = self.context(run, idx);
+        if let Some(when) = run.graph[idx].step.when.clone() {
+            match self.condition(&when.value, &Value::Null, &ctx) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.mark_started(run, idx);
+                    let message = format!("skipped: `{}` is false", when.value);
+                    self.finish(run, idx, NodeStatus::Skipped, None, Some(message));
+                    return;
+                }
+                Err(e) => {
+                    self.mark_started(run, idx);
+                    self.fail(run, idx, format!("`when` failed: {e}"));
+                    return;
+                }
+            }
+        }
+        if let Some(d) = run.graph[idx].deferred.clone() {
+            self.mark_started(run, idx);
+            self.expand(run, idx, &d.for_each, &ctx);
+            return;
+        }
+        self.start_attempt(run, idx, abort);
+    }
+
+    fn mark_started(&mut self, run: &mut PhaseRun, idx: NodeIndex) {
+        for r in run.graph[idx].instances.clone() {
+            if run.started.insert(r) {
+                run.in_flight[r.fan_out] += 1;
+            }
+        }
+    }
+
+    fn context(&self, run: &PhaseRun, idx: NodeIndex) -> Value {
+        let outputs = |n: NodeIndex| run.nodes[n.index()].outputs.clone();
+        node_context(
+            self.exec.plan,
+            &run.graph,
+            &run.graph[idx],
+            &self.exec.secrets,
+            run.run_status,
+            &outputs,
+        )
+    }
+
+    fn jq_vars(ctx: &Value) -> [Value; 5] {
+        [
+            ctx["params"].clone(),
+            ctx.get("item").cloned().unwrap_or(Value::Null),
+            ctx.get("index").cloned().unwrap_or(Value::Null),
+            ctx["steps"].clone(),
+            ctx["run"].clone(),
+        ]
+    }
+
+    fn condition(&mut self, code: &str, input: &Value, ctx: &Value) -> Result<bool, String> {
+        let p = self.program(code)?;
+        let vars = Self::jq_vars(ctx);
+        p.holds(input, [&vars[0], &vars[1], &vars[2], &vars[3], &vars[4]])
+    }
+
+    /// Expands a run-time `for_each` into its instances.
+    fn expand(&mut self, run: &mut PhaseRun, idx: NodeIndex, for_each: &str, ctx: &Value) {
+        let items = match eval_single(for_each, ctx) {
+            Ok(Some(Value::Array(items))) => items,
+            Ok(Some(Value::Null)) => Vec::new(),
+            Ok(Some(other)) => {
+                self.fail(run, idx, format!("`for_each` yields {other}, not a list"));
+                return;
+            }
+            Ok(None) => {
+                self.fail(
+                    run,
+                    idx,
+                    "`for_each` must be a single `{{ expression }}`".into(),
+                );
+                return;
+            }
+            Err(e) => {
+                self.fail(run, idx, format!("`for_each`: {e}"));
+                return;
+            }
+        };
+        let plan = self.exec.plan;
+        let expansion = match expand_deferred(plan, &mut run.graph, &mut run.fan_outs, idx, items) {
+            Ok(e) => e,
+            Err(e) => {
+                self.fail(run, idx, e.to_string());
+                return;
+            }
+        };
+        // The deferred node becomes a join: done when the new sinks are.
+        for &s in &expansion.sinks {
+            run.graph.add_edge(s, idx, ());
+        }
+        run.register(&expansion.nodes);
+        // The new nodes belong to the instances the deferred node belongs to.
+        let outer = run.graph[idx].instances.clone();
+        for r in &outer {
+            *run.remaining.entry(*r).or_default() += expansion.nodes.len();
+            run.members.entry(*r).or_default().extend(&expansion.nodes);
+        }
+        let instances = run
+            .fan_outs
+            .last()
+            .map(|f| f.instances.clone())
+            .unwrap_or_default();
+        self.emit(Event::NodeExpanded {
+            at: now(),
+            phase: run.name.to_string(),
+            node: run.graph[idx].name.clone(),
+            instances,
+        });
+        run.nodes[idx.index()].state = State::Expanded;
+        run.nodes[idx.index()].waiting_on = expansion.sinks.len();
+        self.apply_prior(run, &expansion.nodes);
+        if expansion.sinks.is_empty() {
+            self.finish(
+                run,
+                idx,
+                NodeStatus::Succeeded,
+                Some(json!({})),
+                Some("no items".into()),
+            );
+            return;
+        }
+        for &n in &expansion.nodes {
+            let s = &mut run.nodes[n.index()];
+            if s.state == State::Pending && s.waiting_on == 0 {
+                s.state = State::Ready;
+                run.ready.insert(n.index());
+            }
+        }
+    }
+
+    fn start_attempt(&mut self, run: &mut PhaseRun, idx: NodeIndex, abort: &CancellationToken) {
+        self.mark_started(run, idx);
+        let ctx = self.context(run, idx);
+        let plan = self.exec.plan;
+        let action = match render_action(plan, &run.graph[idx], &ctx, &self.renderer) {
+            Ok(a) => a,
+            Err(e) => {
+                let message = self.exec.redactor.redact(&e.to_string());
+                self.fail(run, idx, message);
+                return;
+            }
+        };
+        let Some(runner) = self.exec.runners.get(action.kind()) else {
+            self.fail(
+                run,
+                idx,
+                Error::NoRunner(action.kind().to_string()).to_string(),
+            );
+            return;
+        };
+        let state = &mut run.nodes[idx.index()];
+        state.attempt += 1;
+        state.state = State::Running;
+        state.first_start.get_or_insert_with(Instant::now);
+        let attempt = state.attempt;
+        run.running += 1;
+        let node_name: Arc<str> = Arc::from(run.graph[idx].name.as_str());
+        // Journaled before the runner is called: after a crash, this attempt's outcome is
+        // known to be unknown.
+        self.emit(Event::AttemptStarted {
+            at: now(),
+            phase: run.name.to_string(),
+            node: node_name.to_string(),
+            attempt,
+        });
+        if self.flush().is_err() {
+            // The journal cannot be written: nothing may run unrecorded.
+            run.running -= 1;
+            run.nodes[idx.index()].state = State::Done(NodeStatus::Cancelled);
+            self.halt(run, false);
+            run.failed = true;
+            return;
+        }
+        let timeout = run.graph[idx].settings.timeout;
+        let cancel = abort.child_token();
+        let tx = self.tx.clone();
+        let output = OutputSink::new(node_name.clone(), self.out_tx.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let attempt_cancel = cancel.clone();
+            let fut = runner.run(
+                &action,
+                Attempt {
+                    node: node_name,
+                    number: attempt,
+                    cancel: attempt_cancel,
+                    output,
+                },
+            );
+            tokio::pin!(fut);
+            let outcome = match timeout {
+                Some(limit) => tokio::select! {
+                    o = &mut fut => o,
+                    _ = tokio::time::sleep(limit) => {
+                        cancel.cancel();
+                        let _ = (&mut fut).await;
+                        Outcome::failed(format!("timed out after {}", humantime::format_duration(limit)))
+                    }
+                },
+                None => fut.await,
+            };
+            let _ = tx.send(Msg::Done {
+                idx,
+                attempt,
+                outcome,
+                elapsed: started.elapsed(),
+            });
+        });
+    }
+
+    fn attempt_done(
+        &mut self,
+        run: &mut PhaseRun,
+        idx: NodeIndex,
+        attempt: u32,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        run.running -= 1;
+        let redactor = &self.exec.redactor;
+        let (ok, message) = match &outcome {
+            Outcome::Succeeded { .. } => (true, None),
+            Outcome::Failed { message, .. } => (false, Some(redactor.redact(message))),
+        };
+        let exit_code = outcome
+            .result()
+            .and_then(|r| r.get("exit_code"))
+            .and_then(Value::as_i64);
+        self.emit(Event::AttemptFinished {
+            at: now(),
+            phase: run.name.to_string(),
+            node: run.graph[idx].name.clone(),
+            attempt,
+            ok,
+            duration_ms: elapsed.as_millis() as u64,
+            exit_code,
+            message: message.clone(),
+        });
+        if run.hard && !ok {
+            self.finish(run, idx, NodeStatus::Cancelled, None, message);
+            return;
+        }
+        let settings = run.graph[idx].settings.clone();
+        let ctx = self.context(run, idx);
+        if let Some(gate) = &settings.gate {
+            let held = match &outcome {
+                Outcome::Succeeded { result } => self.condition(&gate.until, result, &ctx),
+                Outcome::Failed { message, .. } => Err(message.clone()),
+            };
+            match held {
+                Ok(true) => {}
+                not_yet => {
+                    let detail = match not_yet {
+                        Err(e) => self.exec.redactor.redact(&e),
+                        _ => format!("`{}` is not true yet", gate.until),
+                    };
+                    let since = run.nodes[idx.index()]
+                        .first_start
+                        .map_or(Duration::ZERO, |t| t.elapsed());
+                    if since + gate.interval > gate.deadline || run.halted {
+                        let message = format!(
+                            "gate not met within {}: {detail}",
+                            humantime::format_duration(gate.deadline)
+                        );
+                        self.fail(run, idx, message);
+                    } else {
+                        run.nodes[idx.index()].last_message = Some(detail);
+                        self.emit(Event::GateWaiting {
+                            at: now(),
+                            phase: run.name.to_string(),
+                            node: run.graph[idx].name.clone(),
+                            attempt,
+                            elapsed_ms: since.as_millis() as u64,
+                            deadline_ms: gate.deadline.as_millis() as u64,
+                            next_in_ms: gate.interval.as_millis() as u64,
+                        });
+                        self.wait(run, idx, gate.interval);
+                    }
+                    return;
+                }
+            }
+        }
+        match outcome {
+            Outcome::Succeeded { result } => {
+                let mut outputs = Map::new();
+                let step = run.graph[idx].step.clone();
+                for (name, expr) in step.capture.iter() {
+                    let value = self.program(&expr.value).and_then(|p| {
+                        let vars = Self::jq_vars(&ctx);
+                        p.run(&result, [&vars[0], &vars[1], &vars[2], &vars[3], &vars[4]])
+                    });
+                    match value {
+                        Ok(values) => {
+                            outputs.insert(
+                                name.value.clone(),
+                                values.into_iter().next().unwrap_or(Value::Null),
+                            );
+                        }
+                        Err(e) => {
+                            let message = format!(
+                                "capture `{}`: {}",
+                                name.value,
+                                self.exec.redactor.redact(&e)
+                            );
+                            self.fail(run, idx, message);
+                            return;
+                        }
+                    }
+                }
+                self.finish(
+                    run,
+                    idx,
+                    NodeStatus::Succeeded,
+                    Some(Value::Object(outputs)),
+                    None,
+                );
+            }
+            Outcome::Failed { message, .. } => {
+                let message = self.exec.redactor.redact(&message);
+                let retry = &settings.retry;
+                if u64::from(attempt) < retry.attempts && !run.halted {
+                    let mut delay = retry.delay_before(u64::from(attempt) + 1);
+                    if retry.jitter {
+                        delay = delay.mul_f64(0.5 + self.jitter.next() * 0.5);
+                    }
+                    run.nodes[idx.index()].last_message = Some(message);
+                    self.emit(Event::RetryScheduled {
+                        at: now(),
+                        phase: run.name.to_string(),
+                        node: run.graph[idx].name.clone(),
+                        next_attempt: attempt + 1,
+                        delay_ms: delay.as_millis() as u64,
+                    });
+                    self.wait(run, idx, delay);
+                } else {
+                    self.fail(run, idx, message);
+                }
+            }
+        }
+    }
+
+    fn wait(&mut self, run: &mut PhaseRun, idx: NodeIndex, delay: Duration) {
+        run.nodes[idx.index()].state = State::Waiting;
+        run.waiting += 1;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Msg::Wake { idx });
+        });
+    }
+
+    /// A node failed for good: `continue` goes on; otherwise its fan-out instance fails, and
+    /// past `max_failures` the failure climbs to the enclosing instance, then to the run.
+    fn fail(&mut self, run: &mut PhaseRun, idx: NodeIndex, message: String) {
+        if run.graph[idx].settings.on_failure == OnFailure::Continue {
+            run.nodes[idx.index()].tolerated = true;
+            self.finish(run, idx, NodeStatus::Failed, None, Some(message));
+            return;
+        }
+        run.failed = true;
+        self.finish(run, idx, NodeStatus::Failed, None, Some(message));
+        let chain = run.graph[idx].instances.clone();
+        for r in chain.iter().rev() {
+            if self.fail_instance(run, *r) {
+                return;
+            }
+        }
+        // Not absorbed by any rollout: the run stops starting new work.
+        self.halt(run, false);
+    }
+
+    /// Marks an instance failed; true when its fan-out tolerates it (`max_failures`).
+    fn fail_instance(&mut self, run: &mut PhaseRun, r: InstanceRef) -> bool {
+        if !run.failed_instances.insert(r) {
+            return !run.broken[r.fan_out];
+        }
+        run.failures[r.fan_out] += 1;
+        let tolerated = run.failures[r.fan_out] <= run.fan_outs[r.fan_out].max_failures;
+        if !tolerated {
+            run.broken[r.fan_out] = true;
+        }
+        let name = run.instance_name(r);
+        let members = run.members.get(&r).cloned().unwrap_or_default();
+        for n in members {
+            match run.nodes[n.index()].state {
+                State::Pending | State::Ready => {
+                    run.ready.remove(&n.index());
+                    self.finish(
+                        run,
+                        n,
+                        NodeStatus::Cancelled,
+                        None,
+                        Some(format!("not run: {name} failed")),
+                    );
+                }
+                State::Waiting => {
+                    run.waiting -= 1;
+                    self.finish(
+                        run,
+                        n,
+                        NodeStatus::Cancelled,
+                        None,
+                        Some(format!("not run: {name} failed")),
+                    );
+                }
+                _ => {}
+            }
+        }
+        if tolerated {
+            // Within the rollout's tolerance: what waits on this instance from outside may go on.
+            let members = run.members.get(&r).cloned().unwrap_or_default();
+            for n in members {
+                if matches!(
+                    run.nodes[n.index()].state,
+                    State::Done(NodeStatus::Failed | NodeStatus::Cancelled)
+                ) {
+                    run.nodes[n.index()].tolerated = true;
+                    self.release(run, n);
+                }
+            }
+        }
+        tolerated
+    }
+
+    /// A node reached its end state.
+    fn finish(
+        &mut self,
+        run: &mut PhaseRun,
+        idx: NodeIndex,
+        status: NodeStatus,
+        outputs: Option<Value>,
+        message: Option<String>,
+    ) {
+        let outputs = outputs.map(|o| self.exec.redactor.redact_value(&o));
+        let state = &mut run.nodes[idx.index()];
+        if matches!(state.state, State::Done(_)) {
+            return;
+        }
+        state.outputs = outputs.clone();
+        if status == NodeStatus::Failed && state.tolerated {
+            self.tolerated_failures += 1;
+        }
+        self.emit(Event::NodeFinished {
+            at: now(),
+            phase: run.name.to_string(),
+            node: run.graph[idx].name.clone(),
+            status,
+            outputs: if status == NodeStatus::Succeeded {
+                outputs
+            } else {
+                None
+            },
+            message,
+            tolerated: run.nodes[idx.index()].tolerated,
+        });
+        self.settle(run, idx, status);
+    }
+
+    /// Records an end state (journaled or from a resumed journal) and tells dependants.
+    fn settle(&mut self, run: &mut PhaseRun, idx: NodeIndex, status: NodeStatus) {
+        run.nodes[idx.index()].state = State::Done(status);
+        run.ready.remove(&idx.index());
+        for r in run.graph[idx].instances.clone() {
+            let left = run.remaining.entry(r).or_default();
+            *left = left.saturating_sub(1);
+            if *left == 0 && run.started.contains(&r) {
+                run.in_flight[r.fan_out] -= 1;
+            }
+        }
+        if matches!(status, NodeStatus::Succeeded | NodeStatus::Skipped)
+            || run.nodes[idx.index()].tolerated
+        {
+            self.release(run, idx);
+        }
+    }
+
+    /// Tells a satisfied node's dependants; an expanded join finishes with its instances.
+    fn release(&mut self, run: &mut PhaseRun, idx: NodeIndex) {
+        if std::mem::replace(&mut run.nodes[idx.index()].released, true) {
+            return;
+        }
+        let next: Vec<NodeIndex> = run
+            .graph
+            .neighbors_directed(idx, Direction::Outgoing)
+            .collect();
+        for m in next {
+            let s = &mut run.nodes[m.index()];
+            s.waiting_on = s.waiting_on.saturating_sub(1);
+            if s.waiting_on > 0 {
+                continue;
+            }
+            match s.state {
+                State::Pending => {
+                    s.state = State::Ready;
+                    run.ready.insert(m.index());
+                }
+                State::Expanded => {
+                    let instances = run
+                        .fan_outs
+                        .iter()
+                        .rev()
+                        .find(|f| f.path == run.graph[m].name)
+                        .map_or(0, |f| f.instances.len());
+                    self.finish(
+                        run,
+                        m,
+                        NodeStatus::Succeeded,
+                        Some(json!({})),
+                        Some(format!("{instances} instances done")),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}

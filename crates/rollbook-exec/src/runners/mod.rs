@@ -1,0 +1,9 @@
+//! The runners that need nothing but the local machine: `shell`, `sleep` and `confirm`.
+
+mod confirm;
+mod shell;
+mod sleep;
+
+pub use confirm::{Answer, ConfirmRunner, Prompter};
+pub use shell::ShellRunner;
+pub use sleep::SleepRunner;
