@@ -225,10 +225,12 @@ fn github(checked: &[Checked]) -> String {
         .flat_map(|c| &c.diagnostics)
         .filter(|d| d.is_error())
         .count();
+    let plans = checked.len();
     let _ = writeln!(
         out,
-        "rollbook: {} plans checked, {errors} errors",
-        checked.len()
+        "rollbook: {plans} {} checked, {errors} {}",
+        if plans == 1 { "plan" } else { "plans" },
+        if errors == 1 { "error" } else { "errors" }
     );
     out
 }

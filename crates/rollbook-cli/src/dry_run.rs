@@ -135,15 +135,12 @@ fn phase_text(out: &mut String, plan: &CompiledPlan, phase: &Phase, renderer: &R
         let stop = match f.max_failures {
             _ if f.continue_on_failure => "failures are recorded and the rest go on".to_string(),
             0 => "stops at the first failure".to_string(),
-            1 => "stops after 1 failure".to_string(),
-            m => format!("stops after {m} failures"),
+            1 => "tolerates 1 failed instance, stops at the second".to_string(),
+            m => format!("tolerates {m} failed instances, stops at the next"),
         };
-        let _ = writeln!(
-            out,
-            "  {}: {} instances, {limit}, {stop}",
-            f.path,
-            f.instances.len()
-        );
+        let n = f.instances.len();
+        let noun = if n == 1 { "instance" } else { "instances" };
+        let _ = writeln!(out, "  {}: {n} {noun}, {limit}, {stop}", f.path);
     }
     for (i, layer) in layers.iter().enumerate() {
         let _ = writeln!(out, "\n  layer {}", i + 1);
@@ -231,6 +228,7 @@ struct JsonFanOut<'a> {
     instances: &'a [String],
     concurrency: Option<u64>,
     max_failures: u64,
+    continue_on_failure: bool,
 }
 
 #[derive(Serialize)]
@@ -275,6 +273,7 @@ pub fn json(plan: &CompiledPlan, parallelism: usize) -> String {
                     instances: &f.instances,
                     concurrency: f.concurrency,
                     max_failures: f.max_failures,
+                    continue_on_failure: f.continue_on_failure,
                 })
                 .collect(),
             layers: phase

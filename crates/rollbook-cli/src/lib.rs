@@ -44,7 +44,7 @@ pub struct Cli {
     #[arg(long, global = true, env = "ROLLBOOK_PLANS", default_value = "plans")]
     pub plans_dir: PathBuf,
 
-    /// Colors and Unicode in diagnostics: auto (on a terminal), always, never.
+    /// Colors in diagnostics and progress: auto (on a terminal, unless NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
@@ -285,15 +285,16 @@ struct ListRow {
 impl ListRow {
     fn new(path: &Path, checked: &Checked) -> Self {
         let plan = checked.plan.as_ref();
+        let stem = || {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
         ListRow {
-            name: plan.map_or_else(
-                || {
-                    path.file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                },
-                |p| p.name.value.clone(),
-            ),
+            name: plan
+                .map(|p| p.name.value.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(stem),
             severity: plan
                 .and_then(|p| p.severity.as_ref())
                 .map(|s| s.value.as_str()),

@@ -577,12 +577,19 @@ impl Engine<'_, '_> {
     /// A ready node starts: `when`, expansion, or its first attempt.
     fn begin(&mut self, run: &mut PhaseRun, idx: NodeIndex, abort: &CancellationToken) {
         let ctx = self.context(run, idx);
-        if let Some(when) = run.graph[idx].step.when.clone() {
-            match self.condition(&when.value, &Value::Null, &ctx) {
+        if let Some(d) = run.graph[idx].deferred.clone() {
+            // Its `when` is evaluated by each instance, with its item.
+            self.mark_started(run, idx);
+            self.expand(run, idx, &d.for_each, &ctx);
+            return;
+        }
+        let conditions: Vec<String> = run.graph[idx].conditions().map(str::to_string).collect();
+        for when in conditions {
+            match self.condition(&when, &Value::Null, &ctx) {
                 Ok(true) => {}
                 Ok(false) => {
                     self.mark_started(run, idx);
-                    let message = format!("skipped: `{}` is false", when.value);
+                    let message = format!("skipped: `{when}` is false");
                     self.finish(run, idx, NodeStatus::Skipped, None, Some(message));
                     return;
                 }
@@ -592,11 +599,6 @@ impl Engine<'_, '_> {
                     return;
                 }
             }
-        }
-        if let Some(d) = run.graph[idx].deferred.clone() {
-            self.mark_started(run, idx);
-            self.expand(run, idx, &d.for_each, &ctx);
-            return;
         }
         self.start_attempt(run, idx, abort);
     }

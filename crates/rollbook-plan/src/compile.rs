@@ -214,6 +214,9 @@ pub struct Node {
     pub item: Option<(Value, usize)>,
     /// The fan-outs this node belongs to, outermost first.
     pub instances: Vec<InstanceRef>,
+    /// The groups around the step, outermost first. Their `when` must hold too, and their
+    /// `timeout`, `retry`, `on_failure` and `resume` apply where the step sets none.
+    pub groups: Vec<Arc<Step>>,
     /// For each step id the templates of this step read: the nodes whose outputs it means.
     /// A fan-out seen from outside gives several nodes, read as a list.
     pub inputs: BTreeMap<String, Vec<NodeIndex>>,
@@ -227,6 +230,17 @@ pub struct Node {
 pub struct Deferred {
     /// The `for_each` template, e.g. `{{ steps.deployments.outputs.ids }}`.
     pub for_each: String,
+}
+
+impl Node {
+    /// The `when` conditions that must all hold: the enclosing groups', then the step's.
+    pub fn conditions(&self) -> impl Iterator<Item = &str> {
+        self.groups
+            .iter()
+            .filter_map(|g| g.when.as_ref())
+            .chain(self.step.when.as_ref())
+            .map(|w| w.value.as_str())
+    }
 }
 
 /// The settings that apply to a node after `defaults`.
@@ -327,6 +341,7 @@ pub fn compile(
         let outside = HashMap::new();
         let frame = Frame {
             scope: String::new(),
+            groups: Vec::new(),
             item: None,
             instances: Vec::new(),
             outside: &outside,
@@ -362,6 +377,7 @@ pub fn compile(
 struct Frame<'f> {
     /// Name prefix of the nodes: `roll[us-east-op-2].`.
     scope: String,
+    groups: Vec<Arc<Step>>,
     item: Option<(Value, usize)>,
     instances: Vec<InstanceRef>,
     /// Nodes of steps outside this scope, by id, that steps here may read.
@@ -441,7 +457,7 @@ impl Builder<'_> {
         let items = match &step.for_each {
             None => None,
             Some(ForEach::List(items)) => Some(items.iter().map(|n| n.to_json()).collect()),
-            Some(ForEach::Template(t)) if t.value.contains("steps.") => {
+            Some(ForEach::Template(t)) if reads_step_outputs(&t.value) => {
                 // Known only at run time.
                 let node = self.node(step, base.clone(), frame, readable, frame.item.clone());
                 let idx = self.graph.add_node(Node {
@@ -525,8 +541,11 @@ impl Builder<'_> {
         instances: &[InstanceRef],
     ) -> Result<Expanded, Error> {
         if let ActionRef::Group(steps) = step.action() {
+            let mut groups = frame.groups.clone();
+            groups.push(self.share(step));
             let inner = Frame {
                 scope: format!("{name}."),
+                groups,
                 item,
                 instances: instances.to_vec(),
                 outside: readable,
@@ -551,25 +570,39 @@ impl Builder<'_> {
         readable: &HashMap<String, Vec<NodeIndex>>,
         item: Option<(Value, usize)>,
     ) -> Node {
-        let inputs = step_reads(step)
+        let mut reads = step_reads(step);
+        for g in &frame.groups {
+            if let Some(w) = &g.when {
+                reads.extend(
+                    crate::jq::step_references(&w.value)
+                        .into_iter()
+                        .map(|(id, _, _)| id),
+                );
+            }
+        }
+        let inputs = reads
             .into_iter()
             .filter_map(|id| readable.get(&id).map(|nodes| (id, nodes.clone())))
             .collect();
-        let shared = self
-            .shared
-            .entry(step as *const Step)
-            .or_insert_with(|| Arc::new(step.clone()))
-            .clone();
         Node {
             name,
-            step: shared,
+            step: self.share(step),
             scope: frame.scope.clone(),
             item,
             instances: frame.instances.clone(),
+            groups: frame.groups.clone(),
             inputs,
-            settings: settings(self.defaults, step),
+            settings: settings(self.defaults, step, &frame.groups),
             deferred: None,
         }
+    }
+
+    /// One shared copy of a step for all its nodes.
+    fn share(&mut self, step: &Step) -> Arc<Step> {
+        self.shared
+            .entry(step as *const Step)
+            .or_insert_with(|| Arc::new(step.clone()))
+            .clone()
     }
 
     fn eval_for_each(&self, t: &Template, frame: &Frame<'_>) -> Result<Vec<Value>, Error> {
@@ -600,6 +633,15 @@ impl Builder<'_> {
     }
 }
 
+/// True when a template reads `steps.*`: its value is known only at run time.
+fn reads_step_outputs(text: &str) -> bool {
+    template::parse(text).is_ok_and(|t| {
+        template::references(&t)
+            .iter()
+            .any(|r| r.path.first().is_some_and(|p| p == "steps"))
+    })
+}
+
 /// Names for the instances of a fan-out: the item itself when it is a short scalar and unique,
 /// else its position.
 fn instance_keys(items: &[Value]) -> Vec<String> {
@@ -612,7 +654,11 @@ fn instance_keys(items: &[Value]) -> Vec<String> {
                 Some(s.clone())
             }
             Value::Number(n) => Some(n.to_string()),
-            Value::Object(o) => o.get("name").and_then(Value::as_str).map(str::to_string),
+            Value::Object(o) => o
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty() && s.len() <= 64 && !s.contains(['[', ']', '.', '\n']))
+                .map(str::to_string),
             _ => None,
         })
         .collect();
@@ -791,13 +837,25 @@ fn visit_node_strings<'s>(node: &'s crate::yaml::Node, f: &mut dyn FnMut(&'s str
 }
 
 /// A step's settings with the plan's `defaults` filled in.
-fn settings(d: &Defaults, step: &Step) -> Settings {
-    let retry = step.retry.as_ref().or(d.retry.as_ref());
+fn settings(d: &Defaults, step: &Step, groups: &[Arc<Step>]) -> Settings {
+    // The step's own setting, else the innermost group's that has one, else the default.
+    let inherited =
+        |get: &dyn Fn(&Step) -> bool| groups.iter().rev().find(|g| get(g)).map(|g| g.as_ref());
+    let retry = step
+        .retry
+        .as_ref()
+        .or_else(|| inherited(&|g| g.retry.is_some()).and_then(|g| g.retry.as_ref()))
+        .or(d.retry.as_ref());
+    let group_timeout = inherited(&|g| g.timeout.is_some()).and_then(|g| g.timeout.as_ref());
     Settings {
         // A person answering a `confirm`, or a `sleep`, is not held to the default timeout.
         timeout: match step.action() {
-            ActionRef::Sleep(_) | ActionRef::Confirm(_) => step.timeout.as_ref(),
-            _ => step.timeout.as_ref().or(d.timeout.as_ref()),
+            ActionRef::Sleep(_) | ActionRef::Confirm(_) => step.timeout.as_ref().or(group_timeout),
+            _ => step
+                .timeout
+                .as_ref()
+                .or(group_timeout)
+                .or(d.timeout.as_ref()),
         }
         .map(|t| t.value.0),
         retry: RetryPolicy {
@@ -827,10 +885,12 @@ fn settings(d: &Defaults, step: &Step) -> Settings {
         on_failure: step
             .on_failure
             .as_ref()
+            .or_else(|| inherited(&|g| g.on_failure.is_some()).and_then(|g| g.on_failure.as_ref()))
             .map_or(OnFailure::Abort, |o| o.value),
         resume: step
             .resume
             .as_ref()
+            .or_else(|| inherited(&|g| g.resume.is_some()).and_then(|g| g.resume.as_ref()))
             .map_or(ResumePolicy::Rerun, |r| r.value),
     }
 }
@@ -862,8 +922,13 @@ pub fn expand_deferred(
         shared: HashMap::new(),
     };
     let readable: HashMap<String, Vec<NodeIndex>> = node.inputs.clone().into_iter().collect();
+    let mut groups = node.groups.clone();
+    if matches!(node.step.action(), ActionRef::Group(_)) {
+        groups.push(node.step.clone());
+    }
     let frame = Frame {
         scope: node.scope.clone(),
+        groups,
         item: node.item.clone(),
         instances: node.instances.clone(),
         outside: &readable,

@@ -384,8 +384,17 @@ impl Decoder<'_> {
         if let Some(i) = names.iter().position(|n| *n == s) {
             return Some(Spanned::new(values[i], node.span));
         }
-        let mut diag = Diagnostic::error("bad-value", node.span, format!("`{s}` is not a {what}"))
-            .label(format!("expected one of: {}", names.join(", ")));
+        let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        let mut diag = Diagnostic::error(
+            "bad-value",
+            node.span,
+            format!("`{s}` is not {article} {what}"),
+        )
+        .label(format!("expected one of: {}", names.join(", ")));
         if let Some(m) = did_you_mean(s, names.iter().copied()) {
             diag = diag.help(format!("did you mean `{m}`?"));
         }
@@ -822,7 +831,11 @@ impl Decoder<'_> {
 
     fn http(&mut self, node: &Node) -> Option<HttpAction> {
         let f = self.fields(node, "an http action", keys::HTTP_ACTION)?;
-        let method = f.get("method").and_then(|n| self.string(n));
+        // Methods are case-insensitive to write (`post`), and kept upper-case.
+        let method = f
+            .get("method")
+            .and_then(|n| self.string(n))
+            .map(|m| Spanned::new(m.value.to_ascii_uppercase(), m.span));
         if let Some(m) = &method {
             const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
             if !METHODS.contains(&m.value.as_str()) {

@@ -52,7 +52,12 @@ pub fn preview_context(plan: &CompiledPlan, phase: &Phase, node: &Node) -> Value
             .collect();
         Some(Value::Object(outputs))
     };
-    let mut ctx = node_context(plan, &phase.graph, node, &secrets, "running", &placeholders);
+    let status = match phase.kind {
+        crate::compile::PhaseKind::Main => "running",
+        crate::compile::PhaseKind::OnFailure => "failed",
+        crate::compile::PhaseKind::Finally => "<succeeded|failed|cancelled>",
+    };
+    let mut ctx = node_context(plan, &phase.graph, node, &secrets, status, &placeholders);
     if node.deferred.is_some() {
         ctx["item"] = json!("<item>");
         ctx["index"] = json!("<index>");
@@ -69,6 +74,19 @@ pub fn preview(plan: &CompiledPlan, phase: &Phase, node: &Node, renderer: &Rende
             .unwrap_or_else(|_| n.value.clone())
     });
     let kind = node.step.action().kind();
+    if let crate::model::ActionRef::Group(steps) = node.step.action() {
+        // A group over a step's output: its steps are known, their items are not yet.
+        return Preview {
+            title,
+            kind,
+            target: "a group, per item".into(),
+            body: steps
+                .iter()
+                .map(|s| format!("{} ({})", s.id.value, s.action().kind()))
+                .collect(),
+            notes: Vec::new(),
+        };
+    }
     match render_action(plan, node, &ctx, renderer) {
         Ok(action) => Preview {
             title,

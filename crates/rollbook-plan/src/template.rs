@@ -209,6 +209,18 @@ pub fn eval_single(src: &str, ctx: &Value) -> Result<Option<Value>, String> {
     let Some(expr) = single_expression(src) else {
         return Ok(None);
     };
+    // `lookup a b` is the spelled-out form of `a[b]`.
+    let spelled;
+    let expr = match expr
+        .strip_prefix("lookup ")
+        .map(|rest| rest.split_whitespace().collect::<Vec<_>>())
+    {
+        Some(parts) if parts.len() == 2 => {
+            spelled = format!("{}[{}]", parts[0], parts[1]);
+            spelled.as_str()
+        }
+        _ => expr,
+    };
     let (base, index) = match expr.find('[') {
         Some(open) if expr.ends_with(']') => (&expr[..open], Some(&expr[open + 1..expr.len() - 1])),
         _ => (expr, None),

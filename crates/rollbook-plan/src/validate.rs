@@ -44,12 +44,10 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
     };
     v.scope(&plan.steps, &main_scope);
     // `on_failure` and `finally` run after the main graph: they may read its top-level outputs.
+    // `on_failure` and `finally` are graphs of their own: they read `run.status` and
+    // params, not the outputs of main steps (which may not have run).
     let after = Scope {
-        visible: plan
-            .steps
-            .iter()
-            .map(|s| (s.id.value.as_str(), s))
-            .collect(),
+        visible: HashMap::new(),
         in_for_each: false,
     };
     v.scope(&plan.on_failure, &after);
@@ -241,6 +239,16 @@ impl<'p> Validator<'p> {
         if let Some(c) = d.sql.as_ref().and_then(|s| s.connection.as_ref()) {
             self.connection_ref(c, "sql");
         }
+        if let Some(http) = &d.http {
+            let root = Scope {
+                visible: HashMap::new(),
+                in_for_each: false,
+            };
+            for (_, h) in http.headers.iter() {
+                self.template(h, &root, Sink::Text);
+            }
+            self.tls(http.tls.as_ref(), &root);
+        }
         if let Some(ssh) = &d.ssh {
             self.ssh_settings(
                 ssh,
@@ -323,11 +331,11 @@ impl<'p> Validator<'p> {
                         "required-with-default",
                         default.span,
                         format!(
-                            "param `{}` is required but has a default, which is never used",
+                            "param `{}` is required but has a default: the default is used when no value is given, so `required` has no effect",
                             name.value
                         ),
                     )
-                    .help("drop `required: true` or the default"),
+                    .help("drop `required: true` (to use the default) or the default (to insist on a value)"),
                 );
             }
         }
@@ -555,6 +563,9 @@ impl<'p> Validator<'p> {
     /// before the step's items exist); `here` is the step's own.
     fn step(&mut self, step: &'p Step, outer: &Scope<'p>, here: &Scope<'p>) {
         let action = step.action();
+        if let Some(name) = &step.name {
+            self.template(name, here, Sink::Text);
+        }
         match &step.for_each {
             Some(ForEach::Template(t)) => {
                 // Evaluated before the step's items exist, but after what it needs.
