@@ -435,7 +435,7 @@ impl Engine<'_, '_> {
             }
         }
         loop {
-            self.schedule(&mut run, &abort)?;
+            self.schedule(&mut run, &abort);
             self.flush()?;
             if run.running == 0 && run.waiting == 0 {
                 break;
@@ -541,9 +541,9 @@ impl Engine<'_, '_> {
     }
 
     /// Starts what can start: ready nodes in declared order, within the limits.
-    fn schedule(&mut self, run: &mut PhaseRun, abort: &CancellationToken) -> Result<(), Error> {
+    fn schedule(&mut self, run: &mut PhaseRun, abort: &CancellationToken) {
         if run.halted {
-            return Ok(());
+            return;
         }
         let parallelism = self.exec.options.parallelism.max(1);
         let mut i = 0;
@@ -571,7 +571,6 @@ impl Engine<'_, '_> {
             run.ready.remove(&n);
             self.begin(run, idx, abort);
         }
-        Ok(())
     }
 
     /// A ready node starts: `when`, expansion, or its first attempt.

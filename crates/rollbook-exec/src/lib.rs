@@ -38,9 +38,9 @@ pub enum Error {
         message: String,
     },
     #[error("the lock `{}` is held by {}", .0.key, .0)]
-    LockHeld(lock::LockHolder),
+    LockHeld(Box<lock::LockHolder>),
     #[error("the lock `{}` was left by {}, which is no longer running", .0.key, .0)]
-    StaleLock(lock::LockHolder),
+    StaleLock(Box<lock::LockHolder>),
     #[error("no runner for `{0}` steps in this build")]
     NoRunner(String),
     #[error("{0}")]

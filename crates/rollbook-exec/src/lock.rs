@@ -97,14 +97,16 @@ pub fn acquire(state_dir: &Path, holder: &LockHolder, stale: Stale) -> Result<Lo
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
-            return Err(Error::LockHeld(previous.unwrap_or_else(|| LockHolder {
-                key: holder.key.clone(),
-                run_id: "unknown".into(),
-                user: "unknown".into(),
-                host: "unknown".into(),
-                pid: 0,
-                since: "unknown".into(),
-            })));
+            return Err(Error::LockHeld(Box::new(previous.unwrap_or_else(|| {
+                LockHolder {
+                    key: holder.key.clone(),
+                    run_id: "unknown".into(),
+                    user: "unknown".into(),
+                    host: "unknown".into(),
+                    pid: 0,
+                    since: "unknown".into(),
+                }
+            }))));
         }
         Err(fs::TryLockError::Error(source)) => {
             return Err(Error::Io {
@@ -121,7 +123,7 @@ pub fn acquire(state_dir: &Path, holder: &LockHolder, stale: Stale) -> Result<Lo
         };
         if !take {
             let _ = file.unlock();
-            return Err(Error::StaleLock(prev));
+            return Err(Error::StaleLock(Box::new(prev)));
         }
     }
     let mut info = File::create(&info_path).map_err(|source| Error::Io {
