@@ -2,9 +2,12 @@
 //! output and exit codes. The only crate that prints, reads the environment or exits.
 
 pub mod diagnostics;
+pub mod display;
 pub mod dry_run;
 pub mod graph;
 pub mod locate;
+pub mod run;
+pub mod runs;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -43,6 +46,15 @@ pub struct Cli {
     /// Where plans are found by name.
     #[arg(long, global = true, env = "ROLLBOOK_PLANS", default_value = "plans")]
     pub plans_dir: PathBuf,
+
+    /// Where runs are journaled and locks kept.
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLBOOK_STATE_DIR",
+        default_value = ".rollbook"
+    )]
+    pub state_dir: PathBuf,
 
     /// Colors in diagnostics and progress: auto (on a terminal, unless NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -96,6 +108,38 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = graph::Format::Mermaid)]
         format: graph::Format,
     },
+    /// Run a plan: confirm, lock, execute, journal. Exit 0 succeeded, 1 failed, 3 cancelled
+    /// or not confirmed, 4 lock held.
+    Run {
+        plan: String,
+        /// Why the rollback runs: journaled, shown in the report and as `run.reason`.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        bind: BindArgs,
+        #[command(flatten)]
+        run: run::RunArgs,
+    },
+    /// Go on with a run that crashed, failed or was cancelled: what succeeded is not run again.
+    Resume {
+        run_id: String,
+        /// Resume even though the plan file changed since the run started.
+        #[arg(long)]
+        allow_changed_plan: bool,
+        #[command(flatten)]
+        run: run::RunArgs,
+    },
+    /// The runs in the state dir, newest first.
+    Runs {
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
+    /// One run, node by node: status, attempts, durations, exit codes, errors, outputs.
+    Show {
+        run_id: String,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
     /// Print the JSON Schema of plan files.
     Schema,
 }
@@ -134,7 +178,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn invalid(message: impl Into<String>) -> Self {
+    pub fn invalid(message: impl Into<String>) -> Self {
         Failure {
             code: exit::INVALID,
             message: message.into(),
@@ -174,6 +218,29 @@ pub fn run(cli: Cli) -> u8 {
             let run = dry_run_info("(dry run)".into());
             compile_plan(&cli.plans_dir, &plan, &bind, &run, style)
                 .and_then(|compiled| print_stdout(&graph::render(&compiled, format)))
+        }
+        Command::Run {
+            plan,
+            reason,
+            bind,
+            run,
+        } => run::cmd_run(
+            &cli.plans_dir,
+            &cli.state_dir,
+            &plan,
+            &reason,
+            &bind,
+            &run,
+            style,
+        ),
+        Command::Resume {
+            run_id,
+            allow_changed_plan,
+            run,
+        } => run::cmd_resume(&cli.state_dir, &run_id, allow_changed_plan, &run, style),
+        Command::Runs { format } => runs::cmd_runs(&cli.state_dir, format == ListFormat::Json),
+        Command::Show { run_id, format } => {
+            runs::cmd_show(&cli.state_dir, &run_id, format == ListFormat::Json)
         }
         Command::Schema => print_stdout(&rollbook_plan::schema::plan_schema_json()),
     };

@@ -588,7 +588,7 @@ impl Engine<'_, '_> {
                 Ok(true) => {}
                 Ok(false) => {
                     self.mark_started(run, idx);
-                    let message = format!("skipped: `{when}` is false");
+                    let message = format!("`{when}` is false");
                     self.finish(run, idx, NodeStatus::Skipped, None, Some(message));
                     return;
                 }
