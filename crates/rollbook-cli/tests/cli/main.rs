@@ -3,6 +3,7 @@
 mod commands;
 mod dry_runs;
 mod invalid_plans;
+mod run;
 
 use std::path::{Path, PathBuf};
 

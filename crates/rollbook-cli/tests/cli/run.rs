@@ -1,0 +1,438 @@
+//! `rollbook run`, `resume`, `runs`, `show` with the real binary: exit codes, what the journal
+//! keeps, secrets, quoting, locks, and a crash in the middle of a run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+/// A scratch directory with a `plans/` dir and a state dir.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plans")).unwrap();
+        Sandbox { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn plan(&self, name: &str, body: &str) -> &Self {
+        let text = format!("version: 1\nname: {name}\n{body}");
+        std::fs::write(self.path().join("plans").join(format!("{name}.yaml")), text).unwrap();
+        self
+    }
+
+    fn rollbook(&self) -> Command {
+        let mut cmd = Command::cargo_bin("rollbook").unwrap();
+        cmd.current_dir(self.path())
+            .env_remove("ROLLBOOK_PLANS")
+            .env_remove("ROLLBOOK_STATE_DIR")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.path().join(".rollbook/runs"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.path().join(".rollbook/runs").join(id)
+    }
+
+    /// Every byte the run left on disk: journal, metadata, logs.
+    fn all_run_files(&self, id: &str) -> String {
+        fn walk(dir: &Path, out: &mut String) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+                }
+            }
+        }
+        let mut out = String::new();
+        walk(&self.run_dir(id), &mut out);
+        out
+    }
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+#[test]
+fn a_successful_run_exits_0_and_is_journaled() {
+    let sb = Sandbox::new();
+    sb.plan("ok", "steps:\n  - id: a\n    shell: { run: echo hello }\n  - id: b\n    needs: [a]\n    sleep: 10ms\n");
+    let out = sb
+        .rollbook()
+        .args(["run", "ok", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let ids = sb.run_ids();
+    assert_eq!(ids.len(), 1);
+    let journal = std::fs::read_to_string(sb.run_dir(&ids[0]).join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains(r#""event":"run_finished""#)
+            && journal.contains(r#""status":"succeeded""#)
+    );
+    let log = std::fs::read_to_string(sb.run_dir(&ids[0]).join("logs/steps/a.log")).unwrap();
+    assert_eq!(log, "out | hello\n");
+    let runs = sb.rollbook().arg("runs").output().unwrap();
+    assert!(
+        text(&runs.stdout).contains("succeeded"),
+        "{}",
+        text(&runs.stdout)
+    );
+    let show = sb
+        .rollbook()
+        .args(["show", &ids[0], "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(doc["status"], "succeeded");
+    assert_eq!(doc["nodes"][0]["node"], "a");
+    assert_eq!(doc["nodes"][0]["exit_code"], 0);
+    assert_eq!(doc["run"]["reason"], "test");
+}
+
+#[test]
+fn a_failed_run_exits_1_and_names_the_failure() {
+    let sb = Sandbox::new();
+    sb.plan("bad", "steps:\n  - id: a\n    shell: { run: 'echo broken >&2; exit 3' }\n  - id: b\n    needs: [a]\n    shell: { run: echo never }\nfinally:\n  - id: f\n    shell: { run: 'echo status={{ run.status }}' }\n");
+    let out = sb
+        .rollbook()
+        .args(["run", "bad", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("a FAILED: exit code 3: broken"), "{err}");
+    assert!(!err.contains("never"), "{err}");
+    assert!(err.contains("f | status=failed"), "{err}");
+}
+
+#[test]
+fn an_invalid_plan_or_missing_secret_exits_2_before_anything_runs() {
+    let sb = Sandbox::new();
+    sb.plan("typo", "steps:\n  - id: a\n    shell: { rn: echo }\n");
+    let out = sb
+        .rollbook()
+        .args(["run", "typo", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("did you mean `run`?"));
+    sb.plan("needs-secret", "secrets:\n  token: { env: ROLLBOOK_TEST_TOKEN_UNSET }\nsteps:\n  - id: a\n    shell: { run: 'touch ran' }\n");
+    let out = sb
+        .rollbook()
+        .env_remove("ROLLBOOK_TEST_TOKEN_UNSET")
+        .args(["run", "needs-secret", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("secret `token` is not set: export ROLLBOOK_TEST_TOKEN_UNSET")
+    );
+    assert!(!sb.path().join("ran").exists());
+    assert!(sb.run_ids().is_empty());
+}
+
+#[test]
+fn a_plan_that_asks_for_confirmation_refuses_without_a_terminal_or_yes() {
+    let sb = Sandbox::new();
+    sb.plan(
+        "careful",
+        "confirm: ROLLBACK\nsteps:\n  - id: a\n    shell: { run: 'touch ran' }\n",
+    );
+    let out = sb
+        .rollbook()
+        .args(["run", "careful", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("pass --yes"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!sb.path().join("ran").exists());
+    let out = sb
+        .rollbook()
+        .args(["run", "careful", "--reason", "test", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(sb.path().join("ran").exists());
+}
+
+#[test]
+fn a_confirm_step_without_terminal_or_yes_fails_the_run() {
+    let sb = Sandbox::new();
+    sb.plan("ask", "steps:\n  - id: q\n    confirm: Drop the columns?\n  - id: after\n    needs: [q]\n    shell: { run: 'touch ran' }\n");
+    let out = sb
+        .rollbook()
+        .args(["run", "ask", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no terminal to ask on"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!sb.path().join("ran").exists());
+    let before = sb.run_ids();
+    let out = sb
+        .rollbook()
+        .args(["run", "ask", "--reason", "test", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let id = sb
+        .run_ids()
+        .into_iter()
+        .find(|i| !before.contains(i))
+        .unwrap();
+    let show = sb
+        .rollbook()
+        .args(["show", &id, "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(doc["nodes"][0]["status"], "succeeded");
+}
+
+#[test]
+fn a_held_lock_exits_4_naming_the_holder() {
+    let sb = Sandbox::new();
+    sb.plan(
+        "locked",
+        "lock: platform\nsteps:\n  - id: a\n    shell: { run: 'touch ran' }\n",
+    );
+    let holder = rollbook_exec::lock::LockHolder {
+        key: "platform".into(),
+        run_id: "20261125-000000-beef".into(),
+        user: "bob".into(),
+        host: "ops-1".into(),
+        pid: std::process::id(),
+        since: "2026-11-25T00:00:00Z".into(),
+    };
+    let guard = rollbook_exec::lock::acquire(
+        &sb.path().join(".rollbook"),
+        &holder,
+        rollbook_exec::lock::Stale::Refuse,
+    )
+    .unwrap();
+    let out = sb
+        .rollbook()
+        .args(["run", "locked", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("held by run 20261125-000000-beef by bob on ops-1"),
+        "{err}"
+    );
+    assert!(!sb.path().join("ran").exists());
+    drop(guard);
+    let out = sb
+        .rollbook()
+        .args(["run", "locked", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_secret_printed_by_a_command_never_reaches_output_logs_or_journal() {
+    let sb = Sandbox::new();
+    let secret = "tok-5f1c9e2a-very-secret";
+    sb.plan(
+        "leaky",
+        "secrets:\n  token: { env: ROLLBOOK_TEST_TOKEN }\nsteps:\n  - id: a\n    shell:\n      run: 'echo using {{ secrets.token }}; echo {{ secrets.token }} >&2'\n    capture: { seen: '.stdout' }\n  - id: b\n    needs: [a]\n    shell: { run: 'echo got {{ steps.a.outputs.seen }}; exit 1' }\n",
+    );
+    let out = sb
+        .rollbook()
+        .env("ROLLBOOK_TEST_TOKEN", secret)
+        .args(["run", "leaky", "--reason", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains(secret), "{all}");
+    assert!(all.contains("a | using ***"), "{all}");
+    let id = sb.run_ids().pop().unwrap();
+    let files = sb.all_run_files(&id);
+    assert!(!files.contains(secret), "{files}");
+    assert!(files.contains("***"));
+    let events = sb
+        .rollbook()
+        .env("ROLLBOOK_TEST_TOKEN", secret)
+        .args(["run", "leaky", "--reason", "t", "--events", "json"])
+        .output()
+        .unwrap();
+    assert!(!text(&events.stdout).contains(secret));
+}
+
+#[test]
+fn a_hostile_param_reaches_the_shell_as_one_word() {
+    let sb = Sandbox::new();
+    let marker = sb.path().join("owned");
+    sb.plan("quote", "params:\n  v: { type: string }\nsteps:\n  - id: a\n    shell: { run: 'printf %s {{ params.v }}' }\n");
+    let hostile = format!("x; touch {}", marker.display());
+    let out = sb
+        .rollbook()
+        .args([
+            "run",
+            "quote",
+            "--reason",
+            "test",
+            "--param",
+            &format!("v={hostile}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!marker.exists(), "the param was run as a command");
+    let id = sb.run_ids().pop().unwrap();
+    let log = std::fs::read_to_string(sb.run_dir(&id).join("logs/steps/a.log")).unwrap();
+    assert_eq!(log, format!("out | {hostile}\n"));
+}
+
+#[test]
+fn events_json_writes_one_event_per_line() {
+    let sb = Sandbox::new();
+    sb.plan("ev", "steps:\n  - id: a\n    sleep: 1ms\n");
+    let out = sb
+        .rollbook()
+        .args(["run", "ev", "--reason", "t", "--events", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let events: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "run_started");
+    assert_eq!(events.last().unwrap()["event"], "run_finished");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "node_finished" && e["node"] == "a")
+    );
+}
+
+/// kill -9 in the middle of a 50-step run, then `resume`: the run completes, and every step
+/// the journal had as succeeded ran exactly once.
+#[test]
+fn a_run_killed_mid_way_resumes_and_reruns_nothing_that_succeeded() {
+    let sb = Sandbox::new();
+    let out_file = sb.path().join("ran.txt");
+    let mut body = String::from("params:\n  out: { type: string }\nsteps:\n");
+    for i in 0..50 {
+        body.push_str(&format!("  - id: s{i}\n"));
+        if i > 0 {
+            body.push_str(&format!("    needs: [s{}]\n", i - 1));
+        }
+        body.push_str(&format!(
+            "    shell: {{ run: 'echo s{i} >> {{{{ params.out }}}}; sleep 0.05' }}\n"
+        ));
+    }
+    sb.plan("fifty", &body);
+    let bin = assert_cmd::cargo::cargo_bin("rollbook");
+    let mut child = StdCommand::new(&bin)
+        .current_dir(sb.path())
+        .args(["run", "fifty", "--reason", "crash test", "--param"])
+        .arg(format!("out={}", out_file.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(&out_file)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines >= 15 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not progress"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200)); // let an orphaned `sleep 0.05` end
+    let id = sb.run_ids().pop().unwrap();
+    let events = rollbook_exec::journal::read_events(&sb.run_dir(&id)).unwrap();
+    let replay = rollbook_exec::resume::replay(&events);
+    assert_eq!(replay.finished, None);
+    let succeeded: Vec<String> = replay.prior.done.keys().map(|(_, n)| n.clone()).collect();
+    assert!(succeeded.len() >= 10, "only {} journaled", succeeded.len());
+    // A second `run` meets the dead run's lock and says so.
+    let again = StdCommand::new(&bin)
+        .current_dir(sb.path())
+        .args([
+            "run",
+            "fifty",
+            "--reason",
+            "again",
+            "--param",
+            "out=/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(4));
+    assert!(
+        text(&again.stderr).contains("no longer running"),
+        "{}",
+        text(&again.stderr)
+    );
+    let resumed = StdCommand::new(&bin)
+        .current_dir(sb.path())
+        .args(["resume", &id])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    let ran = std::fs::read_to_string(&out_file).unwrap();
+    for i in 0..50 {
+        let id = format!("s{i}");
+        let count = ran.lines().filter(|l| *l == id).count();
+        if succeeded.contains(&id) {
+            assert_eq!(
+                count, 1,
+                "{id} was journaled as succeeded and ran {count} times"
+            );
+        } else {
+            assert!(count >= 1, "{id} never ran");
+        }
+    }
+    let events = rollbook_exec::journal::read_events(&sb.run_dir(&id)).unwrap();
+    assert_eq!(
+        rollbook_exec::resume::replay(&events).finished,
+        Some(rollbook_exec::RunStatus::Succeeded)
+    );
+}
