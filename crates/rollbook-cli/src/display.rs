@@ -68,7 +68,9 @@ fn line_for(o: &Observed) -> Option<String> {
             Event::RunResumed { unknown, .. } => {
                 format!("run resumed; outcome unknown for: {}", unknown.join(", "))
             }
-            Event::PhaseStarted { phase, nodes, .. } => format!("{phase}: {nodes} nodes"),
+            Event::PhaseStarted { phase, nodes, .. } => {
+                format!("{phase}: {nodes} {}", if *nodes == 1 { "node" } else { "nodes" })
+            }
             Event::NodeExpanded { node, instances, .. } => {
                 format!("{node} expands to {} instances", instances.len())
             }

@@ -10,7 +10,8 @@ fn is_plan_file(path: &Path) -> bool {
 }
 
 /// The plan files named by `paths`: files as given, directories searched (not recursively)
-/// for `*.yaml` and `*.yml`, sorted by name.
+/// for `*.yaml`, sorted by name. (`*.yml` files in a directory are left alone: plans are
+/// `NAME.yaml`, and CI workflows beside them are `.yml`.)
 pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
@@ -19,7 +20,7 @@ pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 .map_err(|e| format!("cannot read directory {}: {e}", path.display()))?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_plan_file(p))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml"))
                 .collect();
             found.sort();
             files.extend(found);

@@ -261,6 +261,16 @@ impl PhaseRun {
     }
 }
 
+/// An attempt ready to run.
+struct Launch {
+    idx: NodeIndex,
+    runner: Arc<dyn crate::runner::Runner>,
+    action: rollbook_plan::action::Action,
+    attempt: u32,
+    node: Arc<str>,
+    timeout: Option<Duration>,
+}
+
 /// A tiny xorshift generator for retry jitter (no need for cryptographic randomness).
 struct Jitter(u64);
 
@@ -281,6 +291,8 @@ struct Engine<'e, 'a> {
     renderer: Renderer,
     programs: HashMap<String, Rc<Program>>,
     batch: Vec<Event>,
+    /// Attempts prepared this turn, started together after one journal sync.
+    launches: Vec<Launch>,
     jitter: Jitter,
     /// Failures the run went on after (`on_failure: continue`, tolerated rollout failures):
     /// the run still ends `failed`, but they do not trigger `on_failure`.
@@ -303,6 +315,7 @@ impl Execution<'_> {
             renderer: Renderer::new(),
             programs: HashMap::new(),
             batch: Vec::new(),
+            launches: Vec::new(),
             jitter: Jitter(seed),
             tolerated_failures: 0,
             tx,
@@ -435,7 +448,8 @@ impl Engine<'_, '_> {
             }
         }
         loop {
-            self.schedule(&mut run, &abort);
+            self.schedule(&mut run);
+            self.launch(&abort)?;
             self.flush()?;
             if run.running == 0 && run.waiting == 0 {
                 break;
@@ -462,7 +476,7 @@ impl Engine<'_, '_> {
                             if run.halted {
                                 self.finish(&mut run, idx, NodeStatus::Cancelled, None, Some("cancelled before its next attempt".into()));
                             } else {
-                                self.start_attempt(&mut run, idx, &abort);
+                                self.start_attempt(&mut run, idx);
                             }
                         }
                     }
@@ -541,7 +555,7 @@ impl Engine<'_, '_> {
     }
 
     /// Starts what can start: ready nodes in declared order, within the limits.
-    fn schedule(&mut self, run: &mut PhaseRun, abort: &CancellationToken) {
+    fn schedule(&mut self, run: &mut PhaseRun) {
         if run.halted {
             return;
         }
@@ -569,12 +583,12 @@ impl Engine<'_, '_> {
                 continue;
             }
             run.ready.remove(&n);
-            self.begin(run, idx, abort);
+            self.begin(run, idx);
         }
     }
 
     /// A ready node starts: `when`, expansion, or its first attempt.
-    fn begin(&mut self, run: &mut PhaseRun, idx: NodeIndex, abort: &CancellationToken) {
+    fn begin(&mut self, run: &mut PhaseRun, idx: NodeIndex) {
         let ctx = self.context(run, idx);
         if let Some(d) = run.graph[idx].deferred.clone() {
             // Its `when` is evaluated by each instance, with its item.
@@ -599,7 +613,7 @@ impl Engine<'_, '_> {
                 }
             }
         }
-        self.start_attempt(run, idx, abort);
+        self.start_attempt(run, idx);
     }
 
     fn mark_started(&mut self, run: &mut PhaseRun, idx: NodeIndex) {
@@ -712,7 +726,7 @@ impl Engine<'_, '_> {
         }
     }
 
-    fn start_attempt(&mut self, run: &mut PhaseRun, idx: NodeIndex, abort: &CancellationToken) {
+    fn start_attempt(&mut self, run: &mut PhaseRun, idx: NodeIndex) {
         self.mark_started(run, idx);
         let ctx = self.context(run, idx);
         let plan = self.exec.plan;
@@ -747,49 +761,67 @@ impl Engine<'_, '_> {
             node: node_name.to_string(),
             attempt,
         });
-        if self.flush().is_err() {
-            // The journal cannot be written: nothing may run unrecorded.
-            run.running -= 1;
-            run.nodes[idx.index()].state = State::Done(NodeStatus::Cancelled);
-            self.halt(run, false);
-            run.failed = true;
-            return;
-        }
-        let timeout = run.graph[idx].settings.timeout;
-        let cancel = abort.child_token();
-        let tx = self.tx.clone();
-        let output = OutputSink::new(node_name.clone(), self.out_tx.clone());
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let attempt_cancel = cancel.clone();
-            let fut = runner.run(
-                &action,
-                Attempt {
-                    node: node_name,
-                    number: attempt,
-                    cancel: attempt_cancel,
-                    output,
-                },
-            );
-            tokio::pin!(fut);
-            let outcome = match timeout {
-                Some(limit) => tokio::select! {
-                    o = &mut fut => o,
-                    _ = tokio::time::sleep(limit) => {
-                        cancel.cancel();
-                        let _ = (&mut fut).await;
-                        Outcome::failed(format!("timed out after {}", humantime::format_duration(limit)))
-                    }
-                },
-                None => fut.await,
-            };
-            let _ = tx.send(Msg::Done {
-                idx,
-                attempt,
-                outcome,
-                elapsed: started.elapsed(),
-            });
+        self.launches.push(Launch {
+            idx,
+            runner,
+            action,
+            attempt,
+            node: node_name,
+            timeout: run.graph[idx].settings.timeout,
         });
+    }
+
+    /// Makes the attempts started this turn durable in the journal (one sync), then runs
+    /// them. Nothing runs unrecorded: if the journal cannot be written, nothing starts.
+    fn launch(&mut self, abort: &CancellationToken) -> Result<(), Error> {
+        if self.launches.is_empty() {
+            return Ok(());
+        }
+        self.flush()?;
+        for launch in std::mem::take(&mut self.launches) {
+            let Launch {
+                idx,
+                runner,
+                action,
+                attempt,
+                node,
+                timeout,
+            } = launch;
+            let cancel = abort.child_token();
+            let tx = self.tx.clone();
+            let output = OutputSink::new(node.clone(), self.out_tx.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let fut = runner.run(
+                    &action,
+                    Attempt {
+                        node,
+                        number: attempt,
+                        cancel: cancel.clone(),
+                        output,
+                    },
+                );
+                tokio::pin!(fut);
+                let outcome = match timeout {
+                    Some(limit) => tokio::select! {
+                        o = &mut fut => o,
+                        _ = tokio::time::sleep(limit) => {
+                            cancel.cancel();
+                            let _ = (&mut fut).await;
+                            Outcome::failed(format!("timed out after {}", humantime::format_duration(limit)))
+                        }
+                    },
+                    None => fut.await,
+                };
+                let _ = tx.send(Msg::Done {
+                    idx,
+                    attempt,
+                    outcome,
+                    elapsed: started.elapsed(),
+                });
+            });
+        }
+        Ok(())
     }
 
     fn attempt_done(

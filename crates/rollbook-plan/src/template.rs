@@ -287,15 +287,35 @@ impl Default for Renderer {
     }
 }
 
+handlebars::handlebars_helper!(json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
+handlebars::handlebars_helper!(join_helper: |list: array, sep: str| {
+    list.iter()
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(sep)
+});
+
+/// Helpers beyond Handlebars' own: `{{ json x }}` (a value as JSON text) and
+/// `{{ join list "," }}`.
+pub const HELPERS: &[&str] = &["json", "join"];
+
 impl Renderer {
     pub fn new() -> Self {
-        let mut shell = Handlebars::new();
-        shell.set_strict_mode(true);
-        shell.register_escape_fn(|s| shell_quote(s).into_owned());
-        let mut plain = Handlebars::new();
-        plain.set_strict_mode(true);
-        plain.register_escape_fn(handlebars::no_escape);
-        Renderer { shell, plain }
+        let registry = |escape: fn(&str) -> String| {
+            let mut r = Handlebars::new();
+            r.set_strict_mode(true);
+            r.register_escape_fn(escape);
+            r.register_helper("json", Box::new(json_helper));
+            r.register_helper("join", Box::new(join_helper));
+            r
+        };
+        Renderer {
+            shell: registry(|s| shell_quote(s).into_owned()),
+            plain: registry(handlebars::no_escape),
+        }
     }
 
     /// Renders `src` against `ctx`.
