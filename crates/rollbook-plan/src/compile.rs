@@ -635,11 +635,7 @@ impl Builder<'_> {
 
 /// True when a template reads `steps.*`: its value is known only at run time.
 fn reads_step_outputs(text: &str) -> bool {
-    template::parse(text).is_ok_and(|t| {
-        template::references(&t)
-            .iter()
-            .any(|r| r.path.first().is_some_and(|p| p == "steps"))
-    })
+    !template::step_ids(text).is_empty()
 }
 
 /// Names for the instances of a fan-out: the item itself when it is a short scalar and unique,
@@ -728,15 +724,7 @@ pub fn step_reads(step: &Step) -> Vec<String> {
         }
     }
     for text in texts {
-        if let Ok(parsed) = template::parse(text) {
-            for r in template::references(&parsed) {
-                if r.path.first().map(String::as_str) == Some("steps")
-                    && let Some(id) = r.path.get(1)
-                {
-                    ids.push(id.clone());
-                }
-            }
-        }
+        ids.extend(template::step_ids(text));
     }
     for jq in [&step.when, &step.until]
         .into_iter()

@@ -190,6 +190,35 @@ fn push_path(out: &mut Vec<Reference>, raw: &str, escaped: bool, in_new_context:
     out.push(Reference { path, escaped });
 }
 
+/// The step ids a (validated) template reads as `steps.ID...`, found without a full parse:
+/// compilation needs only these, and parsing every template twice doubles its cost.
+pub fn step_ids(src: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut rest = src;
+    let mut inside = false;
+    while let Some(open) = rest.find(if inside { "}}" } else { "{{" }) {
+        if inside {
+            let block = &rest[..open];
+            for (at, _) in block.match_indices("steps.") {
+                let before = block[..at].chars().next_back();
+                if before.is_some_and(|c| is_path_char(c) || c == '/') {
+                    continue;
+                }
+                let id: String = block[at + 6..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+                    .collect();
+                if !id.is_empty() {
+                    ids.push(id);
+                }
+            }
+        }
+        rest = &rest[open + 2..];
+        inside = !inside;
+    }
+    ids
+}
+
 /// If the template is a single `{{ expression }}` and nothing else, the expression's path
 /// (`inventory[params.region]` gives `["inventory", "[params.region]"]` resolved by
 /// [`eval_single`]).

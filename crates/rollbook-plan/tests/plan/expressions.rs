@@ -174,3 +174,18 @@ fn many_expressions_are_checked_together_and_each_error_lands_on_its_own() {
     );
     assert_eq!(errors[4].as_ref().unwrap().offset, Some(0));
 }
+
+#[test]
+fn step_ids_are_found_without_a_full_parse() {
+    assert_eq!(
+        template::step_ids(
+            "echo {{ steps.find.outputs.id }} {{#if steps.wait-1.outputs.ok}}x{{/if}} steps.not.this"
+        ),
+        ["find", "wait-1"]
+    );
+    assert!(template::step_ids("{{ item.steps.x }} {{ params.steps }}").is_empty());
+    assert_eq!(
+        template::step_ids("{{ json (lookup steps.a.outputs params.k) }}"),
+        ["a"]
+    );
+}
