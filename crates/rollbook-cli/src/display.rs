@@ -157,10 +157,10 @@ async fn live(total: usize, mut rx: mpsc::UnboundedReceiver<Observed>) {
                                 multi.remove(&bar);
                             }
                             overall.inc(1);
-                            if matches!(status, NodeStatus::Failed | NodeStatus::Cancelled) {
-                                if let Some(line) = line_for(&o) {
-                                    let _ = multi.println(format!("{} {line}", clock()));
-                                }
+                            if matches!(status, NodeStatus::Failed | NodeStatus::Cancelled)
+                                && let Some(line) = line_for(&o)
+                            {
+                                let _ = multi.println(format!("{} {line}", clock()));
                             }
                         }
                         Event::RunFinished { status, .. } => {

@@ -112,6 +112,8 @@ enum State {
     Running,
     /// Waiting for a retry delay or the next poll of a gate.
     Waiting,
+    /// Its next attempt is due, as soon as the parallelism allows.
+    Due,
     /// A run-time `for_each` that has been expanded: done when its instances are.
     Expanded,
     Done(NodeStatus),
@@ -155,6 +157,8 @@ struct PhaseRun {
     fan_outs: Vec<FanOut>,
     nodes: Vec<NodeState>,
     ready: BTreeSet<usize>,
+    /// Nodes whose next attempt (retry, gate poll) is due; they go before fresh ready nodes.
+    due: std::collections::VecDeque<NodeIndex>,
     /// Nodes of each fan-out instance.
     members: HashMap<InstanceRef, Vec<NodeIndex>>,
     /// Non-terminal nodes left in each instance.
@@ -189,6 +193,7 @@ impl PhaseRun {
             nodes: (0..n).map(|_| NodeState::new()).collect(),
             fan_outs,
             ready: BTreeSet::new(),
+            due: std::collections::VecDeque::new(),
             members: HashMap::new(),
             remaining: HashMap::new(),
             started: HashSet::new(),
@@ -472,12 +477,9 @@ impl Engine<'_, '_> {
                     }
                     Msg::Wake { idx } => {
                         if run.nodes[idx.index()].state == State::Waiting {
-                            run.waiting -= 1;
-                            if run.halted {
-                                self.finish(&mut run, idx, NodeStatus::Cancelled, None, Some("cancelled before its next attempt".into()));
-                            } else {
-                                self.start_attempt(&mut run, idx);
-                            }
+                            // Retries and gate polls start under the same parallelism cap.
+                            run.nodes[idx.index()].state = State::Due;
+                            run.due.push_back(idx);
                         }
                     }
                 },
@@ -486,15 +488,29 @@ impl Engine<'_, '_> {
         while let Ok(line) = out_rx.try_recv() {
             self.output(&run, line)?;
         }
+        let complete = run.nodes.iter().all(|n| matches!(n.state, State::Done(_)));
         let status = if run.cancelled {
             RunStatus::Cancelled
-        } else if run.failed {
+        } else if run.failed || !complete {
             RunStatus::Failed
-        } else if run.nodes.iter().all(|n| matches!(n.state, State::Done(_))) {
-            RunStatus::Succeeded
         } else {
-            RunStatus::Failed
+            RunStatus::Succeeded
         };
+        // What never started is said so, for `show` and the report (and is run by `resume`).
+        let why = if run.cancelled {
+            "not started: the run was cancelled"
+        } else {
+            "not started: the run stopped"
+        };
+        let unstarted: Vec<NodeIndex> = run
+            .graph
+            .node_indices()
+            .filter(|n| !matches!(run.nodes[n.index()].state, State::Done(_)))
+            .collect();
+        for n in unstarted {
+            run.nodes[n.index()].state = State::Pending;
+            self.finish(&mut run, n, NodeStatus::Cancelled, None, Some(why.into()));
+        }
         self.emit(Event::PhaseFinished {
             at: now(),
             phase: run.name.to_string(),
@@ -538,10 +554,11 @@ impl Engine<'_, '_> {
     fn halt(&mut self, run: &mut PhaseRun, cancelled: bool) {
         run.halted = true;
         run.cancelled |= cancelled;
+        run.due.clear();
         let waiting: Vec<NodeIndex> = run
             .graph
             .node_indices()
-            .filter(|n| run.nodes[n.index()].state == State::Waiting)
+            .filter(|n| matches!(run.nodes[n.index()].state, State::Waiting | State::Due))
             .collect();
         for n in waiting {
             run.waiting -= 1;
@@ -560,6 +577,12 @@ impl Engine<'_, '_> {
             return;
         }
         let parallelism = self.exec.options.parallelism.max(1);
+        while run.running < parallelism
+            && let Some(idx) = run.due.pop_front()
+        {
+            run.waiting -= 1;
+            self.start_attempt(run, idx);
+        }
         let mut i = 0;
         while let Some(&n) = run.ready.range(i..).next() {
             i = n + 1;
@@ -686,13 +709,8 @@ impl Engine<'_, '_> {
         for &s in &expansion.sinks {
             run.graph.add_edge(s, idx, ());
         }
+        // The new nodes carry the deferred node's instances too: `register` counts them there.
         run.register(&expansion.nodes);
-        // The new nodes belong to the instances the deferred node belongs to.
-        let outer = run.graph[idx].instances.clone();
-        for r in &outer {
-            *run.remaining.entry(*r).or_default() += expansion.nodes.len();
-            run.members.entry(*r).or_default().extend(&expansion.nodes);
-        }
         let instances = run
             .fan_outs
             .last()
@@ -973,16 +991,19 @@ impl Engine<'_, '_> {
             self.finish(run, idx, NodeStatus::Failed, None, Some(message));
             return;
         }
-        run.failed = true;
-        self.finish(run, idx, NodeStatus::Failed, None, Some(message));
+        // Innermost instance first; the first fan-out that tolerates it absorbs the failure.
         let chain = run.graph[idx].instances.clone();
-        for r in chain.iter().rev() {
-            if self.fail_instance(run, *r) {
-                return;
-            }
+        let absorbed = chain.iter().rev().any(|r| self.fail_instance(run, *r));
+        if absorbed {
+            run.nodes[idx.index()].tolerated = true;
+        } else {
+            run.failed = true;
         }
-        // Not absorbed by any rollout: the run stops starting new work.
-        self.halt(run, false);
+        self.finish(run, idx, NodeStatus::Failed, None, Some(message));
+        if !absorbed {
+            // Not absorbed by any rollout: the run stops starting new work.
+            self.halt(run, false);
+        }
     }
 
     /// Marks an instance failed; true when its fan-out tolerates it (`max_failures`).
@@ -1009,8 +1030,9 @@ impl Engine<'_, '_> {
                         Some(format!("not run: {name} failed")),
                     );
                 }
-                State::Waiting => {
+                State::Waiting | State::Due => {
                     run.waiting -= 1;
+                    run.due.retain(|d| *d != n);
                     self.finish(
                         run,
                         n,

@@ -1,0 +1,228 @@
+//! The real `ShellRunner`, with real `sh` and real time.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rollbook_exec::event::{Event, NodeStatus, RunStatus};
+use rollbook_exec::redact::Redactor;
+use rollbook_exec::runner::{Attempt, Outcome, OutputSink, Runner, Runners, Stream};
+use rollbook_exec::runners::ShellRunner;
+use rollbook_plan::action::{Action, ShellCommand};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::*;
+
+fn command(run: &str) -> ShellCommand {
+    ShellCommand {
+        command: Some(run.into()),
+        script: None,
+        env: Vec::new(),
+        cwd: None,
+    }
+}
+
+async fn run_shell(cmd: ShellCommand) -> Outcome {
+    ShellRunner::default()
+        .run(
+            &Action::Shell(cmd),
+            Attempt {
+                node: Arc::from("test"),
+                number: 1,
+                cancel: CancellationToken::new(),
+                output: OutputSink::discard(),
+            },
+        )
+        .await
+}
+
+fn result(outcome: &Outcome) -> &Value {
+    outcome.result().expect("a result document")
+}
+
+#[tokio::test]
+async fn exit_code_and_stdout_are_in_the_result() {
+    let o = run_shell(command("echo hello; echo world")).await;
+    assert!(matches!(o, Outcome::Succeeded { .. }), "{o:?}");
+    assert_eq!(result(&o)["exit_code"], json!(0));
+    assert_eq!(result(&o)["stdout"], json!("hello\nworld\n"));
+    assert_eq!(result(&o)["json"], Value::Null);
+
+    let o = run_shell(command(r#"printf '{"active_instances": 3}\n'"#)).await;
+    assert_eq!(result(&o)["json"], json!({ "active_instances": 3 }));
+}
+
+#[tokio::test]
+async fn a_non_zero_exit_fails_with_the_code_and_the_last_stderr_line() {
+    let o = run_shell(command(
+        "echo first >&2; echo 'last words' >&2; echo >&2; exit 3",
+    ))
+    .await;
+    match &o {
+        Outcome::Failed { message, result } => {
+            assert_eq!(message, "exit code 3: last words");
+            assert_eq!(result.as_ref().unwrap()["exit_code"], json!(3));
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let o = run_shell(command("exit 4")).await;
+    assert!(
+        matches!(&o, Outcome::Failed { message, .. } if message == "exit code 4"),
+        "{o:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_script_runs_with_sh_se_and_stops_at_the_first_failing_line() {
+    let o = run_shell(ShellCommand {
+        command: None,
+        script: Some("echo one\nfalse\necho two\n".into()),
+        env: Vec::new(),
+        cwd: None,
+    })
+    .await;
+    assert!(matches!(o, Outcome::Failed { .. }), "{o:?}");
+    assert_eq!(result(&o)["exit_code"], json!(1));
+    assert_eq!(result(&o)["stdout"], json!("one\n"));
+
+    let o = run_shell(ShellCommand {
+        command: None,
+        script: Some("echo one\necho two\n".into()),
+        env: Vec::new(),
+        cwd: None,
+    })
+    .await;
+    assert!(matches!(o, Outcome::Succeeded { .. }), "{o:?}");
+    assert_eq!(result(&o)["stdout"], json!("one\ntwo\n"));
+}
+
+#[tokio::test]
+async fn env_values_are_passed_as_they_are() {
+    let value = r#"it's "quoted" $HOME `x` ; done"#;
+    let mut cmd = command(r#"printf '%s\n' "$GREETING""#);
+    cmd.env = vec![("GREETING".into(), value.into())];
+    let o = run_shell(cmd).await;
+    assert!(matches!(o, Outcome::Succeeded { .. }), "{o:?}");
+    assert_eq!(result(&o)["stdout"], json!(format!("{value}\n")));
+}
+
+/// PIDs of processes whose command line matches `pattern`.
+fn pgrep(pattern: &str) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .arg("-f")
+        .arg(pattern)
+        .output()
+        .expect("pgrep runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group() {
+    // A unique sleep length marks the processes this test starts.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let marker = format!("300.{}{:09}", std::process::id(), nanos);
+    let pattern = format!("sleep {}", marker.replace('.', "[.]"));
+    let plan = compile(&format!(
+        r#"
+version: 1
+name: hang
+steps:
+  - id: hang
+    timeout: 1s
+    shell: {{ run: "sleep {marker} & sleep {marker}; echo never" }}
+"#
+    ));
+    let runners = Runners::new().with(ShellRunner::default());
+    let mut journal = MemJournal::default();
+    let run = execute(&plan, &runners, Setup::default(), &mut journal);
+    let look = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        pgrep(&pattern).len()
+    };
+    let (status, seen) = tokio::join!(run, look);
+    // Clean up whatever is left (only the processes with this test's marker), then judge.
+    let mut left = pgrep(&pattern);
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = pgrep(&pattern);
+    }
+    for pid in &left {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+    }
+    assert!(
+        seen >= 2,
+        "the test's processes were not found while running ({seen})"
+    );
+    assert!(
+        left.is_empty(),
+        "processes left after the timeout: {left:?}"
+    );
+    assert_eq!(status, RunStatus::Failed);
+    let (st, message, _) = finish_of(&journal.events, "steps", "hang");
+    assert_eq!(st, NodeStatus::Failed);
+    assert!(message.unwrap_or_default().contains("timed out after 1s"));
+}
+
+#[tokio::test]
+async fn a_secret_printed_by_a_command_is_redacted_in_logs_and_events() {
+    let secret = "s3cr3t-value";
+    let plan = compile(
+        r#"
+version: 1
+name: leak
+secrets:
+  token: { env: ROLLBOOK_TEST_TOKEN }
+steps:
+  - id: leak
+    shell:
+      run: "echo token is {{ secrets.token }}; echo bad {{ secrets.token }} >&2; exit 1"
+"#,
+    );
+    let mut secrets = Map::new();
+    secrets.insert("token".into(), json!(secret));
+    let setup = Setup {
+        secrets,
+        redactor: Redactor::new([secret.to_string()]),
+        ..Setup::default()
+    };
+    let runners = Runners::new().with(ShellRunner::default());
+    let mut journal = MemJournal::default();
+    let status = execute(&plan, &runners, setup, &mut journal).await;
+    assert_eq!(status, RunStatus::Failed);
+
+    let lines: Vec<_> = journal
+        .logs
+        .iter()
+        .map(|(phase, node, stream, line)| (phase.as_str(), node.as_str(), *stream, line.as_str()))
+        .collect();
+    assert!(
+        lines.contains(&("steps", "leak", Stream::Stdout, "token is ***")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("steps", "leak", Stream::Stderr, "bad ***")),
+        "{lines:?}"
+    );
+    assert!(lines.iter().all(|l| !l.3.contains(secret)), "{lines:?}");
+
+    let events = serde_json::to_string(&journal.events).unwrap();
+    assert!(!events.contains(secret), "{events}");
+    let message = journal.events.iter().find_map(|e| match e {
+        Event::AttemptFinished { message, .. } => message.clone(),
+        _ => None,
+    });
+    assert_eq!(message.as_deref(), Some("exit code 1: bad ***"));
+}
