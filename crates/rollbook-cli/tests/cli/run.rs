@@ -436,3 +436,96 @@ fn a_run_killed_mid_way_resumes_and_reruns_nothing_that_succeeded() {
         Some(rollbook_exec::RunStatus::Succeeded)
     );
 }
+
+/// Ctrl-C once: nothing new starts, the running step finishes, `finally` runs, exit 3.
+/// Twice: the running step is cancelled (its process group killed).
+#[test]
+fn ctrl_c_stops_new_work_and_still_runs_finally() {
+    let sb = Sandbox::new();
+    let marker = sb.path().join("started");
+    sb.plan(
+        "slow",
+        &format!(
+            "steps:\n  - id: long\n    shell: {{ run: 'touch {m}; sleep 1; echo long done' }}\n  - id: next\n    needs: [long]\n    shell: {{ run: 'echo next ran' }}\nfinally:\n  - id: cleanup\n    shell: {{ run: 'echo cleanup ran, run {{{{ run.status }}}}' }}\n",
+            m = marker.display()
+        ),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("rollbook");
+    let child = StdCommand::new(&bin)
+        .current_dir(sb.path())
+        .args(["run", "slow", "--reason", "ctrl-c test"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the child we just spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("long | long done"),
+        "the running step was not let finish: {err}"
+    );
+    assert!(
+        !err.contains("next ran"),
+        "a new step started after Ctrl-C: {err}"
+    );
+    assert!(
+        err.contains("cleanup ran, run cancelled"),
+        "finally did not run: {err}"
+    );
+}
+
+#[test]
+fn ctrl_c_twice_cancels_the_running_step() {
+    let sb = Sandbox::new();
+    let marker = sb.path().join("started");
+    sb.plan(
+        "slower",
+        &format!(
+            "steps:\n  - id: long\n    shell: {{ run: 'touch {m}; sleep 30; echo long done' }}\nfinally:\n  - id: cleanup\n    shell: {{ run: 'echo cleanup ran' }}\n",
+            m = marker.display()
+        ),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("rollbook");
+    let child = StdCommand::new(&bin)
+        .current_dir(sb.path())
+        .args(["run", "slower", "--reason", "ctrl-c twice"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for _ in 0..2 {
+        // SAFETY: kill(2) on the child we just spawned.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "the sleep was not cancelled"
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(!err.contains("long done"), "{err}");
+    assert!(err.contains("cleanup ran"), "finally did not run: {err}");
+}
