@@ -851,6 +851,7 @@ impl Engine<'_, '_> {
         elapsed: Duration,
     ) {
         run.running -= 1;
+        let outcome = self.expect_jq(run, idx, outcome);
         let redactor = &self.exec.redactor;
         let (ok, message) = match &outcome {
             Outcome::Succeeded { .. } => (true, None),
@@ -970,6 +971,46 @@ impl Engine<'_, '_> {
                     self.fail(run, idx, message);
                 }
             }
+        }
+    }
+
+    /// `expect.jq` of an HTTP step, checked here because it may read the run context
+    /// (`$params`, `$item`, `$steps`) that runners do not have.
+    fn expect_jq(&mut self, run: &PhaseRun, idx: NodeIndex, outcome: Outcome) -> Outcome {
+        let step = run.graph[idx].step.clone();
+        let Some(jq) = step
+            .http
+            .as_ref()
+            .and_then(|h| h.expect.as_ref())
+            .and_then(|e| e.jq.as_ref())
+        else {
+            return outcome;
+        };
+        let Outcome::Succeeded { result } = outcome else {
+            return outcome;
+        };
+        let ctx = self.context(run, idx);
+        match self.condition(&jq.value, &result, &ctx) {
+            Ok(true) => Outcome::Succeeded { result },
+            Ok(false) => {
+                let body: String = result["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect();
+                Outcome::Failed {
+                    message: format!(
+                        "expected `{}` to hold, it did not; status {}: {body}",
+                        jq.value, result["status"]
+                    ),
+                    result: Some(result),
+                }
+            }
+            Err(e) => Outcome::Failed {
+                message: format!("`expect.jq`: {e}"),
+                result: Some(result),
+            },
         }
     }
 

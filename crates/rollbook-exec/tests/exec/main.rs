@@ -7,6 +7,7 @@
 //! real time and every instant is exact. The tests in `shell` run the real `ShellRunner`.
 
 mod cancel;
+mod expect;
 mod failures;
 mod gates;
 mod journal;
