@@ -1,6 +1,7 @@
 //! The `rollbook` command: argument parsing, finding plans, and turning library results into
 //! output and exit codes. The only crate that prints, reads the environment or exits.
 
+pub mod check;
 pub mod diagnostics;
 pub mod display;
 pub mod dry_run;
@@ -99,6 +100,10 @@ pub enum Command {
         parallelism: usize,
         #[arg(long, value_enum, default_value_t = dry_run::Format::Text)]
         format: dry_run::Format,
+        /// Preflight: reach every target the plan would touch, changing nothing (needs the
+        /// plan's secrets). Exit 1 when a check fails.
+        #[arg(long)]
+        check: bool,
     },
     /// The plan's graph of concrete nodes, as Mermaid or Graphviz.
     Graph {
@@ -204,6 +209,7 @@ pub fn run(cli: Cli) -> u8 {
             reason,
             parallelism,
             format,
+            check,
         } => {
             let run = dry_run_info(reason);
             compile_plan(&cli.plans_dir, &plan, &bind, &run, style).and_then(|compiled| {
@@ -211,7 +217,12 @@ pub fn run(cli: Cli) -> u8 {
                     dry_run::Format::Text => dry_run::text(&compiled, parallelism),
                     dry_run::Format::Json => dry_run::json(&compiled, parallelism),
                 };
-                print_stdout(&text)
+                print_stdout(&text)?;
+                if check {
+                    cmd_check(&compiled)
+                } else {
+                    Ok(exit::OK)
+                }
             })
         }
         Command::Graph { plan, bind, format } => {
@@ -253,6 +264,20 @@ pub fn run(cli: Cli) -> u8 {
             f.code
         }
     }
+}
+
+fn cmd_check(compiled: &CompiledPlan) -> Result<u8, Failure> {
+    let secrets = run::resolve_secrets(compiled)?;
+    let runners = run::runners(true, &run::current_user());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::invalid(format!("cannot start the runtime: {e}")))?;
+    let rows = runtime.block_on(check::preflight(compiled, &runners, &secrets));
+    let (table, ok) = check::table(&rows);
+    print_stdout(&table)?;
+    Ok(if ok { exit::OK } else { exit::FAILED })
 }
 
 fn print_stdout(text: &str) -> Result<u8, Failure> {

@@ -223,3 +223,35 @@ fn schema_is_json_and_matches_the_committed_file() {
     let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
     assert!(schema["properties"]["steps"].is_object());
 }
+
+#[test]
+fn plan_check_reaches_every_target_and_fails_on_an_unreachable_one() {
+    let out = rollbook()
+        .args(["plan", "examples/hello-rollback.yaml", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("ok    shell  local"), "{text}");
+    assert!(text.contains("preflight ok"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("nowhere.yaml");
+    std::fs::write(
+        &plan,
+        "version: 1\nname: nowhere\nsteps:\n  - id: a\n    shell: { run: 'true', cwd: /no/such/dir }\n",
+    )
+    .unwrap();
+    let out = rollbook()
+        .args(["plan", plan.to_str().unwrap(), "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "FAIL  shell  local, in /no/such/dir  working directory /no/such/dir does not exist"
+        ),
+        "{text}"
+    );
+}
