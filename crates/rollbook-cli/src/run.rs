@@ -72,7 +72,7 @@ fn host_name() -> String {
 }
 
 /// Reads every secret the plan declares; all missing ones are reported together.
-fn resolve_secrets(plan: &CompiledPlan) -> Result<Map<String, Value>, Failure> {
+pub(crate) fn resolve_secrets(plan: &CompiledPlan) -> Result<Map<String, Value>, Failure> {
     let mut values = Map::new();
     let mut problems = Vec::new();
     for (name, source) in plan.secrets.iter() {
@@ -146,7 +146,7 @@ impl Prompter for TerminalPrompter {
 }
 
 /// The runners this build has.
-fn runners(yes: bool, user: &str) -> Runners {
+pub(crate) fn runners(yes: bool, user: &str) -> Runners {
     let prompter = Arc::new(TerminalPrompter {
         yes,
         user: user.to_string(),
