@@ -942,12 +942,19 @@ impl Engine<'_, '_> {
                         }
                     }
                 }
+                // Who answered a `confirm` step belongs in the journal (and the report).
+                let answered = result["answered_by"].as_str().map(|by| {
+                    format!(
+                        "answered {} by {by}",
+                        result["answer"].as_str().unwrap_or("yes")
+                    )
+                });
                 self.finish(
                     run,
                     idx,
                     NodeStatus::Succeeded,
                     Some(Value::Object(outputs)),
-                    None,
+                    answered,
                 );
             }
             Outcome::Failed { message, .. } => {

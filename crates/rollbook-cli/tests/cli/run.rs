@@ -529,3 +529,154 @@ fn ctrl_c_twice_cancels_the_running_step() {
     assert!(!err.contains("long done"), "{err}");
     assert!(err.contains("cleanup ran"), "finally did not run: {err}");
 }
+
+#[test]
+fn resume_refuses_a_changed_plan_unless_allowed_and_records_who_confirmed() {
+    let sb = Sandbox::new();
+    let flag = sb.path().join("fixed");
+    let body = format!(
+        "steps:\n  - id: ask\n    confirm: Go on?\n  - id: needs-fix\n    needs: [ask]\n    shell: {{ run: 'test -f {f}' }}\n  - id: after\n    needs: [needs-fix]\n    shell: {{ run: 'echo after' }}\n",
+        f = flag.display()
+    );
+    sb.plan("fixable", &body);
+    let out = sb
+        .rollbook()
+        .args(["run", "fixable", "--reason", "t", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let id = sb.run_ids().pop().unwrap();
+    // The plan file changes under the run: refused.
+    sb.plan(
+        "fixable",
+        &format!("{body}  - id: extra\n    shell: {{ run: 'echo extra' }}\n"),
+    );
+    let out = sb.rollbook().args(["resume", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("changed since run"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Fixed on the host; resumed with the old plan restored: only what failed runs again.
+    sb.plan("fixable", &body);
+    std::fs::write(&flag, "").unwrap();
+    let out = sb.rollbook().args(["resume", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        !err.contains("ask started"),
+        "a succeeded step ran again: {err}"
+    );
+    assert!(err.contains("after | after"), "{err}");
+    let show = sb
+        .rollbook()
+        .args(["show", &id, "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(doc["status"], "succeeded");
+    let ask = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "ask")
+        .unwrap();
+    assert!(
+        ask["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("answered yes by "),
+        "{ask}"
+    );
+    // Another failed run, resumed with a changed plan on purpose: the new plan is taken.
+    std::fs::remove_file(&flag).unwrap();
+    let before = sb.run_ids();
+    let out = sb
+        .rollbook()
+        .args(["run", "fixable", "--reason", "t2", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let id2 = sb
+        .run_ids()
+        .into_iter()
+        .find(|i| !before.contains(i))
+        .unwrap();
+    sb.plan(
+        "fixable",
+        &format!("{body}  - id: extra\n    needs: [after]\n    shell: {{ run: 'echo extra' }}\n"),
+    );
+    std::fs::write(&flag, "").unwrap();
+    let out = sb
+        .rollbook()
+        .args(["resume", &id2, "--allow-changed-plan"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("extra | extra"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_step_in_flight_at_a_crash_with_resume_ask_is_not_rerun_without_an_answer() {
+    let sb = Sandbox::new();
+    let marker = sb.path().join("started");
+    let count = sb.path().join("count");
+    sb.plan(
+        "migrate",
+        &format!(
+            "steps:\n  - id: migrate\n    resume: ask\n    shell: {{ run: 'echo x >> {c}; touch {m}; sleep 30' }}\n",
+            c = count.display(),
+            m = marker.display()
+        ),
+    );
+    let bin = assert_cmd::cargo::cargo_bin("rollbook");
+    let mut child = StdCommand::new(&bin)
+        .current_dir(sb.path())
+        .args(["run", "migrate", "--reason", "crash"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The killed run's step lives on in its own process group: it is ours to end.
+    let pids = StdCommand::new("pgrep")
+        .args(["-f", &format!("touch {}", marker.display())])
+        .output()
+        .unwrap();
+    for pid in text(&pids.stdout)
+        .lines()
+        .filter_map(|p| p.trim().parse::<i32>().ok())
+    {
+        // SAFETY: kill(2) on the process group our own run started for this step.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    std::fs::remove_file(&marker).unwrap();
+    let id = sb.run_ids().pop().unwrap();
+    let out = sb.rollbook().args(["resume", &id]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("migrate was running when the run stopped"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&count).unwrap().lines().count(),
+        1,
+        "it ran again without an answer"
+    );
+}
