@@ -114,6 +114,56 @@ pub fn parse(src: &str) -> Result<Template, ParseError> {
     })
 }
 
+/// Handlebars' own helpers, and ours ([`HELPERS`]).
+pub const BUILTIN_HELPERS: &[&str] = &[
+    "if", "unless", "each", "with", "lookup", "raw", "eq", "ne", "gt", "gte", "lt", "lte", "and",
+    "or", "not", "len", "log",
+];
+
+/// Names of the helpers a template calls (`{{ json x }}`, `{{#each ...}}`, `(lookup a b)`).
+pub fn helpers(template: &Template) -> Vec<String> {
+    fn name_of(p: &Parameter) -> Option<&str> {
+        match p {
+            Parameter::Name(n) => Some(n),
+            Parameter::Path(Path::Relative((_, raw))) => Some(raw),
+            _ => None,
+        }
+    }
+    fn params(ps: &[Parameter], out: &mut Vec<String>) {
+        for p in ps {
+            if let Parameter::Subexpression(sub) = p
+                && let TemplateElement::Expression(h) = sub.element.as_ref()
+            {
+                out.extend(name_of(&h.name).map(str::to_string));
+                params(&h.params, out);
+            }
+        }
+    }
+    fn walk(t: &Template, out: &mut Vec<String>) {
+        for e in &t.elements {
+            match e {
+                TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
+                    if !h.params.is_empty() || !h.hash.is_empty() {
+                        out.extend(name_of(&h.name).map(str::to_string));
+                    }
+                    params(&h.params, out);
+                }
+                TemplateElement::HelperBlock(h) => {
+                    out.extend(name_of(&h.name).map(str::to_string));
+                    params(&h.params, out);
+                    for inner in [&h.template, &h.inverse].into_iter().flatten() {
+                        walk(inner, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(template, &mut out);
+    out
+}
+
 /// Every name a template reads, in order. Names inside blocks that change the context
 /// (`#each`, `#with`) are relative to it and are left out; `@`-variables too.
 pub fn references(template: &Template) -> Vec<Reference> {

@@ -905,6 +905,34 @@ impl<'p> Validator<'p> {
         for r in template::references(&parsed) {
             self.reference(&r, t, scope, sink);
         }
+        let known = || {
+            template::BUILTIN_HELPERS
+                .iter()
+                .chain(template::HELPERS)
+                .copied()
+        };
+        for h in template::helpers(&parsed) {
+            if !known().any(|k| k == h) {
+                let at = t
+                    .value
+                    .find(&h)
+                    .map_or(t.span, |o| self.inside(t.span, &t.value, o, h.len()));
+                let mut d = Diagnostic::error(
+                    "unknown-helper",
+                    at,
+                    format!("the template calls `{h}`, which is not a helper"),
+                )
+                .label("unknown helper");
+                d = match did_you_mean(&h, known()) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(format!(
+                        "the helpers are: {}",
+                        known().collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                self.push(d);
+            }
+        }
     }
 
     fn reference(&mut self, r: &Reference, t: &Template, scope: &Scope<'_>, sink: Sink) {
