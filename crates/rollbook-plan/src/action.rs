@@ -126,6 +126,10 @@ pub struct SqlCall {
     pub expect_rows_affected: Option<RowsExpect>,
     #[serde(with = "opt_secs")]
     pub lock_timeout: Option<Duration>,
+    /// The step's per-attempt timeout, to be enforced by the server too
+    /// (`statement_timeout`, `max_statement_time`) so a cancelled attempt stops there.
+    #[serde(with = "opt_secs")]
+    pub statement_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

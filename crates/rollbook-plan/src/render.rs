@@ -369,6 +369,7 @@ pub fn render_action(
                         .as_ref()
                         .and_then(|s| s.lock_timeout.as_ref()))
                     .map(|d| d.value.0),
+                statement_timeout: node.settings.timeout,
             })
         }
         ActionRef::Shell(a) => Action::Shell(ShellCommand {
