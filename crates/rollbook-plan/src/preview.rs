@@ -115,18 +115,7 @@ pub fn describe(action: &Action) -> Preview {
             if a.sudo {
                 notes.push("sudo".into());
             }
-            body.extend(
-                a.env
-                    .iter()
-                    .map(|(k, v)| format!("export {k}={}", shell_quote(v))),
-            );
-            if let Some(c) = &a.command {
-                body.extend(lines(&format!("$ {c}")));
-            }
-            if let Some(s) = &a.script {
-                notes.push("script on stdin to `sh -se`".into());
-                body.extend(lines(s));
-            }
+            command_lines(&a.env, &a.command, &a.script, &mut body, &mut notes);
             if let Some(u) = &a.upload {
                 let mode = u.mode.map_or(String::new(), |m| format!(" (mode {m:04o})"));
                 body.push(format!("upload {} -> {}{mode}", u.from, u.to));
@@ -199,18 +188,7 @@ pub fn describe(action: &Action) -> Preview {
             }
         }
         Action::Shell(a) => {
-            body.extend(
-                a.env
-                    .iter()
-                    .map(|(k, v)| format!("export {k}={}", shell_quote(v))),
-            );
-            if let Some(c) = &a.command {
-                body.extend(lines(&format!("$ {c}")));
-            }
-            if let Some(s) = &a.script {
-                notes.push("script on stdin to `sh -se`".into());
-                body.extend(lines(s));
-            }
+            command_lines(&a.env, &a.command, &a.script, &mut body, &mut notes);
             a.cwd
                 .as_ref()
                 .map_or("local".into(), |c| format!("local, in {c}"))
@@ -227,6 +205,27 @@ pub fn describe(action: &Action) -> Preview {
         target,
         body,
         notes,
+    }
+}
+
+/// The environment, command or script of an `ssh` or `shell` action, as shown.
+fn command_lines(
+    env: &[(String, String)],
+    command: &Option<String>,
+    script: &Option<String>,
+    body: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    body.extend(
+        env.iter()
+            .map(|(k, v)| format!("export {k}={}", shell_quote(v))),
+    );
+    if let Some(c) = command {
+        body.extend(lines(&format!("$ {c}")));
+    }
+    if let Some(s) = script {
+        notes.push("script on stdin to `sh -se`".into());
+        body.extend(lines(s));
     }
 }
 

@@ -38,6 +38,18 @@ impl Sandbox {
         cmd
     }
 
+    /// Starts `rollbook ARGS` in the background, its output captured.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        StdCommand::new(assert_cmd::cargo::cargo_bin("rollbook"))
+            .current_dir(self.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
     fn run_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = std::fs::read_dir(self.path().join(".rollbook/runs"))
             .map(|d| {
@@ -68,6 +80,18 @@ impl Sandbox {
         let mut out = String::new();
         walk(&self.run_dir(id), &mut out);
         out
+    }
+}
+
+/// Waits up to 30 s for a step to show it started (by creating `path`).
+fn wait_for(path: &Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -450,23 +474,8 @@ fn ctrl_c_stops_new_work_and_still_runs_finally() {
             m = marker.display()
         ),
     );
-    let bin = assert_cmd::cargo::cargo_bin("rollbook");
-    let child = StdCommand::new(&bin)
-        .current_dir(sb.path())
-        .args(["run", "slow", "--reason", "ctrl-c test"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !marker.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the step never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let child = sb.spawn(&["run", "slow", "--reason", "ctrl-c test"]);
+    wait_for(&marker);
     // SAFETY: kill(2) on the child we just spawned.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
@@ -497,23 +506,9 @@ fn ctrl_c_twice_cancels_the_running_step() {
             m = marker.display()
         ),
     );
-    let bin = assert_cmd::cargo::cargo_bin("rollbook");
-    let child = StdCommand::new(&bin)
-        .current_dir(sb.path())
-        .args(["run", "slower", "--reason", "ctrl-c twice"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = sb.spawn(&["run", "slower", "--reason", "ctrl-c twice"]);
+    wait_for(&marker);
     let start = Instant::now();
-    while !marker.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the step never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
     for _ in 0..2 {
         // SAFETY: kill(2) on the child we just spawned.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -634,23 +629,8 @@ fn a_step_in_flight_at_a_crash_with_resume_ask_is_not_rerun_without_an_answer() 
             m = marker.display()
         ),
     );
-    let bin = assert_cmd::cargo::cargo_bin("rollbook");
-    let mut child = StdCommand::new(&bin)
-        .current_dir(sb.path())
-        .args(["run", "migrate", "--reason", "crash"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !marker.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the step never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut child = sb.spawn(&["run", "migrate", "--reason", "crash"]);
+    wait_for(&marker);
     child.kill().unwrap();
     child.wait().unwrap();
     // The killed run's step lives on in its own process group: it is ours to end.
