@@ -84,6 +84,40 @@ enum Sink {
     Text,
 }
 
+/// The `$N` placeholders of a SQL text, outside quoted strings and comments.
+fn placeholders(sql: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != q {
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'$' => {
+                let digits: String = sql[i + 1..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                if let Ok(n) = digits.parse() {
+                    out.push(n);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
 fn is_valid_id(id: &str) -> bool {
     let mut bytes = id.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
@@ -856,6 +890,29 @@ impl<'p> Validator<'p> {
             self.template(&statement.query, scope, Sink::Sql);
             for arg in &statement.args {
                 self.json_templates(arg, scope);
+            }
+            let highest = placeholders(&statement.query.value)
+                .into_iter()
+                .max()
+                .unwrap_or(0);
+            let given = statement.args.len();
+            if highest > given {
+                self.push(
+                    Diagnostic::error(
+                        "sql-args",
+                        statement.query.span,
+                        format!(
+                            "the statement uses ${highest} but has {given} {}",
+                            if given == 1 { "arg" } else { "args" }
+                        ),
+                    )
+                    .help("give one value per placeholder in `args:`, in order ($1 is the first)"),
+                );
+            } else if given > highest {
+                self.push(
+                    Diagnostic::error("sql-args", statement.query.span, format!("the statement has {given} {} but uses {}", if given == 1 { "arg" } else { "args" }, if highest == 0 { "no placeholder".to_string() } else { format!("only up to ${highest}") }))
+                        .help("bind each value with a placeholder: $1, $2, ... (rewritten to ? for MySQL)"),
+                );
             }
         }
         if let Some(stmts) = &a.statements
