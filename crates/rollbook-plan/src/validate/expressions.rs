@@ -1,0 +1,333 @@
+//! Checks of templates and jq expressions: syntax, the names they read, and that step
+//! outputs come from upstream.
+
+use super::*;
+
+/// Names a template may start with.
+const ROOTS: &[&str] = &[
+    "params",
+    "inventory",
+    "secrets",
+    "item",
+    "index",
+    "steps",
+    "run",
+    "plan",
+];
+const RUN_FIELDS: &[&str] = &["id", "reason", "status", "user", "started_at"];
+const PLAN_FIELDS: &[&str] = &["name", "severity"];
+
+impl<'p> Validator<'p> {
+    pub(super) fn compile_jq(&mut self) {
+        let pending = std::mem::take(&mut self.pending_jq);
+        let exprs: Vec<&str> = pending.iter().map(|(e, _)| e.value.as_str()).collect();
+        for ((expr, what), error) in pending.iter().zip(jq::check_all(&exprs)) {
+            let Some(e) = error else { continue };
+            let at = e.offset.map_or(String::new(), |o| {
+                format!(
+                    " at column {}",
+                    expr.value[..o.min(expr.value.len())].chars().count() + 1
+                )
+            });
+            let span = e.offset.map_or(expr.span, |o| {
+                self.inside(expr.span, &expr.value, o, e.len.max(1))
+            });
+            self.push(
+                Diagnostic::error(
+                    "bad-jq",
+                    span,
+                    format!(
+                        "the `{what}` expression does not compile{at}: {}",
+                        e.message
+                    ),
+                )
+                .label("jq")
+                .help(format!(
+                    "the result is `.`; the run context is in {}",
+                    jq::VARIABLES.join(", ")
+                )),
+            );
+        }
+    }
+
+    pub(super) fn json_templates(&mut self, node: &crate::yaml::Node, scope: &Scope<'p>) {
+        use crate::yaml::NodeKind;
+        match &node.kind {
+            NodeKind::Scalar { text, .. } if text.contains("{{") => {
+                self.template(&Spanned::new(text.clone(), node.span), scope, Sink::Text);
+            }
+            NodeKind::Scalar { .. } => {}
+            NodeKind::Seq(items) => items.iter().for_each(|n| self.json_templates(n, scope)),
+            NodeKind::Map(entries) => entries
+                .iter()
+                .for_each(|(_, v)| self.json_templates(v, scope)),
+        }
+    }
+
+    pub(super) fn template(&mut self, t: &Template, scope: &Scope<'_>, sink: Sink) {
+        if !t.value.contains("{{") {
+            return;
+        }
+        let parsed = match template::parse(&t.value) {
+            Ok(p) => p,
+            Err(e) => {
+                let opens = t.value.matches("{{").count();
+                let closes = t.value.matches("}}").count();
+                let (message, span) = if opens > closes {
+                    let last_open = t.value.rfind("{{").unwrap_or(0);
+                    (
+                        "a `{{` is not closed by `}}`".to_string(),
+                        self.inside(t.span, &t.value, last_open, 2),
+                    )
+                } else {
+                    let at = e.position.map_or(String::new(), |(l, c)| {
+                        format!(" (line {l}, column {c} of the template)")
+                    });
+                    let detail = e
+                        .message
+                        .trim_end_matches('.')
+                        .replace("invalid handlebars syntax: ", "");
+                    (format!("the template does not parse{at}: {detail}"), t.span)
+                };
+                self.push(
+                    Diagnostic::error("bad-template", span, message)
+                        .label("here")
+                        .help("templates are Handlebars: `{{ params.name }}`; a literal `{{` is written `\\{{`"),
+                );
+                return;
+            }
+        };
+        for r in template::references(&parsed) {
+            self.reference(&r, t, scope, sink);
+        }
+        let known = || {
+            template::BUILTIN_HELPERS
+                .iter()
+                .chain(template::HELPERS)
+                .copied()
+        };
+        for h in template::helpers(&parsed) {
+            if !known().any(|k| k == h) {
+                let at = t
+                    .value
+                    .find(&h)
+                    .map_or(t.span, |o| self.inside(t.span, &t.value, o, h.len()));
+                let mut d = Diagnostic::error(
+                    "unknown-helper",
+                    at,
+                    format!("the template calls `{h}`, which is not a helper"),
+                )
+                .label("unknown helper");
+                d = match did_you_mean(&h, known()) {
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None => d.help(format!(
+                        "the helpers are: {}",
+                        known().collect::<Vec<_>>().join(", ")
+                    )),
+                };
+                self.push(d);
+            }
+        }
+    }
+
+    pub(super) fn reference(&mut self, r: &Reference, t: &Template, scope: &Scope<'_>, sink: Sink) {
+        let shown = r.path.join(".");
+        // Point at the name inside the template when it can be found as written.
+        let span = match t
+            .value
+            .find(r.path.first().map(String::as_str).unwrap_or_default())
+        {
+            Some(at) if t.value[at..].starts_with(&shown) => {
+                self.inside(t.span, &t.value, at, shown.len())
+            }
+            _ => t.span,
+        };
+        let field = |i: usize| r.path.get(i).map(String::as_str);
+        let unknown = |what: &str, name: &str, known: Vec<&str>, help_decl: String| {
+            let mut d = Diagnostic::error(
+                "unknown-name",
+                span,
+                format!("the template reads `{shown}`, but there is no {what} `{name}`"),
+            )
+            .label(format!("unknown {what}"));
+            d = match did_you_mean(name, known.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help(help_decl),
+            };
+            d
+        };
+        match field(0).unwrap_or_default() {
+            "params" => {
+                if let Some(name) = field(1)
+                    && !self.plan.params.contains(name)
+                {
+                    let d = unknown(
+                        "param",
+                        name,
+                        self.plan.params.names().collect(),
+                        format!("declare it under `params:` as `{name}: {{ type: string }}`"),
+                    );
+                    self.push(d);
+                }
+            }
+            "secrets" => {
+                if let Some(name) = field(1)
+                    && !self.plan.secrets.contains(name)
+                {
+                    let d = unknown(
+                        "secret",
+                        name,
+                        self.plan.secrets.names().collect(),
+                        format!("declare it under `secrets:` as `{name}: {{ env: VARIABLE }}`"),
+                    );
+                    self.push(d);
+                }
+            }
+            "inventory" => {
+                if let Some(name) = field(1)
+                    && !self.plan.inventory.contains(name)
+                {
+                    let d = unknown(
+                        "inventory group",
+                        name,
+                        self.plan.inventory.names().collect(),
+                        format!(
+                            "declare the group under `inventory:` as `{name}: [host-1, host-2]`"
+                        ),
+                    );
+                    self.push(d);
+                }
+            }
+            "item" | "index" if !scope.in_for_each => self.push(
+                Diagnostic::error(
+                    "no-item",
+                    span,
+                    format!("the template reads `{shown}`, but this step runs once, not per item"),
+                )
+                .label("outside a for_each")
+                .help("`item` and `index` exist inside a step or group with `for_each`"),
+            ),
+            "item" | "index" => {}
+            "run" => self.known_field(span, &shown, "run", field(1), RUN_FIELDS),
+            "plan" => self.known_field(span, &shown, "plan", field(1), PLAN_FIELDS),
+            "steps" => self.step_output(span, &shown, field(1), field(2), field(3), scope),
+            other => {
+                let d = unknown(
+                    "name",
+                    other,
+                    ROOTS.to_vec(),
+                    format!("templates can read: {}", ROOTS.join(", ")),
+                );
+                self.push(d);
+            }
+        }
+        if sink == Sink::Sql && r.escaped {
+            self.push(
+                Diagnostic::error("sql-splice", span, format!("`{shown}` would be spliced into SQL text"))
+                    .label("a value inside SQL")
+                    .help("bind it instead: write `$1` (PostgreSQL) or `?` (MySQL, SQLite) and add `args: [\"{{ ... }}\"]`; `{{{ }}}` splices on purpose"),
+            );
+        }
+    }
+
+    pub(super) fn known_field(
+        &mut self,
+        span: Span,
+        shown: &str,
+        root: &str,
+        field: Option<&str>,
+        known: &[&str],
+    ) {
+        match field {
+            Some(f) if !known.contains(&f) => {
+                let mut d = Diagnostic::error(
+                    "unknown-name",
+                    span,
+                    format!("the template reads `{shown}`, but `{root}` has no `{f}`"),
+                );
+                d = d.help(format!("`{root}` has: {}", known.join(", ")));
+                self.push(d);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn step_output(
+        &mut self,
+        span: Span,
+        shown: &str,
+        id: Option<&str>,
+        outputs: Option<&str>,
+        name: Option<&str>,
+        scope: &Scope<'_>,
+    ) {
+        let Some(id) = id else {
+            self.push(
+                Diagnostic::error("bad-output", span, format!("`{shown}` names no step"))
+                    .help("read `steps.ID.outputs.NAME`"),
+            );
+            return;
+        };
+        let Some(step) = scope.visible.get(id) else {
+            let d = Diagnostic::error("not-upstream", span, format!("`{shown}` reads step `{id}`, which does not run before this step"))
+                .label("not upstream")
+                .help(format!(
+                    "a step can read the outputs of the steps it `needs` (directly or through others); add `{id}` to `needs`, or check the id"
+                ));
+            self.push(d);
+            return;
+        };
+        if outputs != Some("outputs") {
+            self.push(Diagnostic::error(
+                "bad-output",
+                span,
+                format!("`{shown}`: a step's values are read as `steps.{id}.outputs.NAME`"),
+            ));
+            return;
+        }
+        if let Some(name) = name
+            && !step.capture.contains(name)
+        {
+            let mut d = Diagnostic::error(
+                "unknown-output",
+                span,
+                format!("step `{id}` captures no `{name}`"),
+            )
+            .label("not captured");
+            d = match did_you_mean(name, step.capture.names()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help(format!(
+                    "add `capture: {{ {name}: <jq expression> }}` to step `{id}`"
+                )),
+            };
+            self.push(d);
+        }
+    }
+
+    pub(super) fn jq(&mut self, expr: &Jq, scope: &Scope<'_>, what: &'static str) {
+        // Compiled all together at the end (see `jq::check_all`).
+        self.pending_jq.push((expr.clone(), what));
+        if !scope.in_for_each && jq::uses_item(&expr.value) {
+            self.push(Diagnostic::error("no-item", expr.span, format!("the `{what}` expression reads `$item` or `$index`, but this step runs once, not per item")));
+        }
+        for (id, output, at) in jq::step_references(&expr.value) {
+            let shown = match &output {
+                Some(o) => format!("$steps.{id}.outputs.{o}"),
+                None => format!("$steps.{id}"),
+            };
+            let outputs = output.as_ref().map(|_| "outputs");
+            if scope.visible.contains_key(id.as_str()) && output.is_none() {
+                continue;
+            }
+            let span = self.inside(expr.span, &expr.value, at, shown.len());
+            self.step_output(
+                span,
+                &shown,
+                Some(&id),
+                outputs.or(Some("outputs")),
+                output.as_deref(),
+                scope,
+            );
+        }
+    }
+}
