@@ -9,12 +9,12 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
-
-mod actions;
-mod expressions;
 use crate::model::*;
 use crate::template::{self, Reference};
 use crate::{Span, jq, params};
+
+mod actions;
+mod expressions;
 
 /// Validates `plan`. `expected_name` is the file stem the plan's `name` must equal.
 /// `text` is the plan's source; with it, problems inside a template or jq expression are
