@@ -1,0 +1,298 @@
+//! One attempt's life: rendered and journaled, run as a task, and its outcome judged
+//! (expectations, gates, captures, retries).
+
+use super::*;
+
+impl Engine<'_, '_> {
+    pub(super) fn start_attempt(&mut self, run: &mut PhaseRun, idx: NodeIndex) {
+        self.mark_started(run, idx);
+        let ctx = self.context(run, idx);
+        let plan = self.exec.plan;
+        let action = match render_action(plan, &run.graph[idx], &ctx, &self.renderer) {
+            Ok(a) => a,
+            Err(e) => {
+                let message = self.exec.redactor.redact(&e.to_string());
+                self.fail(run, idx, message);
+                return;
+            }
+        };
+        let Some(runner) = self.exec.runners.get(action.kind()) else {
+            self.fail(
+                run,
+                idx,
+                Error::NoRunner(action.kind().to_string()).to_string(),
+            );
+            return;
+        };
+        let state = &mut run.nodes[idx.index()];
+        state.attempt += 1;
+        state.state = State::Running;
+        state.first_start.get_or_insert_with(Instant::now);
+        let attempt = state.attempt;
+        run.running += 1;
+        let node_name: Arc<str> = Arc::from(run.graph[idx].name.as_str());
+        // Journaled before the runner is called: after a crash, this attempt's outcome is
+        // known to be unknown.
+        self.emit(Event::AttemptStarted {
+            at: now(),
+            phase: run.name.to_string(),
+            node: node_name.to_string(),
+            attempt,
+        });
+        self.launches.push(Launch {
+            idx,
+            runner,
+            action,
+            attempt,
+            node: node_name,
+            timeout: run.graph[idx].settings.timeout,
+        });
+    }
+
+    /// Makes the attempts started this turn durable in the journal (one sync), then runs
+    /// them. Nothing runs unrecorded: if the journal cannot be written, nothing starts.
+    pub(super) fn launch(&mut self, abort: &CancellationToken) -> Result<(), Error> {
+        if self.launches.is_empty() {
+            return Ok(());
+        }
+        self.flush()?;
+        for launch in std::mem::take(&mut self.launches) {
+            let Launch {
+                idx,
+                runner,
+                action,
+                attempt,
+                node,
+                timeout,
+            } = launch;
+            let cancel = abort.child_token();
+            let tx = self.tx.clone();
+            let output = OutputSink::new(node.clone(), self.out_tx.clone());
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let fut = runner.run(
+                    &action,
+                    Attempt {
+                        node,
+                        number: attempt,
+                        cancel: cancel.clone(),
+                        output,
+                    },
+                );
+                tokio::pin!(fut);
+                let outcome = match timeout {
+                    Some(limit) => tokio::select! {
+                        o = &mut fut => o,
+                        _ = tokio::time::sleep(limit) => {
+                            cancel.cancel();
+                            let _ = (&mut fut).await;
+                            Outcome::failed(format!("timed out after {}", humantime::format_duration(limit)))
+                        }
+                    },
+                    None => fut.await,
+                };
+                let _ = tx.send(Msg::Done {
+                    idx,
+                    attempt,
+                    outcome,
+                    elapsed: started.elapsed(),
+                });
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn attempt_done(
+        &mut self,
+        run: &mut PhaseRun,
+        idx: NodeIndex,
+        attempt: u32,
+        outcome: Outcome,
+        elapsed: Duration,
+    ) {
+        run.running -= 1;
+        let outcome = self.expect_jq(run, idx, outcome);
+        let redactor = &self.exec.redactor;
+        let (ok, message) = match &outcome {
+            Outcome::Succeeded { .. } => (true, None),
+            Outcome::Failed { message, .. } => (false, Some(redactor.redact(message))),
+        };
+        let exit_code = outcome
+            .result()
+            .and_then(|r| r.get("exit_code"))
+            .and_then(Value::as_i64);
+        self.emit(Event::AttemptFinished {
+            at: now(),
+            phase: run.name.to_string(),
+            node: run.graph[idx].name.clone(),
+            attempt,
+            ok,
+            duration_ms: elapsed.as_millis() as u64,
+            exit_code,
+            message: message.clone(),
+        });
+        if run.hard && !ok {
+            self.finish(run, idx, NodeStatus::Cancelled, None, message);
+            return;
+        }
+        let settings = run.graph[idx].settings.clone();
+        let ctx = self.context(run, idx);
+        if let Some(gate) = &settings.gate {
+            let held = match &outcome {
+                Outcome::Succeeded { result } => self.condition(&gate.until, result, &ctx),
+                Outcome::Failed { message, .. } => Err(message.clone()),
+            };
+            match held {
+                Ok(true) => {}
+                not_yet => {
+                    let detail = match not_yet {
+                        Err(e) => self.exec.redactor.redact(&e),
+                        _ => format!("`{}` is not true yet", gate.until),
+                    };
+                    let since = run.nodes[idx.index()]
+                        .first_start
+                        .map_or(Duration::ZERO, |t| t.elapsed());
+                    if since + gate.interval > gate.deadline || run.halted {
+                        let message = format!(
+                            "gate not met within {}: {detail}",
+                            humantime::format_duration(gate.deadline)
+                        );
+                        self.fail(run, idx, message);
+                    } else {
+                        run.nodes[idx.index()].last_message = Some(detail);
+                        self.emit(Event::GateWaiting {
+                            at: now(),
+                            phase: run.name.to_string(),
+                            node: run.graph[idx].name.clone(),
+                            attempt,
+                            elapsed_ms: since.as_millis() as u64,
+                            deadline_ms: gate.deadline.as_millis() as u64,
+                            next_in_ms: gate.interval.as_millis() as u64,
+                        });
+                        self.wait(run, idx, gate.interval);
+                    }
+                    return;
+                }
+            }
+        }
+        match outcome {
+            Outcome::Succeeded { result } => {
+                let mut outputs = Map::new();
+                let step = run.graph[idx].step.clone();
+                for (name, expr) in step.capture.iter() {
+                    let value = self.program(&expr.value).and_then(|p| {
+                        let vars = Self::jq_vars(&ctx);
+                        p.run(&result, [&vars[0], &vars[1], &vars[2], &vars[3], &vars[4]])
+                    });
+                    match value {
+                        Ok(values) => {
+                            outputs.insert(
+                                name.value.clone(),
+                                values.into_iter().next().unwrap_or(Value::Null),
+                            );
+                        }
+                        Err(e) => {
+                            let message = format!(
+                                "capture `{}`: {}",
+                                name.value,
+                                self.exec.redactor.redact(&e)
+                            );
+                            self.fail(run, idx, message);
+                            return;
+                        }
+                    }
+                }
+                // Who answered a `confirm` step belongs in the journal (and the report).
+                let answered = result["answered_by"].as_str().map(|by| {
+                    format!(
+                        "answered {} by {by}",
+                        result["answer"].as_str().unwrap_or("yes")
+                    )
+                });
+                self.finish(
+                    run,
+                    idx,
+                    NodeStatus::Succeeded,
+                    Some(Value::Object(outputs)),
+                    answered,
+                );
+            }
+            Outcome::Failed { message, .. } => {
+                let message = self.exec.redactor.redact(&message);
+                let retry = &settings.retry;
+                if u64::from(attempt) < retry.attempts && !run.halted {
+                    let mut delay = retry.delay_before(u64::from(attempt) + 1);
+                    if retry.jitter {
+                        delay = delay.mul_f64(0.5 + self.jitter.next() * 0.5);
+                    }
+                    run.nodes[idx.index()].last_message = Some(message);
+                    self.emit(Event::RetryScheduled {
+                        at: now(),
+                        phase: run.name.to_string(),
+                        node: run.graph[idx].name.clone(),
+                        next_attempt: attempt + 1,
+                        delay_ms: delay.as_millis() as u64,
+                    });
+                    self.wait(run, idx, delay);
+                } else {
+                    self.fail(run, idx, message);
+                }
+            }
+        }
+    }
+
+    /// `expect.jq` of an HTTP step, checked here because it may read the run context
+    /// (`$params`, `$item`, `$steps`) that runners do not have.
+    pub(super) fn expect_jq(
+        &mut self,
+        run: &PhaseRun,
+        idx: NodeIndex,
+        outcome: Outcome,
+    ) -> Outcome {
+        let step = run.graph[idx].step.clone();
+        let Some(jq) = step
+            .http
+            .as_ref()
+            .and_then(|h| h.expect.as_ref())
+            .and_then(|e| e.jq.as_ref())
+        else {
+            return outcome;
+        };
+        let Outcome::Succeeded { result } = outcome else {
+            return outcome;
+        };
+        let ctx = self.context(run, idx);
+        match self.condition(&jq.value, &result, &ctx) {
+            Ok(true) => Outcome::Succeeded { result },
+            Ok(false) => {
+                let body: String = result["body"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect();
+                Outcome::Failed {
+                    message: format!(
+                        "expected `{}` to hold, it did not; status {}: {body}",
+                        jq.value, result["status"]
+                    ),
+                    result: Some(result),
+                }
+            }
+            Err(e) => Outcome::Failed {
+                message: format!("`expect.jq`: {e}"),
+                result: Some(result),
+            },
+        }
+    }
+
+    pub(super) fn wait(&mut self, run: &mut PhaseRun, idx: NodeIndex, delay: Duration) {
+        run.nodes[idx.index()].state = State::Waiting;
+        run.waiting += 1;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(Msg::Wake { idx });
+        });
+    }
+}
