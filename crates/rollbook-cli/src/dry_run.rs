@@ -50,8 +50,8 @@ fn settings_line(s: &Settings, node: &Node) -> String {
             human(g.deadline)
         ));
     }
-    if let Some(w) = &node.step.when {
-        parts.push(format!("when `{}`", w.value));
+    for w in node.conditions() {
+        parts.push(format!("when `{w}`"));
     }
     for (name, expr) in node.step.capture.iter() {
         parts.push(format!("capture {} = `{}`", name.value, expr.value));
@@ -244,7 +244,7 @@ struct JsonNode<'a> {
     retry_delay_secs: f64,
     backoff: &'static str,
     gate: Option<JsonGate<'a>>,
-    when: Option<&'a str>,
+    when: Vec<&'a str>,
     on_failure: &'static str,
     resume: &'static str,
     expands_at_run_time: Option<&'a str>,
@@ -334,7 +334,7 @@ fn json_node<'a>(
             interval_secs: g.interval.as_secs_f64(),
             deadline_secs: g.deadline.as_secs_f64(),
         }),
-        when: node.step.when.as_ref().map(|w| w.value.as_str()),
+        when: node.conditions().collect(),
         on_failure: match s.on_failure {
             OnFailure::Abort => "abort",
             OnFailure::Continue => "continue",

@@ -219,7 +219,7 @@ pub fn run(cli: Cli) -> u8 {
                 };
                 print_stdout(&text)?;
                 if check {
-                    cmd_check(&compiled)
+                    cmd_check(&compiled, format == dry_run::Format::Json)
                 } else {
                     Ok(exit::OK)
                 }
@@ -266,7 +266,9 @@ pub fn run(cli: Cli) -> u8 {
     }
 }
 
-fn cmd_check(compiled: &CompiledPlan) -> Result<u8, Failure> {
+/// The preflight table goes to stdout after the dry-run text, or to stderr when stdout holds
+/// the dry run's JSON.
+fn cmd_check(compiled: &CompiledPlan, json: bool) -> Result<u8, Failure> {
     let secrets = run::resolve_secrets(compiled)?;
     let runners = run::runners(true, &run::current_user());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -276,11 +278,15 @@ fn cmd_check(compiled: &CompiledPlan) -> Result<u8, Failure> {
         .map_err(|e| Failure::invalid(format!("cannot start the runtime: {e}")))?;
     let rows = runtime.block_on(check::preflight(compiled, &runners, &secrets));
     let (table, ok) = check::table(&rows);
-    print_stdout(&table)?;
+    if json {
+        eprint!("{table}");
+    } else {
+        print_stdout(&table)?;
+    }
     Ok(if ok { exit::OK } else { exit::FAILED })
 }
 
-fn print_stdout(text: &str) -> Result<u8, Failure> {
+pub(crate) fn print_stdout(text: &str) -> Result<u8, Failure> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`rollbook plan x | head`) is not an error worth reporting.
     let _ = out.write_all(text.as_bytes());
@@ -305,7 +311,7 @@ fn cmd_validate(
     let files = locate::plan_files(paths).map_err(Failure::invalid)?;
     if files.is_empty() {
         return Err(Failure::invalid(format!(
-            "no plan files (*.yaml, *.yml) in {}",
+            "no plan files (*.yaml) in {}",
             paths
                 .iter()
                 .map(|p| p.display().to_string())

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rollbook_exec::executor::{Control, Execution, Options, Prior};
 use rollbook_exec::journal::{self, FileJournal, RunMeta};
@@ -109,7 +109,7 @@ pub(crate) fn resolve_secrets(plan: &CompiledPlan) -> Result<Map<String, Value>,
 struct TerminalPrompter {
     yes: bool,
     user: String,
-    lock: Mutex<()>,
+    lock: tokio::sync::Mutex<()>,
 }
 
 impl Prompter for TerminalPrompter {
@@ -128,14 +128,17 @@ impl Prompter for TerminalPrompter {
             }
             let question = format!("\n{node}: {prompt}\nType yes to go on: ");
             let user = self.user.clone();
-            let guard = &self.lock;
-            let line = tokio::task::block_in_place(|| {
-                let _one_at_a_time = guard.lock();
-                eprint!("{question}");
-                let _ = std::io::stderr().flush();
+            // One question at a time; the read runs on a blocking thread so that a timeout or
+            // Ctrl-C can still stop the step while it waits.
+            let _one_at_a_time = self.lock.lock().await;
+            eprint!("{question}");
+            let _ = std::io::stderr().flush();
+            let line = tokio::task::spawn_blocking(|| {
                 let mut line = String::new();
                 std::io::stdin().lock().read_line(&mut line).map(|_| line)
             })
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
             .map_err(|e| format!("reading the answer: {e}"))?;
             Ok(Answer {
                 yes: line.trim().eq_ignore_ascii_case("yes"),
@@ -150,7 +153,7 @@ pub(crate) fn runners(yes: bool, user: &str) -> Runners {
     let prompter = Arc::new(TerminalPrompter {
         yes,
         user: user.to_string(),
-        lock: Mutex::new(()),
+        lock: tokio::sync::Mutex::new(()),
     });
     Runners::new()
         .with(ShellRunner::default())
@@ -311,7 +314,7 @@ pub fn cmd_resume(
             state_dir.display()
         )));
     }
-    let meta = journal::read_meta(&run_dir).map_err(exec_failure)?;
+    let mut meta = journal::read_meta(&run_dir).map_err(exec_failure)?;
     let events = journal::read_events(&run_dir).map_err(exec_failure)?;
     let replay = rollbook_exec::resume::replay(&events);
     if replay.finished == Some(RunStatus::Succeeded) {
@@ -332,6 +335,9 @@ pub fn cmd_resume(
                     run_dir.join("plan.yaml").display()
                 )));
             }
+            // From now on this is the run's plan: a later resume compares against it.
+            meta.plan_hash = journal::hash_text(&text);
+            journal::replace_plan(&run_dir, &meta, &text).map_err(exec_failure)?;
             text
         }
         _ => kept_text,
@@ -458,7 +464,7 @@ fn ask_rerun(node: &str, yes: bool) -> Result<bool, Failure> {
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
-    match line.trim() {
+    match line.trim().to_ascii_lowercase().as_str() {
         "yes" => Ok(true),
         "no" => Ok(false),
         _ => Err(Failure {

@@ -1,6 +1,7 @@
 //! `rollbook runs` and `rollbook show RUN_ID`: what the journal knows, for people and tools.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::path::Path;
 
 use rollbook_exec::journal;
@@ -30,19 +31,22 @@ fn short(d: std::time::Duration) -> String {
 /// `rollbook runs`: the runs under the state dir, newest first.
 pub fn cmd_runs(state_dir: &Path, json: bool) -> Result<u8, Failure> {
     let runs = journal::list_runs(state_dir).map_err(|e| Failure::invalid(e.to_string()))?;
+    let mut out = String::new();
     if json {
-        println!(
+        let _ = writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&runs).unwrap_or_default()
         );
-        return Ok(exit::OK);
+        return crate::print_stdout(&out);
     }
     if runs.is_empty() {
         eprintln!("no runs in {}", state_dir.display());
         return Ok(exit::OK);
     }
-    println!(
-        "{:<22}  {:<28}  {:<9}  {:<20}  {:>8}  {:<12}  REASON",
+    let _ = writeln!(
+        out,
+        "{:<22}  {:<28}  {:<10}  {:<20}  {:>8}  {:<12}  REASON",
         "ID", "PLAN", "STATUS", "STARTED", "DURATION", "USER"
     );
     for r in &runs {
@@ -55,8 +59,9 @@ pub fn cmd_runs(state_dir: &Path, json: bool) -> Result<u8, Failure> {
             RunStatus::Running => "unfinished",
             s => s.as_str(),
         };
-        println!(
-            "{:<22}  {:<28}  {:<9}  {:<20}  {:>8}  {:<12}  {}",
+        let _ = writeln!(
+            out,
+            "{:<22}  {:<28}  {:<10}  {:<20}  {:>8}  {:<12}  {}",
             r.meta.run_id,
             r.meta.plan,
             status,
@@ -66,7 +71,7 @@ pub fn cmd_runs(state_dir: &Path, json: bool) -> Result<u8, Failure> {
             r.meta.reason
         );
     }
-    Ok(exit::OK)
+    crate::print_stdout(&out)
 }
 
 /// One node as the journal tells it.
@@ -106,9 +111,11 @@ pub fn history(events: &[Event]) -> Vec<NodeHistory> {
         });
         match e {
             Event::AttemptStarted { at, attempt, .. } => {
-                h.attempts = h.attempts.max(*attempt);
-                if h.started_at.is_none() || *attempt == 1 && h.status != "running" {
-                    h.started_at.get_or_insert_with(|| at.clone());
+                // Attempts in all, across resumes; the duration is that of the last run of
+                // the node (a resumed node starts again at attempt 1).
+                h.attempts += 1;
+                if *attempt == 1 || h.started_at.is_none() {
+                    h.started_at = Some(at.clone());
                 }
                 h.status = "running".into();
             }
@@ -150,6 +157,14 @@ pub fn history(events: &[Event]) -> Vec<NodeHistory> {
             _ => {}
         }
     }
+    // Phases in the order they run, nodes in the order they first started.
+    let rank = |phase: &str| {
+        ["steps", "on_failure", "finally"]
+            .iter()
+            .position(|p| *p == phase)
+            .unwrap_or(3)
+    };
+    order.sort_by_key(|(phase, _)| rank(phase));
     order
         .into_iter()
         .filter_map(|k| nodes.remove(&k))
@@ -177,6 +192,7 @@ pub fn cmd_show(state_dir: &Path, run_id: &str, json: bool) -> Result<u8, Failur
         .finished
         .map_or("unfinished", |s| s.as_str());
     let nodes = history(&events);
+    let mut out = String::new();
     if json {
         #[derive(Serialize)]
         struct Show<'a> {
@@ -189,11 +205,16 @@ pub fn cmd_show(state_dir: &Path, run_id: &str, json: bool) -> Result<u8, Failur
             status,
             nodes: &nodes,
         };
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        return Ok(exit::OK);
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        );
+        return crate::print_stdout(&out);
     }
-    println!("run {} of {} — {status}", meta.run_id, meta.plan);
-    println!(
+    let _ = writeln!(out, "run {} of {} — {status}", meta.run_id, meta.plan);
+    let _ = writeln!(
+        out,
         "  by {} on {} at {}: {}",
         meta.user, meta.host, meta.started_at, meta.reason
     );
@@ -203,14 +224,14 @@ pub fn cmd_show(state_dir: &Path, run_id: &str, json: bool) -> Result<u8, Failur
             .iter()
             .map(|(k, v)| format!("{k}={}", rollbook_plan::params::display_value(v)))
             .collect();
-        println!("  params {}", params.join(" "));
+        let _ = writeln!(out, "  params {}", params.join(" "));
     }
     let width = nodes.iter().map(|n| n.node.len()).max().unwrap_or(4).max(4);
     let mut phase = String::new();
     for n in &nodes {
         if n.phase != phase {
             phase = n.phase.clone();
-            println!("\n{phase}:");
+            let _ = writeln!(out, "\n{phase}:");
         }
         let duration = n
             .duration_ms
@@ -238,8 +259,8 @@ pub fn cmd_show(state_dir: &Path, run_id: &str, json: bool) -> Result<u8, Failur
         {
             line.push_str(&format!("  outputs {}", Value::Object(o.clone())));
         }
-        println!("{}", line.trim_end());
+        let _ = writeln!(out, "{}", line.trim_end());
     }
-    println!("\nlogs: {}", dir.join("logs").display());
-    Ok(exit::OK)
+    let _ = writeln!(out, "\nlogs: {}", dir.join("logs").display());
+    crate::print_stdout(&out)
 }

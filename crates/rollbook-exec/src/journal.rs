@@ -204,6 +204,14 @@ impl Drop for FileJournal {
     }
 }
 
+/// Records a changed plan for a run resumed with it (`--allow-changed-plan`): the plan copy
+/// and the hash in `run.json`.
+pub fn replace_plan(run_dir: &Path, meta: &RunMeta, plan_text: &str) -> Result<(), Error> {
+    write_synced(&run_dir.join("plan.yaml"), plan_text.as_bytes())?;
+    let json = serde_json::to_vec_pretty(meta).expect("run metadata serializes");
+    write_synced(&run_dir.join("run.json"), &json)
+}
+
 /// The run directories under a state dir.
 pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")

@@ -41,9 +41,12 @@ pub fn replay(events: &[Event]) -> Replay {
                 let key = (phase.clone(), node.clone());
                 in_flight.remove(&key);
                 match status {
-                    NodeStatus::Succeeded | NodeStatus::Skipped => {
+                    // Cleanup and notifications run again at the end of a resumed run: only
+                    // the main graph's finished work is carried over.
+                    NodeStatus::Succeeded | NodeStatus::Skipped if phase == "steps" => {
                         done.insert(key, (*status, outputs.clone()));
                     }
+                    NodeStatus::Succeeded | NodeStatus::Skipped => {}
                     NodeStatus::Failed | NodeStatus::Cancelled => {
                         done.remove(&key);
                     }

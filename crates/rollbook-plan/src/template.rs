@@ -422,7 +422,10 @@ fn render_error_message(e: &handlebars::RenderError) -> String {
     let reason = e.reason().to_string();
     reason
         .strip_prefix("Failed to access variable in strict mode ")
-        .map_or(reason.clone(), |v| format!("{v} has no value"))
+        .map_or(reason.clone(), |v| {
+            let name = v.trim_start_matches("Some(\"").trim_end_matches("\")");
+            format!("`{name}` has no value")
+        })
 }
 
 /// Hides the password of a URL (`postgres://app:hunter2@db/x` → `postgres://app:***@db/x`).

@@ -153,10 +153,14 @@ impl Engine<'_, '_> {
                         .first_start
                         .map_or(Duration::ZERO, |t| t.elapsed());
                     if since + gate.interval > gate.deadline || run.halted {
-                        let message = format!(
-                            "gate not met within {}: {detail}",
-                            humantime::format_duration(gate.deadline)
-                        );
+                        let message = if run.halted {
+                            format!("gate not met when the run stopped: {detail}")
+                        } else {
+                            format!(
+                                "gate not met within {}: {detail}",
+                                humantime::format_duration(gate.deadline)
+                            )
+                        };
                         self.fail(run, idx, message);
                     } else {
                         run.nodes[idx.index()].last_message = Some(detail);

@@ -90,12 +90,13 @@ impl Engine<'_, '_> {
         outputs: Option<Value>,
         message: Option<String>,
     ) {
-        let outputs = outputs.map(|o| self.exec.redactor.redact_value(&o));
         let state = &mut run.nodes[idx.index()];
         if matches!(state.state, State::Done(_)) {
             return;
         }
+        // Later steps read the real values; the journal and display get them redacted.
         state.outputs = outputs.clone();
+        let outputs = outputs.map(|o| self.exec.redactor.redact_value(&o));
         if status == NodeStatus::Failed && state.tolerated {
             self.tolerated_failures += 1;
         }

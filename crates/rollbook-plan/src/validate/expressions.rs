@@ -221,6 +221,17 @@ impl<'p> Validator<'p> {
                 self.push(d);
             }
         }
+        if sink == Sink::Terminal && r.path.first().is_some_and(|p| p == "secrets") {
+            self.push(
+                Diagnostic::error(
+                    "secret-shown",
+                    span,
+                    format!("`{shown}` would be shown on the terminal"),
+                )
+                .label("a secret in a question")
+                .help("a confirm question is printed as is: ask without the secret's value"),
+            );
+        }
         if sink == Sink::Sql && r.escaped {
             self.push(
                 Diagnostic::error("sql-splice", span, format!("`{shown}` would be spliced into SQL text"))
@@ -269,11 +280,22 @@ impl<'p> Validator<'p> {
             return;
         };
         let Some(step) = scope.visible.get(id) else {
-            let d = Diagnostic::error("not-upstream", span, format!("`{shown}` reads step `{id}`, which does not run before this step"))
-                .label("not upstream")
-                .help(format!(
+            let help = if self.cleanup && self.plan.steps.iter().any(|s| s.id.value == id) {
+                format!(
+                    "`on_failure` and `finally` steps run after the main steps, which may not have run: they cannot read `{id}`'s outputs; use params and `run.status`"
+                )
+            } else {
+                format!(
                     "a step can read the outputs of the steps it `needs` (directly or through others); add `{id}` to `needs`, or check the id"
-                ));
+                )
+            };
+            let d = Diagnostic::error(
+                "not-upstream",
+                span,
+                format!("`{shown}` reads step `{id}`, which does not run before this step"),
+            )
+            .label("not upstream")
+            .help(help);
             self.push(d);
             return;
         };

@@ -25,6 +25,7 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
         text,
         diags: Vec::new(),
         pending_jq: Vec::new(),
+        cleanup: false,
     };
     v.top_level(expected_name);
     let main_scope = Scope {
@@ -32,13 +33,13 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
         in_for_each: false,
     };
     v.scope(&plan.steps, &main_scope);
-    // `on_failure` and `finally` run after the main graph: they may read its top-level outputs.
     // `on_failure` and `finally` are graphs of their own: they read `run.status` and
     // params, not the outputs of main steps (which may not have run).
     let after = Scope {
         visible: HashMap::new(),
         in_for_each: false,
     };
+    v.cleanup = true;
     v.scope(&plan.on_failure, &after);
     v.scope(&plan.finally, &after);
     v.compile_jq();
@@ -51,6 +52,8 @@ struct Validator<'p> {
     diags: Vec<Diagnostic>,
     /// jq expressions seen, with what they are for (`until`, `capture`, ...).
     pending_jq: Vec<(Jq, &'static str)>,
+    /// Checking `on_failure` or `finally` steps.
+    cleanup: bool,
 }
 
 /// What the steps of one scope can see from around them.
@@ -69,6 +72,8 @@ enum Sink {
     Shell,
     /// SQL text: values must be bound through `args`.
     Sql,
+    /// Shown as is on the operator's terminal (a `confirm` question): no secrets.
+    Terminal,
     /// Everything else.
     Text,
 }
@@ -661,7 +666,7 @@ impl<'p> Validator<'p> {
                 }
             }
             ActionRef::Sleep(_) => {}
-            ActionRef::Confirm(t) => self.template(t, here, Sink::Text),
+            ActionRef::Confirm(t) => self.template(t, here, Sink::Terminal),
             ActionRef::Group(steps) => {
                 if steps.is_empty() && step.steps.is_some() {
                     self.push(Diagnostic::error(
