@@ -104,6 +104,8 @@ pub enum Command {
         /// plan's secrets). Exit 1 when a check fails.
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        ssh: run::SshArgs,
     },
     /// The plan's graph of concrete nodes, as Mermaid or Graphviz.
     Graph {
@@ -210,6 +212,7 @@ pub fn run(cli: Cli) -> u8 {
             parallelism,
             format,
             check,
+            ssh,
         } => {
             let run = dry_run_info(reason);
             compile_plan(&cli.plans_dir, &plan, &bind, &run, style).and_then(|compiled| {
@@ -219,7 +222,7 @@ pub fn run(cli: Cli) -> u8 {
                 };
                 print_stdout(&text)?;
                 if check {
-                    cmd_check(&compiled, format == dry_run::Format::Json)
+                    cmd_check(&compiled, format == dry_run::Format::Json, &ssh)
                 } else {
                     Ok(exit::OK)
                 }
@@ -268,9 +271,9 @@ pub fn run(cli: Cli) -> u8 {
 
 /// The preflight table goes to stdout after the dry-run text, or to stderr when stdout holds
 /// the dry run's JSON.
-fn cmd_check(compiled: &CompiledPlan, json: bool) -> Result<u8, Failure> {
+fn cmd_check(compiled: &CompiledPlan, json: bool, ssh: &run::SshArgs) -> Result<u8, Failure> {
     let secrets = run::resolve_secrets(compiled)?;
-    let runners = run::runners(true, &run::current_user());
+    let runners = run::runners(true, &run::current_user(), ssh);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -36,6 +36,29 @@ pub struct RunArgs {
     /// Take over a lock left by a run that died.
     #[arg(long)]
     pub break_lock: bool,
+    #[command(flatten)]
+    pub ssh: SshArgs,
+}
+
+/// SSH settings that belong to the operator, not the plan.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SshArgs {
+    /// A private key to try for SSH (after ssh-agent, before ~/.ssh/id_*).
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<std::path::PathBuf>,
+    /// A known_hosts file checked before ~/.ssh/known_hosts.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<std::path::PathBuf>,
+}
+
+impl SshArgs {
+    pub fn options(&self) -> rollbook_ssh::SshOptions {
+        rollbook_ssh::SshOptions {
+            identity: self.identity.clone(),
+            known_hosts: self.known_hosts.clone(),
+            ..rollbook_ssh::SshOptions::default()
+        }
+    }
 }
 
 /// Who is running this, for the journal and the lock.
@@ -149,7 +172,7 @@ impl Prompter for TerminalPrompter {
 }
 
 /// The runners this build has.
-pub(crate) fn runners(yes: bool, user: &str) -> Runners {
+pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs) -> Runners {
     let prompter = Arc::new(TerminalPrompter {
         yes,
         user: user.to_string(),
@@ -159,6 +182,7 @@ pub(crate) fn runners(yes: bool, user: &str) -> Runners {
         .with(ShellRunner::default())
         .with(SleepRunner)
         .with(ConfirmRunner::new(prompter))
+        .with(rollbook_ssh::SshRunner::new(ssh.options()))
 }
 
 /// The plan's confirmation phrase, typed exactly, before anything runs.
@@ -490,7 +514,7 @@ fn execute(
             .values()
             .filter_map(|v| v.as_str().map(str::to_string)),
     );
-    let runners = runners(args.yes, user);
+    let runners = runners(args.yes, user, &args.ssh);
     let mode = if args.events.is_some() {
         Mode::Json
     } else if std::io::stderr().is_terminal() {

@@ -1,0 +1,473 @@
+//! rollbook's SSH runner, on russh.
+//!
+//! One connection per host per run, opened on first use and shared by every step on that
+//! host; each attempt is a channel on it, at most `channels_per_host` at once (OpenSSH's
+//! default `MaxSessions` is 10). Host keys are checked strictly against known_hosts. A
+//! command runs in a process group of its own on the host, so a timeout or Ctrl-C ends it
+//! there too, not only here.
+
+pub mod config;
+mod connect;
+mod remote;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, Runner, Stream, Tail};
+use rollbook_plan::action::{Action, SshCommand};
+use russh::ChannelMsg;
+use russh::client::Handle;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Semaphore};
+
+pub use connect::Target;
+use connect::{HostKeyCheck, connect};
+
+/// Why a host could not be reached. A step's own failure (a non-zero exit) is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    HostKey(String),
+    #[error("{0}")]
+    Auth(String),
+    #[error("{0}")]
+    Channel(String),
+}
+
+/// Settings that come from the command line rather than the plan.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// `--identity`: tried first after the agent.
+    pub identity: Option<PathBuf>,
+    /// `--known-hosts`: checked first, before `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+    pub channels_per_host: usize,
+    pub keepalive: Duration,
+    /// Bytes of stdout and stderr kept in the result document.
+    pub tail_bytes: usize,
+    /// The local user's home (for `~/.ssh`).
+    pub home: PathBuf,
+    /// The user to log in as when nothing else says.
+    pub default_user: String,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            identity: None,
+            known_hosts: None,
+            channels_per_host: 8,
+            keepalive: Duration::from_secs(15),
+            tail_bytes: 64 * 1024,
+            home: std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from),
+            default_user: std::env::var("USER").unwrap_or_else(|_| "root".into()),
+        }
+    }
+}
+
+/// An open, authenticated connection and the channels it may carry at once.
+struct Connection {
+    handle: Handle<HostKeyCheck>,
+    channels: Arc<Semaphore>,
+}
+
+/// A host's connection, once opened; its lock makes concurrent first uses share one connect.
+type Slot = Arc<Mutex<Option<Arc<Connection>>>>;
+
+/// The runner for `ssh:` steps.
+pub struct SshRunner {
+    options: SshOptions,
+    opened: std::sync::atomic::AtomicUsize,
+    /// One slot per host.
+    connections: Mutex<HashMap<Target, Slot>>,
+}
+
+impl SshRunner {
+    pub fn new(options: SshOptions) -> Self {
+        SshRunner {
+            options,
+            opened: Default::default(),
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Connections opened so far (one per host, unless one broke).
+    pub fn connections_opened(&self) -> usize {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Where and as whom a step connects: the plan's settings win, then `~/.ssh/config`, then
+    /// the defaults (port 22, the local user, the usual key files).
+    pub fn target(&self, cmd: &SshCommand) -> Target {
+        let o = &self.options;
+        let from_config = config::for_host(&cmd.host, &o.home);
+        let address = if cmd.address != cmd.host {
+            cmd.address.clone()
+        } else {
+            from_config
+                .host_name
+                .clone()
+                .unwrap_or_else(|| cmd.address.clone())
+        };
+        let mut identity_files = Vec::new();
+        identity_files.extend(cmd.identity_file.as_ref().map(PathBuf::from));
+        identity_files.extend(o.identity.clone());
+        identity_files.extend(from_config.identity_files.clone());
+        for name in ["id_ed25519", "id_ecdsa", "id_rsa"] {
+            identity_files.push(o.home.join(".ssh").join(name));
+        }
+        let mut known_hosts = Vec::new();
+        known_hosts.extend(cmd.known_hosts.as_ref().map(PathBuf::from));
+        known_hosts.extend(o.known_hosts.clone());
+        known_hosts.push(o.home.join(".ssh/known_hosts"));
+        Target {
+            name: cmd.host.clone(),
+            address,
+            port: cmd.port.or(from_config.port).unwrap_or(22),
+            user: cmd
+                .user
+                .clone()
+                .or(from_config.user)
+                .unwrap_or_else(|| o.default_user.clone()),
+            identity_files,
+            known_hosts,
+            policy: cmd.host_key_policy,
+            connect_timeout: cmd.connect_timeout.unwrap_or(Duration::from_secs(10)),
+        }
+    }
+
+    /// The host's connection, opened if there is none or the last one broke.
+    async fn connection(&self, target: &Target) -> Result<Arc<Connection>, Error> {
+        let slot = {
+            let mut all = self.connections.lock().await;
+            all.entry(target.clone()).or_default().clone()
+        };
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref()
+            && !c.handle.is_closed()
+        {
+            return Ok(c.clone());
+        }
+        let handle = connect(target, self.options.keepalive).await?;
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let c = Arc::new(Connection {
+            handle,
+            channels: Arc::new(Semaphore::new(self.options.channels_per_host.max(1))),
+        });
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn run_command(&self, cmd: &SshCommand, attempt: Attempt) -> Outcome {
+        let target = self.target(cmd);
+        let conn = match self.connection(&target).await {
+            Ok(c) => c,
+            Err(e) => return Outcome::failed(e.to_string()),
+        };
+        let Ok(_permit) = conn.channels.clone().acquire_owned().await else {
+            return Outcome::failed("the connection closed");
+        };
+        if let Some(upload) = &cmd.upload {
+            return self.upload(&conn, &target, cmd, upload, attempt).await;
+        }
+        let (remote, stdin) = remote::command(cmd);
+        let started = Instant::now();
+        let mut run = match Exec::start(&conn, &remote, stdin.as_deref()).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::failed(format!("{}: {e}", target.label())),
+        };
+        let finished = tokio::select! {
+            done = run.collect(&attempt, self.options.tail_bytes) => done,
+            _ = attempt.cancel.cancelled() => {
+                run.await_pgid(Duration::from_secs(3)).await;
+                if let Some(pgid) = run.pgid {
+                    remote::kill_group(&conn.handle, pgid, cmd.sudo).await;
+                }
+                let _ = run.channel.close().await;
+                return Outcome::failed(format!(
+                    "cancelled: the command was stopped on {}",
+                    target.label()
+                ));
+            }
+        };
+        let (code, stdout, stderr, dropped) = finished;
+        let json = serde_json::from_str::<Value>(stdout.trim()).unwrap_or(Value::Null);
+        let result = json!({
+            "exit_code": code,
+            "stdout": stdout,
+            "stderr": stderr,
+            "json": json,
+            "host": target.name,
+            "elapsed_ms": started.elapsed().as_millis() as u64,
+            "stdout_truncated_bytes": dropped.0,
+            "stderr_truncated_bytes": dropped.1,
+        });
+        match code {
+            Some(0) => Outcome::Succeeded { result },
+            code => {
+                let last = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                let code = code.map_or("no exit status".to_string(), |c| format!("exit code {c}"));
+                let message = if last.is_empty() {
+                    format!("{code} on {}", target.label())
+                } else {
+                    format!("{code} on {}: {last}", target.label())
+                };
+                Outcome::Failed {
+                    message,
+                    result: Some(result),
+                }
+            }
+        }
+    }
+
+    /// Copies a local file to the host through a channel, checked by size and SHA-256 there
+    /// before it is moved into place.
+    async fn upload(
+        &self,
+        conn: &Connection,
+        target: &Target,
+        cmd: &SshCommand,
+        upload: &rollbook_plan::action::Upload,
+        attempt: Attempt,
+    ) -> Outcome {
+        let bytes = match tokio::fs::read(&upload.from).await {
+            Ok(b) => b,
+            Err(e) => return Outcome::failed(format!("cannot read {}: {e}", upload.from)),
+        };
+        let digest = {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let remote =
+            remote::upload_command(&upload.to, upload.mode, &digest, bytes.len(), cmd.sudo);
+        let mut run = match Exec::start(conn, &remote, Some(&bytes)).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::failed(format!("{}: {e}", target.label())),
+        };
+        let (code, stdout, stderr, _) = tokio::select! {
+            done = run.collect(&attempt, self.options.tail_bytes) => done,
+            _ = attempt.cancel.cancelled() => return Outcome::failed("cancelled during the upload"),
+        };
+        let result = json!({
+            "exit_code": code,
+            "stdout": stdout,
+            "stderr": stderr,
+            "json": Value::Null,
+            "host": target.name,
+            "bytes": bytes.len(),
+            "sha256": digest,
+        });
+        if code == Some(0) {
+            attempt.output.line(
+                Stream::Stdout,
+                &format!(
+                    "uploaded {} -> {}:{} ({} bytes, sha256 {digest})",
+                    upload.from,
+                    target.name,
+                    upload.to,
+                    bytes.len()
+                ),
+            );
+            Outcome::Succeeded { result }
+        } else {
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
+            Outcome::Failed {
+                message: format!("upload to {}:{} failed: {last}", target.label(), upload.to),
+                result: Some(result),
+            }
+        }
+    }
+}
+
+/// A command running in a channel.
+struct Exec {
+    channel: russh::Channel<russh::client::Msg>,
+    /// The remote process group, once the wrapper has told it.
+    pgid: Option<u32>,
+}
+
+type Collected = (Option<i64>, String, String, (usize, usize));
+
+impl Exec {
+    async fn start(conn: &Connection, remote: &str, stdin: Option<&[u8]>) -> Result<Exec, String> {
+        let channel = conn
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| format!("opening a channel: {e}"))?;
+        channel
+            .exec(true, remote)
+            .await
+            .map_err(|e| format!("starting the command: {e}"))?;
+        if let Some(data) = stdin {
+            channel
+                .data(data)
+                .await
+                .map_err(|e| format!("sending the script: {e}"))?;
+        }
+        channel
+            .eof()
+            .await
+            .map_err(|e| format!("closing stdin: {e}"))?;
+        Ok(Exec {
+            channel,
+            pgid: None,
+        })
+    }
+
+    /// After a cancel that came before the wrapper named its process group: reads on until it
+    /// does (or `within` passes), so the group can still be stopped.
+    async fn await_pgid(&mut self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.pgid.is_none() {
+            let msg = tokio::time::timeout_at(deadline, self.channel.wait()).await;
+            match msg {
+                Ok(Some(ChannelMsg::ExtendedData { data, ext: 1 })) => {
+                    let text = String::from_utf8_lossy(&data);
+                    self.pgid = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix(remote::PGID_MARKER))
+                        .and_then(|id| id.trim().parse().ok());
+                }
+                Ok(Some(ChannelMsg::Close)) | Ok(None) | Err(_) => return,
+                Ok(Some(_)) => {}
+            }
+        }
+    }
+
+    /// Reads output until the command ends: (exit code, stdout tail, stderr tail, dropped bytes).
+    async fn collect(&mut self, attempt: &Attempt, limit: usize) -> Collected {
+        let mut out = Lines::new(Stream::Stdout, limit);
+        let mut err = Lines::new(Stream::Stderr, limit);
+        let mut code = None;
+        while let Some(msg) = self.channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.feed(&data, attempt, &mut self.pgid),
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    err.feed(&data, attempt, &mut self.pgid)
+                }
+                ChannelMsg::ExitStatus { exit_status } => code = Some(i64::from(exit_status)),
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    err.note(&format!("killed by signal {signal_name:?}"), attempt);
+                    code = code.or(Some(255));
+                }
+                ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+        let (stdout, out_dropped) = out.finish(attempt);
+        let (stderr, err_dropped) = err.finish(attempt);
+        (code, stdout, stderr, (out_dropped, err_dropped))
+    }
+}
+
+/// Splits a stream's bytes into lines for the log, keeping a bounded tail for the result.
+struct Lines {
+    stream: Stream,
+    partial: Vec<u8>,
+    tail: Tail,
+}
+
+impl Lines {
+    fn new(stream: Stream, limit: usize) -> Self {
+        Lines {
+            stream,
+            partial: Vec::new(),
+            tail: Tail::new(limit),
+        }
+    }
+
+    fn feed(&mut self, data: &[u8], attempt: &Attempt, pgid: &mut Option<u32>) {
+        self.partial.extend_from_slice(data);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
+            let line = line.trim_end_matches('\r');
+            // The wrapper's first words on stderr: the process group to stop on cancel.
+            if self.stream == Stream::Stderr
+                && pgid.is_none()
+                && let Some(id) = line.strip_prefix(remote::PGID_MARKER)
+            {
+                *pgid = id.trim().parse().ok();
+                continue;
+            }
+            attempt.output.line(self.stream, line);
+            self.tail.push_line(line);
+        }
+    }
+
+    fn note(&mut self, line: &str, attempt: &Attempt) {
+        attempt.output.line(self.stream, line);
+        self.tail.push_line(line);
+    }
+
+    fn finish(mut self, attempt: &Attempt) -> (String, usize) {
+        if !self.partial.is_empty() {
+            let line = String::from_utf8_lossy(&self.partial).into_owned();
+            attempt.output.line(self.stream, &line);
+            self.tail.push_line(&line);
+            self.partial.clear();
+        }
+        self.tail.finish()
+    }
+}
+
+impl Runner for SshRunner {
+    fn kind(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn check<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            let Action::Ssh(cmd) = action else {
+                return Err("not an ssh step".into());
+            };
+            let target = self.target(cmd);
+            let conn = self.connection(&target).await.map_err(|e| e.to_string())?;
+            let mut what = format!("host key ok, authenticated as {}", target.user);
+            if cmd.sudo {
+                let mut run = Exec::start(&conn, "sudo -n true", None).await?;
+                let probe = Attempt {
+                    node: Arc::from("check"),
+                    number: 1,
+                    cancel: Default::default(),
+                    output: rollbook_exec::runner::OutputSink::discard(),
+                };
+                let (code, _, stderr, _) = run.collect(&probe, 4096).await;
+                if code != Some(0) {
+                    return Err(format!(
+                        "{what}, but `sudo -n true` failed: {}",
+                        stderr.trim().lines().last().unwrap_or("no answer")
+                    ));
+                }
+                what.push_str(", sudo ok");
+            }
+            Ok(what)
+        })
+    }
+
+    fn run<'a>(&'a self, action: &'a Action, attempt: Attempt) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            match action {
+                Action::Ssh(cmd) => self.run_command(cmd, attempt).await,
+                _ => Outcome::failed("the ssh runner got another kind of step"),
+            }
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! The command lines sent to the host. Everything substituted is shell-quoted.
+//!
+//! A command runs under `setsid -w`, in a process group of its own whose id the wrapper
+//! prints first on stderr: a timeout or Ctrl-C then stops the whole group on the host
+//! (OpenSSH does not end a command when its channel closes without a terminal).
+
+use std::time::Duration;
+
+use rollbook_plan::action::SshCommand;
+use rollbook_plan::template::shell_quote;
+use russh::client::Handle;
+
+use crate::connect::HostKeyCheck;
+
+/// The wrapper's first line on stderr: `rollbook-pgid:<id>`.
+pub const PGID_MARKER: &str = "rollbook-pgid:";
+
+fn with_sudo(command: &str, sudo: bool) -> String {
+    if sudo {
+        // -n: a password prompt is a clear failure, never a hang.
+        format!("sudo -n -- {command}")
+    } else {
+        command.to_string()
+    }
+}
+
+/// The remote command line for a step, and what to send on its stdin (a script).
+pub fn command(cmd: &SshCommand) -> (String, Option<Vec<u8>>) {
+    let mut inner = String::new();
+    for (k, v) in &cmd.env {
+        inner.push_str(&format!("export {k}={}; ", shell_quote(v)));
+    }
+    let stdin = match (&cmd.command, &cmd.script) {
+        (Some(c), _) => {
+            inner.push_str(c);
+            None
+        }
+        (None, Some(script)) => {
+            inner.push_str("exec sh -se");
+            Some(script.clone().into_bytes())
+        }
+        (None, None) => {
+            inner.push_str("true");
+            None
+        }
+    };
+    let body = format!(
+        "echo {PGID_MARKER}$$ >&2; exec sh -c {}",
+        shell_quote(&inner)
+    );
+    let launcher = format!("setsid -w sh -c {}", shell_quote(&body));
+    (format!("exec {}", with_sudo(&launcher, cmd.sudo)), stdin)
+}
+
+/// Receives a file on stdin, checks its size and SHA-256, and only then moves it into place.
+pub fn upload_command(
+    to: &str,
+    mode: Option<u32>,
+    sha256: &str,
+    size: usize,
+    sudo: bool,
+) -> String {
+    let script = r#"set -e; t="$1.rollbook-upload.$$"; cat > "$t"; s=$(wc -c < "$t" | tr -d ' '); d=$(sha256sum "$t" | cut -d' ' -f1); if [ "$s" != "$3" ] || [ "$d" != "$2" ]; then rm -f "$t"; echo "received $s bytes with sha256 $d, sent $3 bytes with sha256 $2" >&2; exit 1; fi; if [ -n "$4" ]; then chmod "$4" "$t"; fi; mv -f "$t" "$1""#;
+    let mode = mode.map_or(String::new(), |m| format!("{m:o}"));
+    let command = format!(
+        "sh -c {} rollbook-upload {} {} {} {}",
+        shell_quote(script),
+        shell_quote(to),
+        shell_quote(sha256),
+        size,
+        shell_quote(&mode)
+    );
+    with_sudo(&command, sudo)
+}
+
+/// Stops a cancelled command's process group on the host: TERM, then KILL.
+pub async fn kill_group(handle: &Handle<HostKeyCheck>, pgid: u32, sudo: bool) {
+    // TERM, up to 2 s for the group to end, then KILL. (dash's kill takes no `--`.)
+    let kill = format!(
+        "kill -TERM -{pgid} 2>/dev/null || exit 0; i=0; \
+         while [ $i -lt 20 ] && kill -0 -{pgid} 2>/dev/null; do sleep 0.1; i=$((i + 1)); done; \
+         kill -KILL -{pgid} 2>/dev/null; true"
+    );
+    let command = with_sudo(&format!("sh -c {}", shell_quote(&kill)), sudo);
+    let Ok(mut channel) = handle.channel_open_session().await else {
+        return;
+    };
+    if channel.exec(true, command).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while channel.wait().await.is_some() {}
+    })
+    .await;
+}

@@ -1,0 +1,131 @@
+//! Host keys, keys, and unreachable hosts: each refused with a message that says what to do.
+
+use rollbook_exec::runner::{Outcome, Runner};
+use rollbook_plan::action::{Action, HostKeyPolicyName};
+use rollbook_ssh::{SshOptions, SshRunner};
+
+use crate::{attempt, fleet};
+
+fn failure(out: Outcome) -> String {
+    match out {
+        Outcome::Failed { message, .. } => message,
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_host_key_is_refused_with_its_fingerprint() {
+    let f = fleet();
+    let message = failure(
+        attempt(
+            &f.runner(),
+            f.command(201, "touch /tmp/rollbook-should-not-run"),
+        )
+        .await
+        .0,
+    );
+    assert!(
+        message.starts_with("unknown host key for 127.0.0.201:"),
+        "{message}"
+    );
+    assert!(message.contains("ssh-ed25519 SHA256:"), "{message}");
+    assert!(
+        message.contains(&format!("ssh-keyscan -p {} 127.0.0.201", f.port)),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_host_key_is_refused_loudly() {
+    let f = fleet();
+    let message = failure(attempt(&f.runner(), f.command(200, "true")).await.0);
+    assert!(
+        message.starts_with("HOST KEY CHANGED for 127.0.0.200:"),
+        "{message}"
+    );
+    assert!(message.contains("Nothing was run"), "{message}");
+}
+
+#[tokio::test]
+async fn hashed_known_hosts_entries_are_understood() {
+    let f = fleet();
+    unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
+    let runner = SshRunner::new(SshOptions {
+        identity: Some(f.key.clone()),
+        known_hosts: Some(f.dir.join("known_hosts_hashed")),
+        home: f.dir.join("no-home"),
+        default_user: f.user.clone(),
+        ..SshOptions::default()
+    });
+    let (out, _) = attempt(&runner, f.command(10, "true")).await;
+    assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+}
+
+#[tokio::test]
+async fn accept_new_learns_an_unknown_key_and_writes_it_down() {
+    let f = fleet();
+    let dir = tempfile::tempdir().unwrap();
+    let known = dir.path().join("known_hosts");
+    let mut cmd = f.command(201, "true");
+    cmd.known_hosts = Some(known.display().to_string());
+    cmd.host_key_policy = HostKeyPolicyName::AcceptNew;
+    let runner = f.runner();
+    let (out, _) = attempt(&runner, cmd.clone()).await;
+    assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+    let learned = std::fs::read_to_string(&known).unwrap();
+    assert!(
+        learned.contains(&format!("[127.0.0.201]:{}", f.port)),
+        "{learned}"
+    );
+    // Learned once; the next connection is checked against it (and passes).
+    let (out, _) = attempt(&f.runner(), cmd).await;
+    assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_key_the_host_does_not_accept_is_refused_naming_host_and_user() {
+    let f = fleet();
+    unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
+    let runner = SshRunner::new(SshOptions {
+        identity: Some(f.dir.join("stranger_ed25519")),
+        known_hosts: Some(f.known_hosts.clone()),
+        home: f.dir.join("no-home"),
+        default_user: f.user.clone(),
+        ..SshOptions::default()
+    });
+    let message = failure(attempt(&runner, f.command(11, "true")).await.0);
+    assert!(
+        message.starts_with(&format!(
+            "127.0.0.11:{} did not accept any key as {}",
+            f.port, f.user
+        )),
+        "{message}"
+    );
+    assert!(message.contains("stranger_ed25519 (refused)"), "{message}");
+}
+
+#[tokio::test]
+async fn a_refused_connection_says_so() {
+    let f = fleet();
+    let mut cmd = f.command(12, "true");
+    cmd.port = Some(1);
+    let message = failure(attempt(&f.runner(), cmd).await.0);
+    assert!(
+        message.contains("127.0.0.12:1 refused the connection"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn the_preflight_checks_auth_and_sudo() {
+    let f = fleet();
+    let mut cmd = f.command(13, "true");
+    cmd.sudo = true;
+    let result = f.runner().check(&Action::Ssh(cmd)).await;
+    assert_eq!(
+        result.unwrap(),
+        format!("host key ok, authenticated as {}, sudo ok", f.user)
+    );
+    let unknown = f.runner().check(&Action::Ssh(f.command(201, "true"))).await;
+    assert!(unknown.unwrap_err().starts_with("unknown host key"));
+}

@@ -1,0 +1,117 @@
+//! The SSH runner against real OpenSSH servers on loopback (`scripts/ssh-fleet`, started by
+//! `scripts/test`). Without the fleet these tests fail and say how to start it.
+
+mod hosts;
+mod rolling;
+mod run;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rollbook_exec::runner::{Attempt, Outcome, OutputLine, OutputSink, Runner};
+use rollbook_plan::action::{Action, HostKeyPolicyName, SshCommand};
+use rollbook_ssh::{SshOptions, SshRunner};
+use tokio_util::sync::CancellationToken;
+
+/// Where the fleet is, from the environment `scripts/ssh-fleet` writes.
+pub struct Fleet {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub user: String,
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+    pub hosts: usize,
+}
+
+pub fn fleet() -> Fleet {
+    let var = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!(
+                "{name} is not set: the SSH tests need the test fleet. Start it with \
+                 `scripts/ssh-fleet up /tmp/rollbook-fleet && source /tmp/rollbook-fleet/env` \
+                 (scripts/test does this)"
+            )
+        })
+    };
+    Fleet {
+        dir: PathBuf::from(var("ROLLBOOK_TEST_SSH_DIR")),
+        port: var("ROLLBOOK_TEST_SSH_PORT").parse().unwrap(),
+        user: var("ROLLBOOK_TEST_SSH_USER"),
+        key: PathBuf::from(var("ROLLBOOK_TEST_SSH_KEY")),
+        known_hosts: PathBuf::from(var("ROLLBOOK_TEST_SSH_KNOWN_HOSTS")),
+        hosts: var("ROLLBOOK_TEST_SSH_HOSTS").parse().unwrap(),
+    }
+}
+
+impl Fleet {
+    /// A runner that knows the fleet's client key and known_hosts, and no agent.
+    pub fn runner(&self) -> SshRunner {
+        // SAFETY: tests do not rely on an agent; removing the variable keeps a developer's
+        // agent out of them. Done before any thread reads it.
+        unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
+        SshRunner::new(SshOptions {
+            identity: Some(self.key.clone()),
+            known_hosts: Some(self.known_hosts.clone()),
+            home: self.dir.join("no-home"),
+            default_user: self.user.clone(),
+            ..SshOptions::default()
+        })
+    }
+
+    /// An `ssh` action on fleet address `127.0.0.<n>`.
+    pub fn command(&self, n: u8, run: &str) -> SshCommand {
+        SshCommand {
+            host: format!("127.0.0.{n}"),
+            address: format!("127.0.0.{n}"),
+            port: Some(self.port),
+            user: Some(self.user.clone()),
+            command: Some(run.to_string()),
+            script: None,
+            sudo: false,
+            env: Vec::new(),
+            upload: None,
+            identity_file: None,
+            known_hosts: None,
+            host_key_policy: HostKeyPolicyName::Strict,
+            connect_timeout: None,
+        }
+    }
+}
+
+/// Runs one attempt and collects what it printed.
+pub async fn attempt(runner: &SshRunner, cmd: SshCommand) -> (Outcome, Vec<String>) {
+    attempt_with(runner, cmd, CancellationToken::new()).await
+}
+
+pub async fn attempt_with(
+    runner: &SshRunner,
+    cmd: SshCommand,
+    cancel: CancellationToken,
+) -> (Outcome, Vec<String>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<OutputLine>();
+    let action = Action::Ssh(cmd);
+    let outcome = runner
+        .run(
+            &action,
+            Attempt {
+                node: Arc::from("test"),
+                number: 1,
+                cancel,
+                output: OutputSink::new(Arc::from("test"), tx),
+            },
+        )
+        .await;
+    let mut lines = Vec::new();
+    while let Ok(l) = rx.try_recv() {
+        lines.push(l.line);
+    }
+    (outcome, lines)
+}
+
+/// A unique marker for process-table checks.
+pub fn marker() -> String {
+    static N: Mutex<u32> = Mutex::new(0);
+    let mut n = N.lock().unwrap();
+    *n += 1;
+    format!("{}{:03}", std::process::id() % 100_000, *n)
+}
