@@ -131,7 +131,11 @@ fn config(keepalive: Duration) -> Arc<client::Config> {
 }
 
 /// Connects, verifies the host key and authenticates.
-pub async fn connect(target: &Target, keepalive: Duration) -> Result<Handle<HostKeyCheck>, Error> {
+pub async fn connect(
+    target: &Target,
+    keepalive: Duration,
+    use_agent: bool,
+) -> Result<Handle<HostKeyCheck>, Error> {
     let verdict = Arc::new(Mutex::new(None));
     let handler = HostKeyCheck {
         target: target.clone(),
@@ -166,13 +170,17 @@ pub async fn connect(target: &Target, keepalive: Duration) -> Result<Handle<Host
         }
         Ok(Ok(h)) => h,
     };
-    authenticate(&mut handle, target).await?;
+    authenticate(&mut handle, target, use_agent).await?;
     Ok(handle)
 }
 
-async fn authenticate(handle: &mut Handle<HostKeyCheck>, target: &Target) -> Result<(), Error> {
+async fn authenticate(
+    handle: &mut Handle<HostKeyCheck>,
+    target: &Target,
+    use_agent: bool,
+) -> Result<(), Error> {
     let mut tried = Vec::new();
-    if std::env::var_os("SSH_AUTH_SOCK").is_some() {
+    if use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
         match russh::keys::agent::client::AgentClient::connect_env().await {
             Ok(mut agent) => {
                 let keys = agent.request_identities().await.unwrap_or_default();

@@ -53,6 +53,8 @@ pub struct SshOptions {
     pub home: PathBuf,
     /// The user to log in as when nothing else says.
     pub default_user: String,
+    /// Try the keys of ssh-agent (`SSH_AUTH_SOCK`) first.
+    pub use_agent: bool,
 }
 
 impl Default for SshOptions {
@@ -65,6 +67,7 @@ impl Default for SshOptions {
             tail_bytes: 64 * 1024,
             home: std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from),
             default_user: std::env::var("USER").unwrap_or_else(|_| "root".into()),
+            use_agent: true,
         }
     }
 }
@@ -152,7 +155,7 @@ impl SshRunner {
         {
             return Ok(c.clone());
         }
-        let handle = connect(target, self.options.keepalive).await?;
+        let handle = connect(target, self.options.keepalive, self.options.use_agent).await?;
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let c = Arc::new(Connection {

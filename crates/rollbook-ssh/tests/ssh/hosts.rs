@@ -49,12 +49,12 @@ async fn a_changed_host_key_is_refused_loudly() {
 #[tokio::test]
 async fn hashed_known_hosts_entries_are_understood() {
     let f = fleet();
-    unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
     let runner = SshRunner::new(SshOptions {
         identity: Some(f.key.clone()),
         known_hosts: Some(f.dir.join("known_hosts_hashed")),
         home: f.dir.join("no-home"),
         default_user: f.user.clone(),
+        use_agent: false,
         ..SshOptions::default()
     });
     let (out, _) = attempt(&runner, f.command(10, "true")).await;
@@ -85,12 +85,12 @@ async fn accept_new_learns_an_unknown_key_and_writes_it_down() {
 #[tokio::test]
 async fn a_key_the_host_does_not_accept_is_refused_naming_host_and_user() {
     let f = fleet();
-    unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
     let runner = SshRunner::new(SshOptions {
         identity: Some(f.dir.join("stranger_ed25519")),
         known_hosts: Some(f.known_hosts.clone()),
         home: f.dir.join("no-home"),
         default_user: f.user.clone(),
+        use_agent: false,
         ..SshOptions::default()
     });
     let message = failure(attempt(&runner, f.command(11, "true")).await.0);
@@ -128,4 +128,47 @@ async fn the_preflight_checks_auth_and_sudo() {
     );
     let unknown = f.runner().check(&Action::Ssh(f.command(201, "true"))).await;
     assert!(unknown.unwrap_err().starts_with("unknown host key"));
+}
+
+#[tokio::test]
+async fn a_key_with_a_passphrase_says_to_use_the_agent() {
+    let f = fleet();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("locked_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let runner = SshRunner::new(SshOptions {
+        identity: Some(key.clone()),
+        known_hosts: Some(f.known_hosts.clone()),
+        home: f.dir.join("no-home"),
+        default_user: f.user.clone(),
+        use_agent: false,
+        ..SshOptions::default()
+    });
+    let message = failure(attempt(&runner, f.command(14, "true")).await.0);
+    assert!(
+        message.contains("locked_ed25519 (needs a passphrase: add it to ssh-agent"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_that_never_answers_times_out_with_the_limit_in_the_message() {
+    let f = fleet();
+    // Accepts TCP, never speaks SSH.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut cmd = f.command(1, "true");
+    cmd.port = Some(port);
+    cmd.connect_timeout = Some(std::time::Duration::from_secs(1));
+    let message = failure(attempt(&f.runner(), cmd).await.0);
+    assert_eq!(
+        message,
+        format!("connecting to 127.0.0.1:{port} timed out after 1s")
+    );
+    drop(silent);
 }

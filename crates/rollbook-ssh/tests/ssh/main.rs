@@ -46,14 +46,12 @@ pub fn fleet() -> Fleet {
 impl Fleet {
     /// A runner that knows the fleet's client key and known_hosts, and no agent.
     pub fn runner(&self) -> SshRunner {
-        // SAFETY: tests do not rely on an agent; removing the variable keeps a developer's
-        // agent out of them. Done before any thread reads it.
-        unsafe { std::env::remove_var("SSH_AUTH_SOCK") };
         SshRunner::new(SshOptions {
             identity: Some(self.key.clone()),
             known_hosts: Some(self.known_hosts.clone()),
             home: self.dir.join("no-home"),
             default_user: self.user.clone(),
+            use_agent: false,
             ..SshOptions::default()
         })
     }
