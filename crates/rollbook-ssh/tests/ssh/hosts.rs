@@ -19,18 +19,18 @@ async fn an_unknown_host_key_is_refused_with_its_fingerprint() {
     let message = failure(
         attempt(
             &f.runner(),
-            f.command(201, "touch /tmp/rollbook-should-not-run"),
+            f.other(201, "touch /tmp/rollbook-should-not-run"),
         )
         .await
         .0,
     );
     assert!(
-        message.starts_with("unknown host key for 127.0.0.201:"),
+        message.starts_with("unknown host key for 127.0.1.201:"),
         "{message}"
     );
     assert!(message.contains("ssh-ed25519 SHA256:"), "{message}");
     assert!(
-        message.contains(&format!("ssh-keyscan -p {} 127.0.0.201", f.port)),
+        message.contains(&format!("ssh-keyscan -p {} 127.0.1.201", f.port)),
         "{message}"
     );
 }
@@ -38,9 +38,9 @@ async fn an_unknown_host_key_is_refused_with_its_fingerprint() {
 #[tokio::test]
 async fn a_changed_host_key_is_refused_loudly() {
     let f = fleet();
-    let message = failure(attempt(&f.runner(), f.command(200, "true")).await.0);
+    let message = failure(attempt(&f.runner(), f.other(200, "true")).await.0);
     assert!(
-        message.starts_with("HOST KEY CHANGED for 127.0.0.200:"),
+        message.starts_with("HOST KEY CHANGED for 127.0.1.200:"),
         "{message}"
     );
     assert!(message.contains("Nothing was run"), "{message}");
@@ -66,7 +66,7 @@ async fn accept_new_learns_an_unknown_key_and_writes_it_down() {
     let f = fleet();
     let dir = tempfile::tempdir().unwrap();
     let known = dir.path().join("known_hosts");
-    let mut cmd = f.command(201, "true");
+    let mut cmd = f.other(201, "true");
     cmd.known_hosts = Some(known.display().to_string());
     cmd.host_key_policy = HostKeyPolicyName::AcceptNew;
     let runner = f.runner();
@@ -74,7 +74,7 @@ async fn accept_new_learns_an_unknown_key_and_writes_it_down() {
     assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
     let learned = std::fs::read_to_string(&known).unwrap();
     assert!(
-        learned.contains(&format!("[127.0.0.201]:{}", f.port)),
+        learned.contains(&format!("[127.0.1.201]:{}", f.port)),
         "{learned}"
     );
     // Learned once; the next connection is checked against it (and passes).
@@ -126,7 +126,7 @@ async fn the_preflight_checks_auth_and_sudo() {
         result.unwrap(),
         format!("host key ok, authenticated as {}, sudo ok", f.user)
     );
-    let unknown = f.runner().check(&Action::Ssh(f.command(201, "true"))).await;
+    let unknown = f.runner().check(&Action::Ssh(f.other(201, "true"))).await;
     assert!(unknown.unwrap_err().starts_with("unknown host key"));
 }
 

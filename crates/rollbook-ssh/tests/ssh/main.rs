@@ -58,9 +58,18 @@ impl Fleet {
 
     /// An `ssh` action on fleet address `127.0.0.<n>`.
     pub fn command(&self, n: u8, run: &str) -> SshCommand {
+        self.at(&format!("127.0.0.{n}"), run)
+    }
+
+    /// An `ssh` action on the other sshd: `127.0.1.200` (changed key) or `.201` (unknown).
+    pub fn other(&self, n: u8, run: &str) -> SshCommand {
+        self.at(&format!("127.0.1.{n}"), run)
+    }
+
+    fn at(&self, address: &str, run: &str) -> SshCommand {
         SshCommand {
-            host: format!("127.0.0.{n}"),
-            address: format!("127.0.0.{n}"),
+            host: address.to_string(),
+            address: address.to_string(),
             port: Some(self.port),
             user: Some(self.user.clone()),
             command: Some(run.to_string()),
