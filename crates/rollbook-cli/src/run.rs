@@ -56,19 +56,25 @@ impl SshArgs {
         rollbook_ssh::SshOptions {
             identity: self.identity.clone(),
             known_hosts: self.known_hosts.clone(),
+            default_user: login_user(),
             ..rollbook_ssh::SshOptions::default()
         }
     }
 }
 
-/// Who is running this, for the journal and the lock.
-pub fn current_user() -> String {
-    let user = std::env::var("USER")
+/// The local login name (the SSH user when nothing else says).
+fn login_user() -> String {
+    std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
         .filter(|u| !u.is_empty())
         .or_else(user_from_passwd)
-        .unwrap_or_else(|| "unknown".into());
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Who is running this, for the journal and the lock.
+pub fn current_user() -> String {
+    let user = login_user();
     match std::env::var("SUDO_USER") {
         Ok(by) if by != user => format!("{user} (sudo by {by})"),
         _ => user,
