@@ -188,6 +188,7 @@ pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs) -> Runners {
         .with(ShellRunner::default())
         .with(SleepRunner)
         .with(ConfirmRunner::new(prompter))
+        .with(rollbook_http::HttpRunner::new())
         .with(rollbook_ssh::SshRunner::new(ssh.options()))
 }
 

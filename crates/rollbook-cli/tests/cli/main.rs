@@ -2,6 +2,7 @@
 
 mod commands;
 mod dry_runs;
+mod http_plans;
 mod invalid_plans;
 mod run;
 

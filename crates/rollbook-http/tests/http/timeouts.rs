@@ -1,0 +1,158 @@
+//! Retries of a failing health check, and attempts that take too long: the executor's
+//! timeout cancels the attempt and the runner lets go at once.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use rollbook_exec::NodeStatus;
+use rollbook_exec::event::RunStatus;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Hits, attempt_with, get as get_req, run_plan, serve};
+
+/// `/health` answers 503 to the first `failures` requests, then 200 `healthy`.
+fn flaky(failures: usize, hits: &Hits) -> Router {
+    let hits = hits.clone();
+    Router::new().route(
+        "/health",
+        get(move || {
+            let hits = hits.clone();
+            async move {
+                if hits.hit() < failures {
+                    (StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"warming up"}"#)
+                } else {
+                    (StatusCode::OK, "healthy")
+                }
+            }
+        }),
+    )
+}
+
+const RETRY_PLAN: &str = r#"
+version: 1
+name: health
+params:
+  base: { type: string, required: true }
+steps:
+  - id: health
+    http:
+      url: "{{ params.base }}/health"
+      expect: { status: 200, body_contains: healthy }
+    retry: { attempts: 5, delay: 100ms, backoff: exponential }
+"#;
+
+#[tokio::test]
+async fn a_health_check_that_fails_three_times_succeeds_on_the_fourth_attempt() {
+    let hits = Hits::default();
+    let server = serve(flaky(3, &hits)).await;
+    let arg = format!("base=http://{}", server.addr);
+    let ran = run_plan(RETRY_PLAN, &[&arg], &[]).await;
+    assert_eq!(
+        ran.status,
+        RunStatus::Succeeded,
+        "{:#?}",
+        ran.journal.events
+    );
+    assert_eq!(hits.get(), 4, "three failures and one success");
+    let expected = Some(r#"expected status 200, got 503: {"error":"warming up"}"#.to_string());
+    assert_eq!(
+        ran.journal.attempt_messages("health"),
+        [expected.clone(), expected.clone(), expected, None]
+    );
+    // Exponential backoff: 100 + 200 + 400 ms of waiting at least.
+    assert!(
+        ran.elapsed >= Duration::from_millis(700),
+        "{:?}",
+        ran.elapsed
+    );
+}
+
+#[tokio::test]
+async fn a_health_check_that_never_recovers_fails_after_every_attempt() {
+    let hits = Hits::default();
+    let server = serve(flaky(usize::MAX, &hits)).await;
+    let arg = format!("base=http://{}", server.addr);
+    let ran = run_plan(RETRY_PLAN, &[&arg], &[]).await;
+    assert_eq!(ran.status, RunStatus::Failed);
+    assert_eq!(hits.get(), 5);
+    let (status, _, message) = ran.journal.finished("health");
+    assert_eq!(status, NodeStatus::Failed);
+    assert_eq!(
+        message.as_deref(),
+        Some(r#"expected status 200, got 503: {"error":"warming up"}"#)
+    );
+}
+
+/// `/slow` takes 30 s to answer.
+fn slow(hits: &Hits) -> Router {
+    let hits = hits.clone();
+    Router::new().route(
+        "/slow",
+        get(move || {
+            let hits = hits.clone();
+            async move {
+                hits.hit();
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "finally"
+            }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_slow_response_times_out_and_the_attempt_ends_promptly() {
+    let hits = Hits::default();
+    let server = serve(slow(&hits)).await;
+    let arg = format!("base=http://{}", server.addr);
+    let plan = r#"
+version: 1
+name: slow
+params:
+  base: { type: string, required: true }
+steps:
+  - id: slow
+    http: { url: "{{ params.base }}/slow" }
+    timeout: 300ms
+"#;
+    let ran = run_plan(plan, &[&arg], &[]).await;
+    assert_eq!(ran.status, RunStatus::Failed);
+    assert_eq!(hits.get(), 1);
+    let (_, _, message) = ran.journal.finished("slow");
+    let message = message.unwrap();
+    assert!(message.contains("timed out"), "{message}");
+    // The executor waits for the cancelled runner to return: a runner that kept waiting for
+    // the response would hold the run for 30 s.
+    assert!(
+        ran.elapsed < Duration::from_secs(1),
+        "the run took {:?}",
+        ran.elapsed
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_attempt_returns_at_once_and_says_so() {
+    let hits = Hits::default();
+    let server = serve(slow(&hits)).await;
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trigger.cancel();
+    });
+    let runner = rollbook_http::HttpRunner::new();
+    let tried = attempt_with(&runner, get_req(&server.url("/slow")), cancel).await;
+    assert_eq!(tried.message(), "cancelled");
+    assert!(
+        tried.elapsed < Duration::from_secs(1),
+        "{:?}",
+        tried.elapsed
+    );
+    assert_eq!(hits.get(), 1);
+    assert!(
+        tried.text().ends_with("/slow -> cancelled"),
+        "{}",
+        tried.text()
+    );
+}
