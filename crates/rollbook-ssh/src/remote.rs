@@ -1,8 +1,9 @@
 //! The command lines sent to the host. Everything substituted is shell-quoted.
 //!
-//! A command runs under `setsid -w`, in a process group of its own whose id the wrapper
-//! prints first on stderr: a timeout or Ctrl-C then stops the whole group on the host
-//! (OpenSSH does not end a command when its channel closes without a terminal).
+//! A command's first words on stderr name its process group (read from `/proc`, without a
+//! fork): sshd makes every channel's shell a session and group leader of its own, so a
+//! timeout or Ctrl-C can stop the whole group on the host (OpenSSH does not end a command when
+//! its channel closes without a terminal). Under `sudo` the group is read inside sudo's shell.
 
 use std::time::Duration;
 
@@ -24,9 +25,13 @@ fn with_sudo(command: &str, sudo: bool) -> String {
     }
 }
 
+/// Prints `rollbook-pgid:<group>` on stderr, from `/proc/$$/stat` (field 5), with no fork.
+const ANNOUNCE_GROUP: &str =
+    "read -r _ _ _ _ rollbook_pgid _ < /proc/$$/stat; echo rollbook-pgid:$rollbook_pgid >&2; ";
+
 /// The remote command line for a step, and what to send on its stdin (a script).
 pub fn command(cmd: &SshCommand) -> (String, Option<Vec<u8>>) {
-    let mut inner = String::new();
+    let mut inner = String::from(ANNOUNCE_GROUP);
     for (k, v) in &cmd.env {
         inner.push_str(&format!("export {k}={}; ", shell_quote(v)));
     }
@@ -44,12 +49,13 @@ pub fn command(cmd: &SshCommand) -> (String, Option<Vec<u8>>) {
             None
         }
     };
-    let body = format!(
-        "echo {PGID_MARKER}$$ >&2; exec sh -c {}",
-        shell_quote(&inner)
-    );
-    let launcher = format!("setsid -w sh -c {}", shell_quote(&body));
-    (format!("exec {}", with_sudo(&launcher, cmd.sudo)), stdin)
+    let line = if cmd.sudo {
+        with_sudo(&format!("sh -c {}", shell_quote(&inner)), true)
+    } else {
+        // The login shell runs it itself: no process is started that the command does not need.
+        inner
+    };
+    (line, stdin)
 }
 
 /// Receives a file on stdin, checks its size and SHA-256, and only then moves it into place.

@@ -86,11 +86,21 @@ async fn ten_megabytes_of_output_are_streamed_and_the_result_keeps_a_tail() {
 
 #[tokio::test]
 async fn a_cancelled_command_is_gone_from_the_host() {
+    cancelled_command_is_gone(false).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_command_under_sudo_is_gone_from_the_host() {
+    cancelled_command_is_gone(true).await;
+}
+
+async fn cancelled_command_is_gone(sudo: bool) {
     let f = fleet();
     let runner = f.runner();
     let m = marker();
     let pattern = format!("sleep 300.{m}");
-    let cmd = f.command(7, &format!("{pattern} & {pattern}; echo done"));
+    let mut cmd = f.command(7, &format!("{pattern} & {pattern}; echo done"));
+    cmd.sudo = sudo;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let seen = pattern.clone();
