@@ -190,6 +190,7 @@ pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs) -> Runners {
         .with(ConfirmRunner::new(prompter))
         .with(rollbook_http::HttpRunner::new())
         .with(rollbook_ssh::SshRunner::new(ssh.options()))
+        .with(rollbook_sql::SqlRunner::new())
 }
 
 /// The plan's confirmation phrase, typed exactly, before anything runs.

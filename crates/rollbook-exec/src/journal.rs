@@ -300,6 +300,10 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunSummary>, Error> {
             finished_at,
         });
     }
-    runs.sort_by(|a, b| b.meta.run_id.cmp(&a.meta.run_id));
+    // Newest first by start time (milliseconds, UTC, so it sorts as text); ids only break
+    // ties: two runs started in the same second have ids in no particular order.
+    runs.sort_by(|a, b| {
+        (&b.meta.started_at, &b.meta.run_id).cmp(&(&a.meta.started_at, &a.meta.run_id))
+    });
     Ok(runs)
 }

@@ -5,6 +5,7 @@ mod dry_runs;
 mod http_plans;
 mod invalid_plans;
 mod run;
+mod sql_plans;
 
 use std::path::{Path, PathBuf};
 
