@@ -44,10 +44,10 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SshArgs {
     /// A private key to try for SSH (after ssh-agent, before ~/.ssh/id_*).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "ROLLBOOK_SSH_IDENTITY")]
     pub identity: Option<std::path::PathBuf>,
     /// A known_hosts file checked before ~/.ssh/known_hosts.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "ROLLBOOK_SSH_KNOWN_HOSTS")]
     pub known_hosts: Option<std::path::PathBuf>,
 }
 

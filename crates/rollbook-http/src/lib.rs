@@ -14,6 +14,7 @@
 //! 10 MiB of body kept (the rest is not read).
 
 mod expect;
+mod resolve;
 mod tls;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use rollbook_plan::action::{Action, HttpBody, HttpRequest};
 use serde_json::{Map, Value, json};
 
 use crate::expect::{Expect, Seen};
+use crate::resolve::{Addresses, Resolver};
 use crate::tls::TlsKey;
 
 /// The most body bytes kept in the result document. Health and API responses are small; a
@@ -75,6 +77,8 @@ struct Prepared {
 #[derive(Default)]
 pub struct HttpRunner {
     clients: Mutex<HashMap<TlsKey, Prepared>>,
+    /// Inventory addresses of host names, shared by every client.
+    addresses: Arc<Addresses>,
 }
 
 impl HttpRunner {
@@ -97,6 +101,7 @@ impl HttpRunner {
             .connect_timeout(CONNECT_TIMEOUT)
             .redirect(redirect_policy())
             .user_agent(concat!("rollbook/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Resolver(self.addresses.clone()))
             .build()?;
         let prepared = Prepared {
             client,
@@ -118,6 +123,7 @@ impl HttpRunner {
                 return Outcome::failed(format!("invalid URL `{shown}`: {e}"));
             }
         };
+        self.learn_address(req, &url);
         // Also for an `http://` URL: a redirect may lead to `https://`, unverified.
         if req.tls.insecure {
             out.line(
@@ -223,9 +229,17 @@ impl HttpRunner {
         }
     }
 
+    /// The inventory places the URL's host at `req.address`: connect there.
+    fn learn_address(&self, req: &HttpRequest, url: &Url) {
+        if let (Some(address), Some(host)) = (&req.address, url.host_str()) {
+            self.addresses.learn(host, address);
+        }
+    }
+
     async fn check_request(&self, req: &HttpRequest) -> Result<String, String> {
         let shown = shown_url(&req.url);
         let url = Url::parse(&req.url).map_err(|e| format!("invalid URL `{shown}`: {e}"))?;
+        self.learn_address(req, &url);
         let prepared = self.prepared(&req.tls).map_err(|e| e.to_string())?;
         if req.method == "GET" || req.method == "HEAD" {
             // Safe to send: GET and HEAD change nothing. The body is not read.
@@ -255,7 +269,7 @@ impl HttpRunner {
             }
             Ok(format!("reachable: {status}"))
         } else {
-            tokio::time::timeout(CHECK_TIMEOUT, probe(&url, &prepared.tls))
+            tokio::time::timeout(CHECK_TIMEOUT, probe(&url, &prepared.tls, &self.addresses))
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())))
                 .map_err(|e| format!("{shown}: {e}"))?;
@@ -510,16 +524,20 @@ fn with_tls_hint(mut text: String, insecure: bool) -> String {
 }
 
 /// Resolves, connects, and for `https` completes a TLS handshake, sending nothing.
-async fn probe(url: &Url, tls: &Arc<rustls::ClientConfig>) -> Result<(), String> {
+async fn probe(
+    url: &Url,
+    tls: &Arc<rustls::ClientConfig>,
+    addresses: &Addresses,
+) -> Result<(), String> {
     let host = url.host_str().ok_or("the URL has no host")?;
     let port = url
         .port_or_known_default()
         .ok_or("the URL has no port and no known default")?;
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<_> = tokio::net::lookup_host((bare, port))
+    let addrs = addresses
+        .lookup(host, port)
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?;
     if addrs.is_empty() {
         return Err(format!("{host} resolves to no address"));
     }

@@ -91,6 +91,10 @@ pub struct HttpRequest {
     pub method: String,
     /// With the query string.
     pub url: String,
+    /// Where to connect when the URL's host is an inventory name with an `address`: the
+    /// inventory says where a host is for every protocol. The URL (and so the `Host` header
+    /// and the TLS name) keeps the name.
+    pub address: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Option<HttpBody>,
     pub expect_status: Option<StatusExpect>,

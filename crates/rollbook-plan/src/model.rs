@@ -65,9 +65,37 @@ impl JsonSchema for Node {
     }
 }
 
-/// A duration such as `500ms`, `30s`, `5m` or `1h30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Duration(pub StdDuration);
+/// A duration such as `500ms`, `30s`, `5m` or `1h30m`, or `{{ params.NAME }}` naming a
+/// `duration` param. A param is resolved when params are bound, so a run and its dry run
+/// see the same length (and an operator can give a wait its length per incident).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Duration {
+    Fixed(StdDuration),
+    Param(String),
+}
+
+impl Duration {
+    /// The length, given the bound `params` object. A param is checked to hold a duration
+    /// when it is bound; should it not, the length is zero.
+    pub fn resolve(&self, params: &serde_json::Value) -> StdDuration {
+        match self {
+            Duration::Fixed(d) => *d,
+            Duration::Param(name) => params
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| crate::decode::parse_duration(s).ok())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The length when it is written in the plan (not a param).
+    pub fn fixed(&self) -> Option<StdDuration> {
+        match self {
+            Duration::Fixed(d) => Some(*d),
+            Duration::Param(_) => None,
+        }
+    }
+}
 
 impl JsonSchema for Duration {
     fn schema_name() -> Cow<'static, str> {
@@ -76,8 +104,8 @@ impl JsonSchema for Duration {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "description": "A duration: a number and a unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m.",
-            "pattern": "^\\s*([0-9]+\\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|d|days?)\\s*)+$"
+            "description": "A duration: a number and a unit (ms, s, m, h, d), e.g. 30s, 5m, 1h30m; or `{{ params.NAME }}` naming a param of type duration.",
+            "pattern": "^\\s*(([0-9]+\\s*(ns|us|ms|s|sec|secs|m|min|mins|h|hr|hrs|d|days?)\\s*)+|\\{\\{\\s*params\\.[a-z0-9][a-z0-9_-]*\\s*\\}\\})$"
         })
     }
 }
@@ -428,6 +456,42 @@ pub struct Step {
     pub steps: Option<Vec<Step>>,
     #[schemars(skip)]
     pub span: Span,
+}
+
+impl Step {
+    /// The durations written on this step itself (not on the steps of its group).
+    pub fn durations(&self) -> Vec<&Spanned<Duration>> {
+        let mut all: Vec<&Spanned<Duration>> = [&self.timeout, &self.interval, &self.deadline]
+            .into_iter()
+            .flatten()
+            .collect();
+        all.extend(self.sleep.as_ref());
+        all.extend(self.retry.iter().flat_map(Retry::durations));
+        all.extend(
+            self.ssh
+                .as_ref()
+                .and_then(|s| s.settings.connect_timeout.as_ref()),
+        );
+        all.extend(self.sql.as_ref().and_then(|s| s.lock_timeout.as_ref()));
+        all
+    }
+}
+
+impl Retry {
+    pub fn durations(&self) -> impl Iterator<Item = &Spanned<Duration>> {
+        self.delay.iter().chain(self.max_delay.iter())
+    }
+}
+
+impl Defaults {
+    /// Every duration of `defaults`.
+    pub fn durations(&self) -> Vec<&Spanned<Duration>> {
+        let mut all: Vec<&Spanned<Duration>> = self.timeout.iter().collect();
+        all.extend(self.retry.iter().flat_map(Retry::durations));
+        all.extend(self.ssh.as_ref().and_then(|s| s.connect_timeout.as_ref()));
+        all.extend(self.sql.as_ref().and_then(|s| s.lock_timeout.as_ref()));
+        all
+    }
 }
 
 /// The one thing a step does.

@@ -157,7 +157,10 @@ pub fn describe(action: &Action) -> Preview {
             if let Some(ca) = &a.tls.ca_file {
                 notes.push(format!("TLS CA {ca}"));
             }
-            format!("{} {}", a.method, a.url)
+            match &a.address {
+                Some(address) => format!("{} {} (at {address})", a.method, a.url),
+                None => format!("{} {}", a.method, a.url),
+            }
         }
         Action::Sql(a) => {
             for s in &a.statements {

@@ -145,6 +145,20 @@ impl R<'_> {
     }
 }
 
+/// The host of a URL as written (`http://user@name:8080/x` gives `name`), without parsing
+/// the rest: enough to look the name up in the inventory.
+pub fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host_port.starts_with('[') {
+        host_port.split_inclusive(']').next()?
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 /// Percent-encodes a query component.
 fn encode_query(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -246,7 +260,7 @@ pub fn render_action(
                     .connect_timeout
                     .as_ref()
                     .or(defaults.connect_timeout.as_ref())
-                    .map(|d| d.value.0),
+                    .map(|d| d.value.resolve(&ctx["params"])),
                 host,
             })
         }
@@ -305,9 +319,14 @@ pub fn render_action(
                 None => Tls::default(),
             };
             let expect = a.expect.as_ref();
+            let address = url_host(&url)
+                .and_then(|h| plan.hosts.get(h))
+                .and_then(|h| h.address.as_ref())
+                .map(|a| a.value.clone());
             Action::Http(HttpRequest {
                 method: a.method.as_ref().map_or("GET".into(), |m| m.value.clone()),
                 url,
+                address,
                 headers,
                 body,
                 expect_status: expect
@@ -368,7 +387,7 @@ pub fn render_action(
                         .sql
                         .as_ref()
                         .and_then(|s| s.lock_timeout.as_ref()))
-                    .map(|d| d.value.0),
+                    .map(|d| d.value.resolve(&ctx["params"])),
                 statement_timeout: node.settings.timeout,
             })
         }
@@ -387,7 +406,7 @@ pub fn render_action(
             cwd: r.opt("shell.cwd", &a.cwd)?,
         }),
         ActionRef::Sleep(d) => Action::Sleep {
-            duration: d.value.0,
+            duration: d.value.resolve(&ctx["params"]),
         },
         ActionRef::Confirm(t) => Action::Confirm {
             prompt: r.text("confirm", t)?,
@@ -399,4 +418,26 @@ pub fn render_action(
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn url_host_finds_the_name_between_scheme_and_port_or_path() {
+        assert_eq!(
+            url_host("http://us-east-op-1:8080/health"),
+            Some("us-east-op-1")
+        );
+        assert_eq!(
+            url_host("https://api.example.com/v1?x=1"),
+            Some("api.example.com")
+        );
+        assert_eq!(url_host("http://user:pw@web-2/x"), Some("web-2"));
+        assert_eq!(url_host("http://[::1]:8080/"), Some("[::1]"));
+        assert_eq!(url_host("http://h#frag"), Some("h"));
+        assert_eq!(url_host("not a url"), None);
+        assert_eq!(url_host("http:///path"), None);
+    }
 }

@@ -91,6 +91,7 @@ pub fn get(url: &str) -> HttpRequest {
     HttpRequest {
         method: "GET".into(),
         url: url.into(),
+        address: None,
         headers: Vec::new(),
         body: None,
         expect_status: None,

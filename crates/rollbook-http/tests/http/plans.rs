@@ -140,3 +140,51 @@ steps:
     assert!(message.starts_with("expected `[.json[]"), "{message}");
     assert!(message.contains("status 200"), "{message}");
 }
+
+#[tokio::test]
+async fn a_url_naming_an_inventory_host_connects_to_its_address_and_keeps_the_name() {
+    let hosts = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = hosts.clone();
+    let router = Router::new().route(
+        "/health",
+        get(move |headers: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let host = headers.get("host").unwrap().to_str().unwrap().to_string();
+                seen.lock().unwrap().push(host);
+                "healthy"
+            }
+        }),
+    );
+    let server = serve(router).await;
+    // `web-1` and `web-2` resolve nowhere but in the inventory, which puts them where the
+    // test's server listens.
+    let plan = r#"
+version: 1
+name: by-name
+params:
+  port: { type: int, required: true }
+inventory:
+  web:
+    - { name: web-1, address: 127.0.0.1 }
+    - { name: web-2, address: 127.0.0.1 }
+steps:
+  - id: healthy
+    for_each: "{{ inventory.web }}"
+    http:
+      url: "http://{{ item }}:{{ params.port }}/health"
+      expect: { status: 200, body_contains: healthy }
+"#;
+    let port = format!("port={}", server.addr.port());
+    let ran = run_plan(plan, &[&port], &[]).await;
+    assert_eq!(
+        ran.status,
+        RunStatus::Succeeded,
+        "{:#?}",
+        ran.journal.events
+    );
+    let mut seen = hosts.lock().unwrap().clone();
+    seen.sort();
+    let p = server.addr.port();
+    assert_eq!(seen, [format!("web-1:{p}"), format!("web-2:{p}")]);
+}

@@ -496,7 +496,7 @@ impl Builder<'_> {
             instances: frame.instances.clone(),
             groups: frame.groups.clone(),
             inputs,
-            settings: settings(self.defaults, step, &frame.groups),
+            settings: settings(self.defaults, step, &frame.groups, &self.context["params"]),
             deferred: None,
         }
     }

@@ -3,7 +3,15 @@
 use super::*;
 
 /// A step's settings with the plan's `defaults` filled in.
-pub(super) fn settings(d: &Defaults, step: &Step, groups: &[Arc<Step>]) -> Settings {
+///
+/// `params` (the bound params) give the length of a duration written as `{{ params.NAME }}`.
+pub(super) fn settings(
+    d: &Defaults,
+    step: &Step,
+    groups: &[Arc<Step>],
+    params: &Value,
+) -> Settings {
+    let len = |d: &Spanned<Duration>| d.value.resolve(params);
     // The step's own setting, else the innermost group's that has one, else the default.
     let inherited =
         |get: &dyn Fn(&Step) -> bool| groups.iter().rev().find(|g| get(g)).map(|g| g.as_ref());
@@ -23,30 +31,24 @@ pub(super) fn settings(d: &Defaults, step: &Step, groups: &[Arc<Step>]) -> Setti
                 .or(group_timeout)
                 .or(d.timeout.as_ref()),
         }
-        .map(|t| t.value.0),
+        .map(len),
         retry: RetryPolicy {
             attempts: retry.map_or(1, |r| r.attempts.value.max(1)),
             delay: retry
                 .and_then(|r| r.delay.as_ref())
-                .map_or(DEFAULT_RETRY_DELAY, |d| d.value.0),
+                .map_or(DEFAULT_RETRY_DELAY, len),
             backoff: retry
                 .and_then(|r| r.backoff.as_ref())
                 .map_or(Backoff::Fixed, |b| b.value),
-            max_delay: retry.and_then(|r| r.max_delay.as_ref()).map(|d| d.value.0),
+            max_delay: retry.and_then(|r| r.max_delay.as_ref()).map(len),
             jitter: retry
                 .and_then(|r| r.jitter.as_ref())
                 .is_some_and(|j| j.value),
         },
         gate: step.until.as_ref().map(|u| Gate {
             until: u.value.clone(),
-            interval: step
-                .interval
-                .as_ref()
-                .map_or(DEFAULT_INTERVAL, |i| i.value.0),
-            deadline: step
-                .deadline
-                .as_ref()
-                .map_or(DEFAULT_DEADLINE, |d| d.value.0),
+            interval: step.interval.as_ref().map_or(DEFAULT_INTERVAL, len),
+            deadline: step.deadline.as_ref().map_or(DEFAULT_DEADLINE, len),
         }),
         on_failure: step
             .on_failure

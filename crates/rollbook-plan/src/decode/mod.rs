@@ -269,8 +269,25 @@ impl Decoder<'_> {
 
     fn duration(&mut self, node: &Node) -> Option<Spanned<Duration>> {
         let (s, _) = self.scalar(node, "a duration like 30s")?;
+        if s.contains("{{") {
+            return match duration_param(s) {
+                Some(name) => Some(Spanned::new(Duration::Param(name.to_string()), node.span)),
+                None => {
+                    self.push(
+                        Diagnostic::error(
+                            "bad-duration",
+                            node.span,
+                            format!("`{s}` is not a duration"),
+                        )
+                        .label("a duration is fixed when params are bound")
+                        .help("write a length (30s, 5m) or exactly `{{ params.NAME }}` naming a param of type duration"),
+                    );
+                    None
+                }
+            };
+        }
         match parse_duration(s) {
-            Ok(d) => Some(Spanned::new(Duration(d), node.span)),
+            Ok(d) => Some(Spanned::new(Duration::Fixed(d), node.span)),
             Err(why) => {
                 self.push(
                     Diagnostic::error(
@@ -671,6 +688,17 @@ impl Decoder<'_> {
 }
 
 /// Parses a duration: `500ms`, `30s`, `5m`, `1h30m`, `1h 30m`. Zero is allowed (`sleep: 0s`).
+/// `NAME` when `text` is exactly `{{ params.NAME }}` (spaces inside the braces allowed).
+fn duration_param(text: &str) -> Option<&str> {
+    let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let name = inner.strip_prefix("params.")?;
+    (!name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
+    .then_some(name)
+}
+
 pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
     let t = text.trim();
     if t.is_empty() {

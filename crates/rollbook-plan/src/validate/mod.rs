@@ -192,6 +192,9 @@ impl<'p> Validator<'p> {
             let _ = name;
         }
         let d = &plan.defaults;
+        for duration in d.durations() {
+            self.duration_param(duration);
+        }
         if let Some(t) = &d.timeout {
             self.positive(t, "timeout");
         }
@@ -303,8 +306,48 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// A duration written as `{{ params.NAME }}` must name a param of type duration.
+    fn duration_param(&mut self, d: &Spanned<Duration>) {
+        let Duration::Param(name) = &d.value else {
+            return;
+        };
+        match self.plan.params.get(name) {
+            None => {
+                let names = self.plan.params.iter().map(|(n, _)| n.value.as_str());
+                let mut diag = Diagnostic::error(
+                    "unknown-name",
+                    d.span,
+                    format!("the duration reads `params.{name}`, but there is no param `{name}`"),
+                )
+                .label("unknown param");
+                if let Some(s) = did_you_mean(name, names) {
+                    diag = diag.help(format!("did you mean `{s}`?"));
+                } else {
+                    diag = diag.help(format!(
+                        "declare it under `params:` with `type: duration`: `{name}: {{ type: duration, default: 5m }}`"
+                    ));
+                }
+                self.push(diag);
+            }
+            Some(p) if p.ty.as_ref().map(|t| t.value) != Some(ParamType::Duration) => {
+                self.push(
+                    Diagnostic::error(
+                        "bad-duration",
+                        d.span,
+                        format!("param `{name}` is not of type duration"),
+                    )
+                    .label("not a duration param")
+                    .help(format!(
+                        "give `{name}` `type: duration`, or write a length here (30s, 5m)"
+                    )),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+
     fn positive(&mut self, d: &Spanned<Duration>, what: &str) {
-        if d.value.0.is_zero() {
+        if d.value.fixed().is_some_and(|d| d.is_zero()) {
             self.push(
                 Diagnostic::error("bad-duration", d.span, format!("a {what} of zero"))
                     .help("give it a length, like 30s"),
@@ -336,7 +379,8 @@ impl<'p> Validator<'p> {
             );
         }
         if let (Some(delay), Some(max)) = (&r.delay, &r.max_delay)
-            && max.value < delay.value
+            && let (Some(delay_len), Some(max_len)) = (delay.value.fixed(), max.value.fixed())
+            && max_len < delay_len
         {
             self.push(
                 Diagnostic::error("bad-retry", max.span, "`max_delay` is shorter than `delay`")
@@ -580,6 +624,9 @@ impl<'p> Validator<'p> {
                 }
             }
         }
+        for duration in step.durations() {
+            self.duration_param(duration);
+        }
         if let Some(t) = &step.timeout {
             self.positive(t, "timeout");
         }
@@ -593,7 +640,8 @@ impl<'p> Validator<'p> {
             Some(u) => {
                 self.jq(u, here, "until");
                 if let (Some(i), Some(d)) = (&step.interval, &step.deadline)
-                    && i.value > d.value
+                    && let (Some(il), Some(dl)) = (i.value.fixed(), d.value.fixed())
+                    && il > dl
                 {
                     self.push(
                         Diagnostic::error(
