@@ -7,6 +7,7 @@ pub mod display;
 pub mod dry_run;
 pub mod graph;
 pub mod locate;
+pub mod report;
 pub mod run;
 pub mod runs;
 
@@ -147,6 +148,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
+    /// The incident report of a run, filled from its journal: summary, timeline, targets,
+    /// checks, failures, a Gantt chart, and headed blanks for what only people know.
+    Report {
+        run_id: String,
+        #[arg(long, value_enum, default_value_t = report::Format::Markdown)]
+        format: report::Format,
+    },
     /// Print the JSON Schema of plan files.
     Schema,
 }
@@ -167,7 +175,7 @@ pub struct BindArgs {
     #[arg(long, value_name = "FILE")]
     pub params_file: Option<PathBuf>,
     /// A YAML file of inventory groups that add to or replace the plan's.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "ROLLBOOK_INVENTORY")]
     pub inventory: Option<PathBuf>,
 }
 
@@ -256,6 +264,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Show { run_id, format } => {
             runs::cmd_show(&cli.state_dir, &run_id, format == ListFormat::Json)
         }
+        Command::Report { run_id, format } => report::cmd_report(&cli.state_dir, &run_id, format),
         Command::Schema => print_stdout(&rollbook_plan::schema::plan_schema_json()),
     };
     match result {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rollbook_exec::journal;
 use rollbook_exec::{Event, NodeStatus, RunStatus};
@@ -11,15 +11,16 @@ use serde_json::Value;
 
 use crate::{Failure, exit};
 
-fn parse_time(at: &str) -> Option<std::time::SystemTime> {
+pub(crate) fn parse_time(at: &str) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339_weak(at).ok()
 }
 
-fn duration_between(a: &str, b: &str) -> Option<std::time::Duration> {
+pub(crate) fn duration_between(a: &str, b: &str) -> Option<std::time::Duration> {
     parse_time(b)?.duration_since(parse_time(a)?).ok()
 }
 
-fn short(d: std::time::Duration) -> String {
+/// A duration as `show` and `report` print it: `340ms`, `2s`, `1m12s`.
+pub(crate) fn short(d: std::time::Duration) -> String {
     if d.as_secs() == 0 {
         return format!("{}ms", d.as_millis());
     }
@@ -177,8 +178,15 @@ pub fn history(events: &[Event]) -> Vec<NodeHistory> {
         .collect()
 }
 
-/// `rollbook show RUN_ID`.
-pub fn cmd_show(state_dir: &Path, run_id: &str, json: bool) -> Result<u8, Failure> {
+/// A journaled run as `show` and `report` read it.
+pub struct JournaledRun {
+    pub dir: PathBuf,
+    pub meta: journal::RunMeta,
+    pub events: Vec<Event>,
+}
+
+/// Reads a run's directory; an unknown run id is exit code 2.
+pub fn open_run(state_dir: &Path, run_id: &str) -> Result<JournaledRun, Failure> {
     let dir = journal::runs_dir(state_dir).join(run_id);
     if !dir.join("run.json").is_file() {
         return Err(Failure::invalid(format!(
@@ -188,9 +196,21 @@ pub fn cmd_show(state_dir: &Path, run_id: &str, json: bool) -> Result<u8, Failur
     }
     let meta = journal::read_meta(&dir).map_err(|e| Failure::invalid(e.to_string()))?;
     let events = journal::read_events(&dir).map_err(|e| Failure::invalid(e.to_string()))?;
-    let status = rollbook_exec::resume::replay(&events)
+    Ok(JournaledRun { dir, meta, events })
+}
+
+/// How the run ended: `succeeded`, `failed`, `cancelled`, or `unfinished` (going on, or
+/// stopped without an end: a crash).
+pub(crate) fn run_status(events: &[Event]) -> &'static str {
+    rollbook_exec::resume::replay(events)
         .finished
-        .map_or("unfinished", |s| s.as_str());
+        .map_or("unfinished", |s| s.as_str())
+}
+
+/// `rollbook show RUN_ID`.
+pub fn cmd_show(state_dir: &Path, run_id: &str, json: bool) -> Result<u8, Failure> {
+    let JournaledRun { dir, meta, events } = open_run(state_dir, run_id)?;
+    let status = run_status(&events);
     let nodes = history(&events);
     let mut out = String::new();
     if json {

@@ -70,6 +70,11 @@ pub enum Event {
         phase: String,
         node: String,
         attempt: u32,
+        /// Where the attempt acts, as the dry run describes it (`deploy@web-1:22`,
+        /// `GET http://web-1:8080/health`, `connection db`, `local`), secrets redacted. `None`
+        /// for `sleep` and `confirm`, and in journals written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
     },
     AttemptFinished {
         at: String,
@@ -131,6 +136,24 @@ pub enum Event {
 }
 
 impl Event {
+    /// When it happened (RFC 3339, UTC, milliseconds).
+    pub fn at(&self) -> &str {
+        match self {
+            Event::RunStarted { at, .. }
+            | Event::RunResumed { at, .. }
+            | Event::PhaseStarted { at, .. }
+            | Event::NodeExpanded { at, .. }
+            | Event::AttemptStarted { at, .. }
+            | Event::AttemptFinished { at, .. }
+            | Event::RetryScheduled { at, .. }
+            | Event::GateWaiting { at, .. }
+            | Event::NodeFinished { at, .. }
+            | Event::Cancelling { at, .. }
+            | Event::PhaseFinished { at, .. }
+            | Event::RunFinished { at, .. } => at,
+        }
+    }
+
     /// Events that change a node's or the run's state; the journal makes these durable before
     /// the executor goes on.
     pub fn node(&self) -> Option<(&str, &str)> {
@@ -149,4 +172,31 @@ impl Event {
 /// The current time as the journal writes it.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_started_reads_journals_written_before_targets() {
+        let old = r#"{"event":"attempt_started","at":"2026-11-25T13:32:12.124Z","phase":"steps","node":"hello","attempt":1}"#;
+        let event: Event = serde_json::from_str(old).unwrap();
+        assert!(matches!(event, Event::AttemptStarted { target: None, .. }));
+        assert_eq!(serde_json::to_string(&event).unwrap(), old);
+
+        let new = Event::AttemptStarted {
+            at: "2026-11-25T13:32:12.124Z".into(),
+            phase: "steps".into(),
+            node: "restart[web-1].stop".into(),
+            attempt: 1,
+            target: Some("deploy@web-1:22".into()),
+        };
+        let line = serde_json::to_string(&new).unwrap();
+        assert!(
+            line.ends_with(r#""attempt":1,"target":"deploy@web-1:22"}"#),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), new);
+    }
 }

@@ -2,8 +2,10 @@
 
 mod commands;
 mod dry_runs;
+mod fleet;
 mod http_plans;
 mod invalid_plans;
+mod report;
 mod run;
 mod sql_plans;
 

@@ -1,6 +1,10 @@
 //! One attempt's life: rendered and journaled, run as a task, and its outcome judged
 //! (expectations, gates, captures, retries).
 
+use rollbook_plan::action::Action;
+use rollbook_plan::preview::describe;
+use rollbook_plan::template::redact_url;
+
 use super::*;
 
 impl Engine<'_, '_> {
@@ -31,6 +35,18 @@ impl Engine<'_, '_> {
         let attempt = state.attempt;
         run.running += 1;
         let node_name: Arc<str> = Arc::from(run.graph[idx].name.as_str());
+        // Where it acts, for the report's "what was rolled back where"; sleeping and asking
+        // act nowhere. A password written into an http URL is no secret the redactor knows:
+        // hidden like a sql URL's.
+        let target = match &action {
+            Action::Sleep { .. } | Action::Confirm { .. } => None,
+            Action::Http(_) => describe(&action)
+                .target
+                .split_once(' ')
+                .map(|(method, url)| format!("{method} {}", redact_url(url))),
+            _ => Some(describe(&action).target),
+        }
+        .map(|target| self.exec.redactor.redact(&target));
         // Journaled before the runner is called: after a crash, this attempt's outcome is
         // known to be unknown.
         self.emit(Event::AttemptStarted {
@@ -38,6 +54,7 @@ impl Engine<'_, '_> {
             phase: run.name.to_string(),
             node: node_name.to_string(),
             attempt,
+            target,
         });
         self.launches.push(Launch {
             idx,
@@ -152,7 +169,7 @@ impl Engine<'_, '_> {
                     let since = run.nodes[idx.index()]
                         .first_start
                         .map_or(Duration::ZERO, |t| t.elapsed());
-                    if since + gate.interval > gate.deadline || run.halted {
+                    if since >= gate.deadline || run.halted {
                         let message = if run.halted {
                             format!("gate not met when the run stopped: {detail}")
                         } else {
@@ -163,6 +180,9 @@ impl Engine<'_, '_> {
                         };
                         self.fail(run, idx, message);
                     } else {
+                        // The last poll is at the deadline itself, even when the interval
+                        // would step past it: a gate is given its whole deadline.
+                        let next = gate.interval.min(gate.deadline - since);
                         run.nodes[idx.index()].last_message = Some(detail);
                         self.emit(Event::GateWaiting {
                             at: now(),
@@ -171,9 +191,9 @@ impl Engine<'_, '_> {
                             attempt,
                             elapsed_ms: since.as_millis() as u64,
                             deadline_ms: gate.deadline.as_millis() as u64,
-                            next_in_ms: gate.interval.as_millis() as u64,
+                            next_in_ms: next.as_millis() as u64,
                         });
-                        self.wait(run, idx, gate.interval);
+                        self.wait(run, idx, next);
                     }
                     return;
                 }

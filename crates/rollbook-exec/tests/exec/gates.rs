@@ -58,17 +58,26 @@ async fn a_gate_polls_every_interval_until_its_condition_holds() {
 #[tokio::test(start_paused = true)]
 async fn a_gate_fails_when_its_deadline_passes() {
     let s = draining();
-    let (status, journal) = run_scripted(&gate("25s"), &s, 64).await;
+    let (status, journal) = run_scripted(&gate("15s"), &s, 64).await;
     assert_eq!(status, RunStatus::Failed);
     let starts = s.starts("count");
-    assert!(
-        starts.len() < 4,
-        "the condition would have held on the 4th poll, at 30s, past the deadline"
-    );
-    assert!(starts.iter().all(|t| *t <= secs(25)), "{starts:?}");
+    // At 0s and 10s, and a last look at the deadline itself (15s): 3, 2, 1 instances.
+    assert_eq!(starts.len(), 3, "{starts:?}");
+    assert_about(starts[2], secs(15), "the last poll, at the deadline");
     let (st, message, _) = finish_of(&journal.events, "steps", "drained");
     assert_eq!(st, NodeStatus::Failed);
     let message = message.unwrap_or_default();
-    assert!(message.contains("gate not met within 25s"), "{message}");
+    assert!(message.contains("gate not met within 15s"), "{message}");
     assert!(!s.ran("after"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_poll_of_a_gate_is_at_its_deadline_when_the_interval_steps_past_it() {
+    let s = draining();
+    // Polls at 0s, 10s, 20s, then at 25s (not 30s): the fourth sees 0 instances, in time.
+    let (status, _) = run_scripted(&gate("25s"), &s, 64).await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let starts = s.starts("count");
+    assert_eq!(starts.len(), 4, "{starts:?}");
+    assert_about(starts[3], secs(25), "the last poll, at the deadline");
 }

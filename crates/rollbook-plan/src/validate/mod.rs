@@ -647,7 +647,7 @@ impl<'p> Validator<'p> {
                         Diagnostic::error(
                             "bad-gate",
                             i.span,
-                            "`interval` is longer than `deadline`: the gate would try once",
+                            "`interval` is longer than `deadline`: the gate would poll only twice",
                         )
                         .related(d.span, "deadline"),
                     );

@@ -1,0 +1,158 @@
+//! The run as a Mermaid `gantt` chart: one section per phase, one bar per node that ran,
+//! failed nodes `crit`. Past [`MOST_BARS`] nodes, one bar per step instead (a big fan-out
+//! drawn node by node is a wall of bars nobody reads).
+
+use std::fmt::Write;
+
+use super::facts::{NodeFacts, Report};
+
+/// Most bars drawn one per node.
+pub const MOST_BARS: usize = 200;
+
+/// One bar: a node, or all nodes of one step.
+struct Bar {
+    label: String,
+    start: String,
+    end: String,
+    failed: bool,
+    unknown: bool,
+    succeeded: bool,
+}
+
+/// The chart's Mermaid source (without the code fence).
+pub fn chart(report: &Report) -> String {
+    let drawn: Vec<&NodeFacts> = report.nodes.iter().filter(|n| n.ran()).collect();
+    let grouped = drawn.len() > MOST_BARS;
+    let mut title = format!("{} run {} (UTC)", report.run.plan, report.run.run_id);
+    if grouped {
+        let _ = write!(title, ", one bar per step for {} nodes", drawn.len());
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "gantt");
+    let _ = writeln!(out, "    title {}", safe(&title));
+    let _ = writeln!(out, "    dateFormat YYYY-MM-DD HH:mm:ss.SSS");
+    let _ = writeln!(out, "    axisFormat %H:%M:%S");
+    for phase in ["steps", "on_failure", "finally"] {
+        let nodes: Vec<&NodeFacts> = drawn.iter().copied().filter(|n| n.phase == phase).collect();
+        let bars = if grouped {
+            step_bars(&nodes)
+        } else {
+            nodes.iter().filter_map(|n| node_bar(n)).collect()
+        };
+        if bars.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "    section {phase}");
+        for bar in bars {
+            let tag = if bar.failed {
+                "crit, "
+            } else if bar.unknown {
+                "active, "
+            } else if bar.succeeded {
+                "done, "
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "    {} :{tag}{}, {}",
+                safe(&bar.label),
+                bar.start,
+                bar.end
+            );
+        }
+    }
+    out
+}
+
+fn node_bar(n: &NodeFacts) -> Option<Bar> {
+    let start = mermaid_time(n.started_at.as_deref()?)?;
+    let end = n
+        .finished_at
+        .as_deref()
+        .or(n.stopped_at.as_deref())
+        .and_then(mermaid_time)
+        // Canonical times compare as text; an end before the start (a clock step) draws a
+        // bar of no length.
+        .filter(|end| *end >= start)
+        .unwrap_or_else(|| start.clone());
+    Some(Bar {
+        label: n.node.clone(),
+        start,
+        end,
+        failed: n.failed(),
+        unknown: n.status == "unknown",
+        succeeded: n.status == "succeeded",
+    })
+}
+
+/// One bar per step (`restart[*].stop`), from its first start to its last end.
+fn step_bars(nodes: &[&NodeFacts]) -> Vec<Bar> {
+    let mut bars: Vec<(String, usize, usize, Bar)> = Vec::new();
+    for n in nodes {
+        let Some(bar) = node_bar(n) else { continue };
+        let key = step_key(&n.node);
+        match bars.iter_mut().find(|(k, ..)| *k == key) {
+            Some((_, count, failed, b)) => {
+                *count += 1;
+                *failed += usize::from(bar.failed);
+                if bar.start < b.start {
+                    b.start = bar.start;
+                }
+                if bar.end > b.end {
+                    b.end = bar.end;
+                }
+                b.failed |= bar.failed;
+                b.unknown |= bar.unknown;
+                b.succeeded &= bar.succeeded;
+            }
+            None => {
+                let failed = usize::from(bar.failed);
+                bars.push((key, 1, failed, bar));
+            }
+        }
+    }
+    bars.into_iter()
+        .map(|(key, count, failed, mut bar)| {
+            bar.label = if failed > 0 {
+                format!("{key} x{count}, {failed} failed")
+            } else {
+                format!("{key} x{count}")
+            };
+            bar
+        })
+        .collect()
+}
+
+/// A node's step with its instance keys as `*`: `restart[web-1].stop` → `restart[*].stop`.
+fn step_key(node: &str) -> String {
+    let mut key = String::with_capacity(node.len());
+    let mut depth = 0usize;
+    for c in node.chars() {
+        match c {
+            '[' => {
+                if depth == 0 {
+                    key.push_str("[*]");
+                }
+                depth += 1;
+            }
+            ']' => depth = depth.saturating_sub(1),
+            c if depth == 0 => key.push(c),
+            _ => {}
+        }
+    }
+    key
+}
+
+/// A journal time as the chart's `dateFormat` reads it: `2026-11-25 13:32:14.149`, in UTC.
+fn mermaid_time(at: &str) -> Option<String> {
+    let canonical = super::utc(at)?;
+    Some(format!("{} {}", &canonical[..10], &canonical[11..23]))
+}
+
+/// Mermaid ends a task's name at `:`, and reads `;` and `#` specially.
+fn safe(text: &str) -> String {
+    text.chars()
+        .map(|c| if matches!(c, ':' | ';' | '#') { '_' } else { c })
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! What the plan text of a run adds to its journal: each node's step (its kind, whether it is
+//! a check), and, compiled with the run's params as `resume` does, the nodes the journal never
+//! reached.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rollbook_exec::Event;
+use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
+use rollbook_plan::model::Step;
+use rollbook_plan::{Checked, Plan, SourceFile};
+
+use super::facts::{NodeFacts, NotReached};
+use crate::runs::JournaledRun;
+
+/// The plan as it ran (the run directory's copy); `None` when there is none. A plan with
+/// validation errors still names its steps.
+pub(super) fn read_plan(dir: &Path) -> Option<Checked> {
+    let text = std::fs::read_to_string(dir.join("plan.yaml")).ok()?;
+    Some(rollbook_plan::check(
+        SourceFile::new("plan.yaml", text),
+        None,
+    ))
+}
+
+/// The plan compiled with the run's params and inventory, as `resume` does; `None` when it
+/// does not compile (the report then goes by the journal alone).
+fn compile_run(checked: &Checked, run: &JournaledRun) -> Option<CompiledPlan> {
+    let plan = checked.plan.as_ref().filter(|_| checked.is_ok())?;
+    let input = ParamInput {
+        file: run
+            .meta
+            .params
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        cli: Vec::new(),
+    };
+    let params = compile::bind_params(plan, &input).ok()?;
+    let inventory = if run.meta.inventory {
+        let text = std::fs::read_to_string(run.dir.join("inventory.yaml")).ok()?;
+        rollbook_plan::load_inventory(&SourceFile::new("inventory.yaml", text)).ok()?
+    } else {
+        Default::default()
+    };
+    let info = RunInfo {
+        id: run.meta.run_id.clone(),
+        reason: run.meta.reason.clone(),
+        user: run.meta.user.clone(),
+        started_at: run.meta.started_at.clone(),
+    };
+    compile::compile(plan, params, &inventory, &info).ok()
+}
+
+pub(super) fn not_reached(
+    checked: &Checked,
+    run: &JournaledRun,
+    nodes: &[NodeFacts],
+    status: &str,
+) -> Vec<NotReached> {
+    let Some(compiled) = compile_run(checked, run) else {
+        return Vec::new();
+    };
+    let started: HashSet<&str> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PhaseStarted { phase, .. } => Some(phase.as_str()),
+            _ => None,
+        })
+        .collect();
+    let seen: HashSet<(&str, &str)> = nodes
+        .iter()
+        .map(|n| (n.phase.as_str(), n.node.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for phase in &compiled.phases {
+        let name = phase.kind.as_str();
+        // `finally` always runs: an unfinished run that never got there never ran it.
+        let expected = started.contains(name) || (status == "unfinished" && name == "finally");
+        if !expected {
+            continue;
+        }
+        for node in phase.graph.node_weights() {
+            if seen.contains(&(name, node.name.as_str())) {
+                continue;
+            }
+            let path = step_path(&node.name);
+            out.push(NotReached {
+                phase: name.to_string(),
+                node: node.name.clone(),
+                check: check_reason(&path, Some(&node.step)),
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn phase_steps<'a>(plan: &'a Plan, phase: &str) -> &'a [Step] {
+    match phase {
+        "steps" => &plan.steps,
+        "on_failure" => &plan.on_failure,
+        "finally" => &plan.finally,
+        _ => &[],
+    }
+}
+
+/// The step ids in a node's name, outermost first: `restart[web-1].stop` → `restart`, `stop`.
+/// Only dots outside brackets separate steps (an instance key may be a number like `1.5`).
+pub fn step_path(node: &str) -> Vec<&str> {
+    let mut path = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut id_end = None;
+    for (i, c) in node.char_indices() {
+        match c {
+            '[' => {
+                if depth == 0 {
+                    id_end.get_or_insert(i);
+                }
+                depth += 1;
+            }
+            ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                path.push(&node[start..id_end.unwrap_or(i)]);
+                start = i + 1;
+                id_end = None;
+            }
+            _ => {}
+        }
+    }
+    path.push(&node[start..id_end.unwrap_or(node.len())]);
+    path
+}
+
+pub(super) fn find_step<'a>(steps: &'a [Step], path: &[&str]) -> Option<&'a Step> {
+    let (first, rest) = path.split_first()?;
+    let step = steps.iter().find(|s| s.id.value == *first)?;
+    if rest.is_empty() {
+        Some(step)
+    } else {
+        find_step(step.steps.as_deref()?, rest)
+    }
+}
+
+/// The check rule (docs/cli.md, "rollbook report"): a step with an `until` gate or an
+/// `expect`, or whose id (or a group's around it) starts with `verify` or `check` or
+/// contains `health`.
+pub(super) fn check_reason(path: &[&str], step: Option<&Step>) -> Option<&'static str> {
+    if let Some(step) = step {
+        if step.until.is_some() {
+            return Some("until");
+        }
+        let http_expect = step.http.as_ref().is_some_and(|h| h.expect.is_some());
+        let sql_expect = step.sql.as_ref().is_some_and(|s| s.expect.is_some());
+        if http_expect || sql_expect {
+            return Some("expect");
+        }
+    }
+    let named =
+        |id: &&str| id.starts_with("verify") || id.starts_with("check") || id.contains("health");
+    path.iter().any(named).then_some("name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_paths_drop_instance_keys() {
+        assert_eq!(step_path("prepare"), ["prepare"]);
+        assert_eq!(step_path("restart[web-1].stop"), ["restart", "stop"]);
+        assert_eq!(step_path("a[1.5].b[x].c"), ["a", "b", "c"]);
+        assert_eq!(step_path("check[db-1]"), ["check"]);
+    }
+}

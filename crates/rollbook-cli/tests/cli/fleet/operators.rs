@@ -1,0 +1,195 @@
+//! `plans/operator-rollback.yaml` on the fleet's nine operator hosts: node by node, a missing
+//! backup that stops the rollout, and Ctrl-C in the middle.
+
+use std::time::Duration;
+
+use super::{BROKEN, Fleet, FleetEvent, GOOD, operators, wait_until};
+
+fn region(r: &str) -> Vec<String> {
+    operators()
+        .into_iter()
+        .filter(|h| h.starts_with(r))
+        .collect()
+}
+
+fn slack_texts(fleet: &Fleet) -> Vec<String> {
+    fleet.api()["slack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"]["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn operator_events(fleet: &Fleet) -> Vec<(String, String, String)> {
+    fleet
+        .events()
+        .into_iter()
+        .filter(|e| e.unit == "zeitwork-operator")
+        .map(
+            |FleetEvent {
+                 host,
+                 verb,
+                 version,
+                 ..
+             }| (host, verb, version),
+        )
+        .collect()
+}
+
+#[test]
+fn operator_rollback_restores_one_region_node_by_node_and_leaves_the_others_alone() {
+    let fleet = Fleet::take();
+    let ran = fleet.run(&[
+        "run",
+        "operator-rollback",
+        "--param",
+        "region=eu-west",
+        "--reason",
+        "operator 4.2.0 crash-loops",
+        "--yes",
+    ]);
+    ran.assert_code(0);
+
+    for host in region("eu-west") {
+        let units = fleet.units(&host);
+        assert_eq!(units["zeitwork-operator"], GOOD, "{host}");
+        // Only the operator was rolled back on it.
+        assert_eq!(units["zeitwork-load-balancer"], BROKEN, "{host}");
+        assert_eq!(units["zeitwork-edge-proxy"], BROKEN, "{host}");
+        assert_eq!(
+            fleet.host_file(&host, "/usr/local/bin/zeitwork-operator"),
+            fleet.host_file(&host, "/usr/local/bin/zeitwork-operator.backup"),
+            "{host}: binary restored"
+        );
+        assert_eq!(
+            fleet.host_file(&host, "/etc/zeitwork/operator.env"),
+            fleet.host_file(&host, "/etc/zeitwork/operator.env.backup"),
+            "{host}: config restored"
+        );
+    }
+    for host in region("us-east").into_iter().chain(region("ap-south")) {
+        assert_eq!(
+            fleet.units(&host)["zeitwork-operator"],
+            BROKEN,
+            "{host} untouched"
+        );
+        assert!(
+            fleet
+                .host_file(&host, "/etc/zeitwork/operator.env")
+                .unwrap()
+                .contains(BROKEN),
+            "{host} config untouched"
+        );
+    }
+    // One node at a time, in the inventory's order: each is stopped and started before the
+    // next is stopped.
+    let expected: Vec<(String, String, String)> = region("eu-west")
+        .into_iter()
+        .flat_map(|h| {
+            [
+                (h.clone(), "stop".to_string(), BROKEN.to_string()),
+                (h, "start".to_string(), GOOD.to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(operator_events(&fleet), expected);
+    // The health gate passed on every node, and Slack heard how it ended.
+    let run = fleet.the_run();
+    let statuses = fleet.node_statuses(&run);
+    for host in region("eu-west") {
+        assert_eq!(statuses[&format!("roll[{host}].healthy")], "succeeded");
+    }
+    assert_eq!(
+        slack_texts(&fleet),
+        ["Operator rollback succeeded (region: eu-west, by root): operator 4.2.0 crash-loops"]
+    );
+}
+
+#[test]
+fn a_missing_backup_stops_the_rollout_at_that_node_and_finally_reports_the_failure() {
+    let fleet = Fleet::take();
+    fleet.remove_host_file("us-east-op-2", "/usr/local/bin/zeitwork-operator.backup");
+    let ran = fleet.run(&[
+        "run",
+        "operator-rollback",
+        "--param",
+        "region=us-east",
+        "--reason",
+        "operator 4.2.0 crash-loops",
+        "--yes",
+    ]);
+    ran.assert_code(1);
+    assert!(
+        ran.stderr
+            .contains("no backup found: /usr/local/bin/zeitwork-operator.backup"),
+        "{}",
+        ran.stderr
+    );
+
+    // The first node is rolled back; the second is left stopped (the seed's order: stop,
+    // then look for the backup) with its binary as it was; the third is never touched.
+    assert_eq!(fleet.units("us-east-op-1")["zeitwork-operator"], GOOD);
+    assert!(
+        !fleet
+            .units("us-east-op-2")
+            .contains_key("zeitwork-operator")
+    );
+    assert!(
+        fleet
+            .host_file("us-east-op-2", "/usr/local/bin/zeitwork-operator")
+            .unwrap()
+            .contains(BROKEN)
+    );
+    assert_eq!(fleet.units("us-east-op-3")["zeitwork-operator"], BROKEN);
+    assert_eq!(
+        operator_events(&fleet),
+        [
+            ("us-east-op-1".into(), "stop".into(), BROKEN.into()),
+            ("us-east-op-1".into(), "start".into(), GOOD.into()),
+            ("us-east-op-2".into(), "stop".into(), BROKEN.into()),
+        ]
+    );
+    let run = fleet.the_run();
+    let statuses = fleet.node_statuses(&run);
+    assert_eq!(statuses["roll[us-east-op-2].restore-binary"], "failed");
+    fleet.assert_never_attempted(&run, "roll[us-east-op-3]");
+    assert_eq!(statuses["notify"], "succeeded");
+    assert_eq!(
+        slack_texts(&fleet),
+        ["Operator rollback failed (region: us-east, by root): operator 4.2.0 crash-loops"]
+    );
+}
+
+#[test]
+fn ctrl_c_during_the_rollout_lets_the_node_in_flight_finish_then_finally_notifies() {
+    let fleet = Fleet::take();
+    let child = fleet.spawn(&[
+        "run",
+        "operator-rollback",
+        "--reason",
+        "operator 4.2.0 crash-loops",
+        "--yes",
+    ]);
+    // The first node's operator is back up: the plan now waits 5s (`settle`) before checking.
+    wait_until(Duration::from_secs(60), "us-east-op-1 to restart", || {
+        operator_events(&fleet).len() >= 2
+    });
+    // SAFETY: kill(2) on the child this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+
+    // Nothing new started after Ctrl-C: the node in flight finished its settle, no other node
+    // was touched, and `finally` still told Slack.
+    assert_eq!(operator_events(&fleet).len(), 2, "{:?}", fleet.events());
+    assert_eq!(fleet.units("us-east-op-1")["zeitwork-operator"], GOOD);
+    for host in operators().iter().skip(1) {
+        assert_eq!(fleet.units(host)["zeitwork-operator"], BROKEN, "{host}");
+    }
+    assert_eq!(
+        slack_texts(&fleet),
+        ["Operator rollback cancelled (region: all, by root): operator 4.2.0 crash-loops"]
+    );
+}
