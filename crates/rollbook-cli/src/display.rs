@@ -50,7 +50,7 @@ pub async fn show(mode: Mode, total: usize, mut rx: mpsc::UnboundedReceiver<Obse
         Mode::Lines => {
             while let Some(o) = rx.recv().await {
                 if let Some(line) = line_for(&o) {
-                    eprintln!("{} {line}", clock());
+                    crate::say!("{} {line}", clock());
                 }
             }
         }

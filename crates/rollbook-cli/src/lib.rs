@@ -1,6 +1,28 @@
 //! The `rollbook` command: argument parsing, finding plans, and turning library results into
 //! output and exit codes. The only crate that prints, reads the environment or exits.
 
+/// `eprintln!` that never panics. A rollback must not stop half way because the terminal or
+/// pipe that shows it went away (`rollbook run ... 2>&1 | head`): a line that cannot be shown
+/// is dropped; the journal has it.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics (see [`say!`]).
+#[macro_export]
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut err = std::io::stderr();
+        let _ = write!(err, $($arg)*);
+        let _ = err.flush();
+    }};
+}
+
 pub mod check;
 pub mod diagnostics;
 pub mod display;
@@ -271,7 +293,7 @@ pub fn run(cli: Cli) -> u8 {
         Ok(code) => code,
         Err(f) => {
             for line in f.message.lines() {
-                eprintln!("{}", style.error_line(line));
+                say!("{}", style.error_line(line));
             }
             f.code
         }
@@ -291,7 +313,7 @@ fn cmd_check(compiled: &CompiledPlan, json: bool, ssh: &run::SshArgs) -> Result<
     let rows = runtime.block_on(check::preflight(compiled, &runners, &secrets));
     let (table, ok) = check::table(&rows);
     if json {
-        eprint!("{table}");
+        say_part!("{table}");
     } else {
         print_stdout(&table)?;
     }
@@ -310,7 +332,7 @@ fn dry_run_info(reason: String) -> RunInfo {
     RunInfo {
         id: "dry-run".into(),
         reason,
-        user: std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        user: run::current_user(),
         started_at: "(at run time)".into(),
     }
 }
@@ -337,8 +359,10 @@ fn cmd_validate(
     }
     let out = diagnostics::render_all(&checked, format, style);
     match format {
-        diagnostics::Format::Human => eprint!("{out}"),
-        _ => print!("{out}"),
+        diagnostics::Format::Human => say_part!("{out}"),
+        _ => {
+            let _ = print_stdout(&out);
+        }
     }
     let failed = checked.iter().any(|c| !c.is_ok());
     Ok(if failed { exit::INVALID } else { exit::OK })
@@ -373,7 +397,7 @@ fn cmd_list(dir: &Path, format: ListFormat, style: diagnostics::Style) -> Result
     };
     print_stdout(&out)?;
     if invalid {
-        eprintln!(
+        say!(
             "{}",
             style.error_line("some plans are invalid: run `rollbook validate` for the details")
         );
@@ -462,7 +486,7 @@ pub fn compile_plan(
     let path = locate::find_plan(plans_dir, plan).map_err(Failure::invalid)?;
     let checked = check_file(&path)?;
     if !checked.is_ok() {
-        eprint!(
+        say_part!(
             "{}",
             diagnostics::render_all(
                 std::slice::from_ref(&checked),
@@ -522,7 +546,7 @@ fn side_file_failure(
         plan: None,
         diagnostics: diags.to_vec(),
     };
-    eprint!(
+    say_part!(
         "{}",
         diagnostics::render_all(&[checked], diagnostics::Format::Human, style)
     );

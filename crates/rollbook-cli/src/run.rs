@@ -160,7 +160,7 @@ impl Prompter for TerminalPrompter {
             // One question at a time; the read runs on a blocking thread so that a timeout or
             // Ctrl-C can still stop the step while it waits.
             let _one_at_a_time = self.lock.lock().await;
-            eprint!("{question}");
+            crate::say_part!("{question}");
             let _ = std::io::stderr().flush();
             let line = tokio::task::spawn_blocking(|| {
                 let mut line = String::new();
@@ -213,7 +213,7 @@ fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failure> {
     let severity = plan
         .severity
         .map_or(String::new(), |s| format!(" ({})", s.as_str()));
-    eprint!(
+    crate::say_part!(
         "{}{severity}: {}\nType {phrase} to run it: ",
         plan.name,
         plan.description.as_deref().unwrap_or("")
@@ -350,7 +350,7 @@ pub fn cmd_resume(
     let events = journal::read_events(&run_dir).map_err(exec_failure)?;
     let replay = rollbook_exec::resume::replay(&events);
     if replay.finished == Some(RunStatus::Succeeded) {
-        eprintln!("run {run_id} already succeeded: nothing to resume");
+        crate::say!("run {run_id} already succeeded: nothing to resume");
         return Ok(exit::OK);
     }
     // The run goes on with the plan it started with; a plan changed since is refused unless
@@ -462,7 +462,7 @@ fn valid_plan(
     style: crate::diagnostics::Style,
 ) -> Result<rollbook_plan::Plan, Failure> {
     if !checked.is_ok() {
-        eprint!(
+        crate::say_part!(
             "{}",
             crate::diagnostics::render_all(
                 std::slice::from_ref(&checked),
@@ -490,7 +490,7 @@ fn ask_rerun(node: &str, yes: bool) -> Result<bool, Failure> {
             ),
         });
     }
-    eprint!(
+    crate::say_part!(
         "{node} was running when the run stopped: its outcome is unknown.\nRun it again? Type yes to rerun, no if it completed: "
     );
     let _ = std::io::stderr().flush();
@@ -575,7 +575,7 @@ fn execute(
     });
     let outcome = status.map_err(exec_failure)?;
     if mode != Mode::Json {
-        eprintln!("{}", display::verdict(outcome.status, run_id));
+        crate::say!("{}", display::verdict(outcome.status, run_id));
     }
     Ok(match outcome.status {
         RunStatus::Succeeded => exit::OK,

@@ -42,7 +42,7 @@ pub fn cmd_runs(state_dir: &Path, json: bool) -> Result<u8, Failure> {
         return crate::print_stdout(&out);
     }
     if runs.is_empty() {
-        eprintln!("no runs in {}", state_dir.display());
+        crate::say!("no runs in {}", state_dir.display());
         return Ok(exit::OK);
     }
     let _ = writeln!(

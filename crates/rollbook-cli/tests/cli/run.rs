@@ -660,3 +660,28 @@ fn a_step_in_flight_at_a_crash_with_resume_ask_is_not_rerun_without_an_answer() 
         "it ran again without an answer"
     );
 }
+
+#[test]
+fn a_run_whose_output_pipe_closes_goes_on_to_the_end() {
+    let sb = Sandbox::new();
+    let done = sb.path().join("done");
+    sb.plan(
+        "chatty",
+        &format!(
+            "steps:\n  - id: talk\n    shell: {{ run: 'for i in $(seq 1 2000); do echo line $i; done' }}\n  - id: last\n    needs: [talk]\n    shell: {{ run: 'touch {}' }}\n",
+            done.display()
+        ),
+    );
+    let mut child = sb.spawn(&["run", "chatty", "--reason", "a reader that goes away"]);
+    // `rollbook run ... 2>&1 | head -1`: the reader takes one line and leaves.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stderr, &mut first).unwrap();
+    drop(stderr);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the run did not end well");
+    assert!(done.exists(), "the last step never ran");
+    let id = sb.run_ids().pop().unwrap();
+    let journal = std::fs::read_to_string(sb.run_dir(&id).join("journal.jsonl")).unwrap();
+    assert!(journal.contains(r#""event":"run_finished""#), "{journal}");
+}

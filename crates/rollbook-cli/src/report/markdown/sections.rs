@@ -260,9 +260,11 @@ fn resolution(out: &mut String, r: &Report) {
         run.duration_ms.map_or("an unknown time".into(), took)
     );
     for (i, s) in r.steps.iter().enumerate() {
+        // A name written as a template (`Roll back {{ item }}`) names instances, not the step.
         let name = s
             .name
             .as_deref()
+            .filter(|n| !n.contains("{{"))
             .map_or(String::new(), |n| format!(" ({})", text(n)));
         let phase = if s.phase == "steps" {
             String::new()
