@@ -12,6 +12,7 @@ mod incidents;
 mod nodes;
 mod operators;
 mod services;
+mod tour;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
