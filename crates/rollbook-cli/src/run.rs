@@ -13,7 +13,7 @@ use rollbook_exec::redact::Redactor;
 use rollbook_exec::runner::{BoxFuture, Runners};
 use rollbook_exec::runners::{Answer, ConfirmRunner, Prompter, ShellRunner, SleepRunner};
 use rollbook_exec::{Error as ExecError, RunStatus};
-use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
+use rollbook_plan::compile::{CompiledPlan, RunInfo};
 use rollbook_plan::model::{ResumePolicy, SecretSource};
 use rollbook_plan::{Checked, SourceFile};
 use serde_json::{Map, Value};
@@ -383,33 +383,7 @@ pub fn cmd_resume(
         stem.as_deref(),
     );
     let plan = valid_plan(checked, style)?;
-    let input = ParamInput {
-        file: meta
-            .params
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        cli: Vec::new(),
-    };
-    let params =
-        compile::bind_params(&plan, &input).map_err(|e| Failure::invalid(e.to_string()))?;
-    let inventory = if meta.inventory {
-        let text = std::fs::read_to_string(run_dir.join("inventory.yaml"))
-            .map_err(|e| Failure::invalid(format!("cannot read the run's inventory copy: {e}")))?;
-        rollbook_plan::load_inventory(&SourceFile::new("inventory.yaml", text))
-            .map_err(|_| Failure::invalid("the run's inventory copy does not read"))?
-    } else {
-        Default::default()
-    };
-    let info = RunInfo {
-        id: meta.run_id.clone(),
-        reason: meta.reason.clone(),
-        user: meta.user.clone(),
-        started_at: meta.started_at.clone(),
-    };
-    let compiled = compile::compile(&plan, params, &inventory, &info)
-        .map_err(|e| Failure::invalid(e.to_string()))?;
+    let compiled = crate::runs::compile_as_run(&plan, &meta, &run_dir).map_err(Failure::invalid)?;
     let secrets = resolve_secrets(&compiled)?;
     let user = current_user();
     let mut prior = replay.prior;

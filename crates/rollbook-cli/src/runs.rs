@@ -185,6 +185,41 @@ pub struct JournaledRun {
     pub events: Vec<Event>,
 }
 
+/// The plan of a journaled run compiled as it ran: with the params it bound, its copy of
+/// `--inventory`, and its id, reason, user and start (`resume` and `report`).
+pub(crate) fn compile_as_run(
+    plan: &rollbook_plan::Plan,
+    meta: &journal::RunMeta,
+    dir: &Path,
+) -> Result<rollbook_plan::compile::CompiledPlan, String> {
+    use rollbook_plan::compile::{self, ParamInput, RunInfo};
+    let input = ParamInput {
+        file: meta
+            .params
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        cli: Vec::new(),
+    };
+    let params = compile::bind_params(plan, &input).map_err(|e| e.to_string())?;
+    let inventory = if meta.inventory {
+        let text = std::fs::read_to_string(dir.join("inventory.yaml"))
+            .map_err(|e| format!("cannot read the run's inventory copy: {e}"))?;
+        rollbook_plan::load_inventory(&rollbook_plan::SourceFile::new("inventory.yaml", text))
+            .map_err(|_| "the run's inventory copy does not read".to_string())?
+    } else {
+        Default::default()
+    };
+    let info = RunInfo {
+        id: meta.run_id.clone(),
+        reason: meta.reason.clone(),
+        user: meta.user.clone(),
+        started_at: meta.started_at.clone(),
+    };
+    compile::compile(plan, params, &inventory, &info).map_err(|e| e.to_string())
+}
+
 /// Reads a run's directory; an unknown run id is exit code 2.
 pub fn open_run(state_dir: &Path, run_id: &str) -> Result<JournaledRun, Failure> {
     let dir = journal::runs_dir(state_dir).join(run_id);

@@ -150,6 +150,11 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.sync_all().map_err(io(path))
 }
 
+/// Where a node's log is, relative to its run's directory: `logs/<phase>/<node>.log`.
+pub fn log_path(phase: &str, node: &str) -> PathBuf {
+    Path::new("logs").join(phase).join(log_file_name(node))
+}
+
 /// A node name as a file name: brackets and dots are fine, slashes are not.
 fn log_file_name(node: &str) -> String {
     let safe: String = node
@@ -178,9 +183,10 @@ impl Journal for FileJournal {
     fn log(&mut self, phase: &str, node: &str, stream: Stream, line: &str) -> Result<(), Error> {
         let key = format!("{phase}/{node}");
         if !self.logs.contains_key(&key) {
-            let dir = self.dir.join("logs").join(phase);
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let path = dir.join(log_file_name(node));
+            let path = self.dir.join(log_path(phase, node));
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(io(dir))?;
+            }
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)

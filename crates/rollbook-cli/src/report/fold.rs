@@ -235,9 +235,7 @@ pub(super) fn failures(nodes: &[NodeFacts], dir: &Path) -> Vec<FailureFacts> {
         .iter()
         .filter(|n| n.failed() || n.status == "unknown")
         .map(|n| {
-            let log = Path::new("logs")
-                .join(&n.phase)
-                .join(log_file_name(&n.node));
+            let log = rollbook_exec::journal::log_path(&n.phase, &n.node);
             let log_tail = tail(&dir.join(&log), LOG_TAIL_LINES);
             FailureFacts {
                 phase: n.phase.clone(),
@@ -254,15 +252,6 @@ pub(super) fn failures(nodes: &[NodeFacts], dir: &Path) -> Vec<FailureFacts> {
             }
         })
         .collect()
-}
-
-/// A node's log file name, as the journal writes it (`rollbook_exec::journal`).
-fn log_file_name(node: &str) -> String {
-    let safe: String = node
-        .chars()
-        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
-        .collect();
-    format!("{safe}.log")
 }
 
 /// The last `n` lines of a file, reading no more than its last 64 KiB.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use rollbook_exec::Event;
-use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
+use rollbook_plan::compile::CompiledPlan;
 use rollbook_plan::model::Step;
 use rollbook_plan::{Checked, Plan, SourceFile};
 
@@ -27,30 +27,7 @@ pub(super) fn read_plan(dir: &Path) -> Option<Checked> {
 /// does not compile (the report then goes by the journal alone).
 fn compile_run(checked: &Checked, run: &JournaledRun) -> Option<CompiledPlan> {
     let plan = checked.plan.as_ref().filter(|_| checked.is_ok())?;
-    let input = ParamInput {
-        file: run
-            .meta
-            .params
-            .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        cli: Vec::new(),
-    };
-    let params = compile::bind_params(plan, &input).ok()?;
-    let inventory = if run.meta.inventory {
-        let text = std::fs::read_to_string(run.dir.join("inventory.yaml")).ok()?;
-        rollbook_plan::load_inventory(&SourceFile::new("inventory.yaml", text)).ok()?
-    } else {
-        Default::default()
-    };
-    let info = RunInfo {
-        id: run.meta.run_id.clone(),
-        reason: run.meta.reason.clone(),
-        user: run.meta.user.clone(),
-        started_at: run.meta.started_at.clone(),
-    };
-    compile::compile(plan, params, &inventory, &info).ok()
+    crate::runs::compile_as_run(plan, &run.meta, &run.dir).ok()
 }
 
 pub(super) fn not_reached(

@@ -3,11 +3,7 @@
 use assert_cmd::Command;
 
 fn rollbook() -> Command {
-    let mut cmd = Command::cargo_bin("rollbook").unwrap();
-    cmd.current_dir(crate::workspace())
-        .env_remove("ROLLBOOK_PLANS")
-        .env("NO_COLOR", "1");
-    cmd
+    crate::rollbook_in(&crate::workspace())
 }
 
 fn stdout(out: &std::process::Output) -> String {

@@ -31,12 +31,7 @@ impl Sandbox {
     }
 
     fn rollbook(&self) -> Command {
-        let mut cmd = Command::cargo_bin("rollbook").unwrap();
-        cmd.current_dir(self.path())
-            .env_remove("ROLLBOOK_PLANS")
-            .env_remove("ROLLBOOK_STATE_DIR")
-            .env("NO_COLOR", "1");
-        cmd
+        crate::rollbook_in(self.path())
     }
 }
 

@@ -10,12 +10,7 @@ use serde_json::{Value, json};
 use crate::{crate_dir, workspace};
 
 fn rollbook(cwd: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("rollbook").unwrap();
-    cmd.current_dir(cwd)
-        .env_remove("ROLLBOOK_PLANS")
-        .env_remove("ROLLBOOK_STATE_DIR")
-        .env("NO_COLOR", "1");
-    cmd
+    crate::rollbook_in(cwd)
 }
 
 fn text(out: &[u8]) -> String {

@@ -30,12 +30,7 @@ impl Sandbox {
     }
 
     fn rollbook(&self) -> Command {
-        let mut cmd = Command::cargo_bin("rollbook").unwrap();
-        cmd.current_dir(self.path())
-            .env_remove("ROLLBOOK_PLANS")
-            .env_remove("ROLLBOOK_STATE_DIR")
-            .env("NO_COLOR", "1");
-        cmd
+        crate::rollbook_in(self.path())
     }
 
     /// Starts `rollbook ARGS` in the background, its output captured.
@@ -51,14 +46,7 @@ impl Sandbox {
     }
 
     fn run_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.path().join(".rollbook/runs"))
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
+        crate::run_ids_in(&self.path().join(".rollbook"))
     }
 
     fn run_dir(&self, id: &str) -> PathBuf {

@@ -9,12 +9,7 @@ use assert_cmd::Command;
 use serde_json::Value;
 
 fn rollbook(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("rollbook").unwrap();
-    cmd.current_dir(dir)
-        .env_remove("ROLLBOOK_PLANS")
-        .env_remove("ROLLBOOK_STATE_DIR")
-        .env("NO_COLOR", "1");
-    cmd
+    crate::rollbook_in(dir)
 }
 
 fn example() -> String {

@@ -155,14 +155,7 @@ impl Fleet {
 
     /// The run ids in the state dir.
     pub fn run_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = std::fs::read_dir(self.state_dir().join("runs"))
-            .map(|d| {
-                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
+        crate::run_ids_in(self.state_dir())
     }
 
     /// The only run of this test.
