@@ -106,20 +106,11 @@ fn lines(s: &str) -> impl Iterator<Item = String> + '_ {
     s.lines().map(str::to_string)
 }
 
-/// A rendered action as lines for people.
-pub fn describe(action: &Action) -> Preview {
-    let mut notes = Vec::new();
-    let mut body = Vec::new();
-    let target = match action {
+/// Where an action acts, in one line: `deploy@web-1:22 (10.0.0.5)`, `GET http://...`,
+/// `connection db`, `local`. The journal records it for every attempt, so it is kept cheap.
+pub fn target(action: &Action) -> String {
+    match action {
         Action::Ssh(a) => {
-            if a.sudo {
-                notes.push("sudo".into());
-            }
-            command_lines(&a.env, &a.command, &a.script, &mut body, &mut notes);
-            if let Some(u) = &a.upload {
-                let mode = u.mode.map_or(String::new(), |m| format!(" (mode {m:04o})"));
-                body.push(format!("upload {} -> {}{mode}", u.from, u.to));
-            }
             let address = if a.address != a.host {
                 format!(" ({})", a.address)
             } else {
@@ -131,6 +122,38 @@ pub fn describe(action: &Action) -> Preview {
                 a.host,
                 a.port.map_or(String::new(), |p| format!(":{p}")),
             )
+        }
+        Action::Http(a) => match &a.address {
+            Some(address) => format!("{} {} (at {address})", a.method, a.url),
+            None => format!("{} {}", a.method, a.url),
+        },
+        Action::Sql(a) => match &a.connection {
+            Some(c) => format!("connection {c}"),
+            None => redact_url(&a.url),
+        },
+        Action::Shell(a) => a
+            .cwd
+            .as_ref()
+            .map_or("local".into(), |c| format!("local, in {c}")),
+        Action::Sleep { duration } => humantime::format_duration(*duration).to_string(),
+        Action::Confirm { .. } => "a person answers".into(),
+    }
+}
+
+/// A rendered action as lines for people.
+pub fn describe(action: &Action) -> Preview {
+    let mut notes = Vec::new();
+    let mut body = Vec::new();
+    match action {
+        Action::Ssh(a) => {
+            if a.sudo {
+                notes.push("sudo".into());
+            }
+            command_lines(&a.env, &a.command, &a.script, &mut body, &mut notes);
+            if let Some(u) = &a.upload {
+                let mode = u.mode.map_or(String::new(), |m| format!(" (mode {m:04o})"));
+                body.push(format!("upload {} -> {}{mode}", u.from, u.to));
+            }
         }
         Action::Http(a) => {
             body.extend(a.headers.iter().map(|(k, v)| format!("{k}: {v}")));
@@ -157,10 +180,6 @@ pub fn describe(action: &Action) -> Preview {
             if let Some(ca) = &a.tls.ca_file {
                 notes.push(format!("TLS CA {ca}"));
             }
-            match &a.address {
-                Some(address) => format!("{} {} (at {address})", a.method, a.url),
-                None => format!("{} {}", a.method, a.url),
-            }
         }
         Action::Sql(a) => {
             for s in &a.statements {
@@ -185,27 +204,17 @@ pub fn describe(action: &Action) -> Preview {
             if let Some(l) = a.lock_timeout {
                 notes.push(format!("lock timeout {}", humantime::format_duration(l)));
             }
-            match &a.connection {
-                Some(c) => format!("connection {c}"),
-                None => redact_url(&a.url),
-            }
         }
         Action::Shell(a) => {
             command_lines(&a.env, &a.command, &a.script, &mut body, &mut notes);
-            a.cwd
-                .as_ref()
-                .map_or("local".into(), |c| format!("local, in {c}"))
         }
-        Action::Sleep { duration } => humantime::format_duration(*duration).to_string(),
-        Action::Confirm { prompt } => {
-            body.extend(lines(prompt));
-            "a person answers".into()
-        }
-    };
+        Action::Sleep { .. } => {}
+        Action::Confirm { prompt } => body.extend(lines(prompt)),
+    }
     Preview {
         title: None,
         kind: action.kind(),
-        target,
+        target: target(action),
         body,
         notes,
     }

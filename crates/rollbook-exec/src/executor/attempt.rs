@@ -2,7 +2,7 @@
 //! (expectations, gates, captures, retries).
 
 use rollbook_plan::action::Action;
-use rollbook_plan::preview::describe;
+use rollbook_plan::preview;
 use rollbook_plan::template::redact_url;
 
 use super::*;
@@ -40,11 +40,10 @@ impl Engine<'_, '_> {
         // hidden like a sql URL's.
         let target = match &action {
             Action::Sleep { .. } | Action::Confirm { .. } => None,
-            Action::Http(_) => describe(&action)
-                .target
+            Action::Http(_) => preview::target(&action)
                 .split_once(' ')
                 .map(|(method, url)| format!("{method} {}", redact_url(url))),
-            _ => Some(describe(&action).target),
+            _ => Some(preview::target(&action)),
         }
         .map(|target| self.exec.redactor.redact(&target));
         // Journaled before the runner is called: after a crash, this attempt's outcome is
