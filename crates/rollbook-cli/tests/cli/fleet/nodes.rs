@@ -19,6 +19,15 @@ fn node<'a>(api: &'a Value, host: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("the API has no node {host}"))
 }
 
+fn slack(api: &Value) -> Vec<String> {
+    api["slack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"]["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 /// (hostname, action) of every drain and enable, in order.
 fn history(api: &Value) -> Vec<(String, String)> {
     api["node_history"]
@@ -87,7 +96,12 @@ fn node_agent_rollback_drains_restores_and_enables_each_worker_of_a_region_in_tu
         .unwrap();
     assert_eq!(drained["status"], "succeeded");
     assert!(drained["attempts"].as_u64().unwrap() >= 2, "{drained}");
+    assert_eq!(
+        slack(&api),
+        ["Node agent rollback succeeded (region: ap-south, by root): node-agent 4.2.0 leaks VMs"]
+    );
     let statuses = fleet.node_statuses(&run);
+    assert_eq!(statuses["back-in-service[ap-south-worker-1].enable"], "skipped");
     assert_eq!(statuses["roll[ap-south-worker-6].drain"], "skipped");
     assert_eq!(statuses["roll[ap-south-worker-6].enable"], "skipped");
     assert_eq!(statuses["roll[ap-south-worker-6].restore"], "succeeded");
@@ -131,18 +145,93 @@ fn a_drain_that_never_finishes_fails_at_its_deadline_and_stops_the_rollout() {
         ran.stderr
     );
 
-    // The stuck node stays drained (no VM is scheduled onto a half-rolled-back agent), its
-    // agent untouched; no other worker was drained or touched.
+    // The stuck node's agent was never touched, so `finally` put it back in service; no
+    // other worker was drained or touched, and Slack heard that the run failed.
     let api = fleet.api();
     assert_eq!(
         history(&api),
-        [("us-east-worker-1".to_string(), "drain".to_string())]
+        [
+            ("us-east-worker-1".to_string(), "drain".to_string()),
+            ("us-east-worker-1".to_string(), "enable".to_string())
+        ]
     );
-    assert_eq!(node(&api, "us-east-worker-1")["status"], "draining");
+    assert_eq!(node(&api, "us-east-worker-1")["status"], "active");
     assert_eq!(node(&api, "us-east-worker-1")["active_instances"], 3);
+    assert_eq!(
+        slack(&api),
+        ["Node agent rollback failed (region: us-east, by root): node-agent 4.2.0 leaks VMs"]
+    );
     for host in workers() {
         assert_eq!(fleet.units(&host)["zeitwork-node-agent"], BROKEN, "{host}");
     }
     assert!(fleet.events().is_empty(), "{:?}", fleet.events());
     fleet.assert_never_attempted(&fleet.the_run(), "roll[us-east-worker-2]");
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_a_drain_puts_the_node_back_in_service_and_notifies() {
+    let fleet = Fleet::take();
+    fleet.api_post("/_fleet/stuck/eu-west-worker-1");
+    let child = fleet.spawn(&[
+        "run",
+        "node-agent-rollback",
+        "--param",
+        "region=eu-west",
+        "--reason",
+        "node-agent 4.2.0 leaks VMs",
+        "--yes",
+    ]);
+    super::wait_until(std::time::Duration::from_secs(60), "the drain", || {
+        !history(&fleet.api()).is_empty()
+    });
+    // SAFETY: kill(2) on the child this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+
+    let api = fleet.api();
+    assert_eq!(
+        history(&api),
+        [
+            ("eu-west-worker-1".to_string(), "drain".to_string()),
+            ("eu-west-worker-1".to_string(), "enable".to_string())
+        ]
+    );
+    assert_eq!(node(&api, "eu-west-worker-1")["status"], "active");
+    for host in workers() {
+        assert_eq!(fleet.units(&host)["zeitwork-node-agent"], BROKEN, "{host}");
+    }
+    assert_eq!(
+        slack(&api),
+        ["Node agent rollback cancelled (region: eu-west, by root): node-agent 4.2.0 leaks VMs"]
+    );
+}
+
+#[test]
+fn a_node_whose_agent_is_down_stays_drained_after_a_failed_rollback() {
+    let fleet = Fleet::take();
+    // The backup is gone: the agent is stopped, then the restore fails.
+    fleet.remove_host_file("us-east-worker-1", "/usr/local/bin/zeitwork-node-agent.backup");
+    let ran = fleet.run(&[
+        "run",
+        "node-agent-rollback",
+        "--param",
+        "region=us-east",
+        "--reason",
+        "node-agent 4.2.0 leaks VMs",
+        "--yes",
+    ]);
+    ran.assert_code(1);
+    let api = fleet.api();
+    // Drained, never enabled again: no VM goes onto a node whose agent is down.
+    assert_eq!(
+        history(&api),
+        [("us-east-worker-1".to_string(), "drain".to_string())]
+    );
+    assert_eq!(node(&api, "us-east-worker-1")["status"], "drained");
+    assert!(!fleet.units("us-east-worker-1").contains_key("zeitwork-node-agent"));
+    let statuses = fleet.node_statuses(&fleet.the_run());
+    assert_eq!(statuses["roll[us-east-worker-1].restore"], "failed");
+    assert_eq!(statuses["back-in-service[us-east-worker-1].enable"], "skipped");
 }
