@@ -101,7 +101,10 @@ fn node_agent_rollback_drains_restores_and_enables_each_worker_of_a_region_in_tu
         ["Node agent rollback succeeded (region: ap-south, by root): node-agent 4.2.0 leaks VMs"]
     );
     let statuses = fleet.node_statuses(&run);
-    assert_eq!(statuses["back-in-service[ap-south-worker-1].enable"], "skipped");
+    assert_eq!(
+        statuses["back-in-service[ap-south-worker-1].enable"],
+        "skipped"
+    );
     assert_eq!(statuses["roll[ap-south-worker-6].drain"], "skipped");
     assert_eq!(statuses["roll[ap-south-worker-6].enable"], "skipped");
     assert_eq!(statuses["roll[ap-south-worker-6].restore"], "succeeded");
@@ -212,7 +215,10 @@ fn ctrl_c_while_waiting_for_a_drain_puts_the_node_back_in_service_and_notifies()
 fn a_node_whose_agent_is_down_stays_drained_after_a_failed_rollback() {
     let fleet = Fleet::take();
     // The backup is gone: the agent is stopped, then the restore fails.
-    fleet.remove_host_file("us-east-worker-1", "/usr/local/bin/zeitwork-node-agent.backup");
+    fleet.remove_host_file(
+        "us-east-worker-1",
+        "/usr/local/bin/zeitwork-node-agent.backup",
+    );
     let ran = fleet.run(&[
         "run",
         "node-agent-rollback",
@@ -230,8 +236,15 @@ fn a_node_whose_agent_is_down_stays_drained_after_a_failed_rollback() {
         [("us-east-worker-1".to_string(), "drain".to_string())]
     );
     assert_eq!(node(&api, "us-east-worker-1")["status"], "drained");
-    assert!(!fleet.units("us-east-worker-1").contains_key("zeitwork-node-agent"));
+    assert!(
+        !fleet
+            .units("us-east-worker-1")
+            .contains_key("zeitwork-node-agent")
+    );
     let statuses = fleet.node_statuses(&fleet.the_run());
     assert_eq!(statuses["roll[us-east-worker-1].restore"], "failed");
-    assert_eq!(statuses["back-in-service[us-east-worker-1].enable"], "skipped");
+    assert_eq!(
+        statuses["back-in-service[us-east-worker-1].enable"],
+        "skipped"
+    );
 }
