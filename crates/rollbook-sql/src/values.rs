@@ -85,50 +85,30 @@ impl Encode<'_, Postgres> for PgNull {
     }
 }
 
-pub fn pg_args(args: &[Value]) -> Result<PgArguments, String> {
-    let mut out = PgArguments::default();
-    for (i, v) in args.iter().enumerate() {
-        let added = match arg(i, v)? {
-            Arg::Null => out.add(PgNull),
-            Arg::Bool(b) => out.add(b),
-            Arg::Int(n) => out.add(n),
-            Arg::Float(f) => out.add(f),
-            Arg::Text(s) => out.add(s),
-        };
-        added.map_err(|e| format!("arg ${}: {e}", i + 1))?;
-    }
-    Ok(out)
+/// The arguments of one statement for one driver: the drivers' argument types differ, the
+/// mapping does not (NULL is the only value each spells its own way).
+macro_rules! args_for {
+    ($name:ident, $args:ty, $null:expr) => {
+        pub fn $name(args: &[Value]) -> Result<$args, String> {
+            let mut out = <$args>::default();
+            for (i, v) in args.iter().enumerate() {
+                let added = match arg(i, v)? {
+                    Arg::Null => out.add($null),
+                    Arg::Bool(b) => out.add(b),
+                    Arg::Int(n) => out.add(n),
+                    Arg::Float(f) => out.add(f),
+                    Arg::Text(s) => out.add(s),
+                };
+                added.map_err(|e| format!("arg ${}: {e}", i + 1))?;
+            }
+            Ok(out)
+        }
+    };
 }
 
-pub fn mysql_args(args: &[Value]) -> Result<MySqlArguments, String> {
-    let mut out = MySqlArguments::default();
-    for (i, v) in args.iter().enumerate() {
-        let added = match arg(i, v)? {
-            Arg::Null => out.add(None::<String>),
-            Arg::Bool(b) => out.add(b),
-            Arg::Int(n) => out.add(n),
-            Arg::Float(f) => out.add(f),
-            Arg::Text(s) => out.add(s),
-        };
-        added.map_err(|e| format!("arg ${}: {e}", i + 1))?;
-    }
-    Ok(out)
-}
-
-pub fn sqlite_args(args: &[Value]) -> Result<SqliteArguments, String> {
-    let mut out = SqliteArguments::default();
-    for (i, v) in args.iter().enumerate() {
-        let added = match arg(i, v)? {
-            Arg::Null => out.add(None::<String>),
-            Arg::Bool(b) => out.add(b),
-            Arg::Int(n) => out.add(n),
-            Arg::Float(f) => out.add(f),
-            Arg::Text(s) => out.add(s),
-        };
-        added.map_err(|e| format!("arg ${}: {e}", i + 1))?;
-    }
-    Ok(out)
-}
+args_for!(pg_args, PgArguments, PgNull);
+args_for!(mysql_args, MySqlArguments, None::<String>);
+args_for!(sqlite_args, SqliteArguments, None::<String>);
 
 /// Runs one statement as a prepared statement and collects what it did: rows affected, rows
 /// returned and, with `keep`, the first [`MAX_ROWS`] rows as JSON. `persistent` statements
