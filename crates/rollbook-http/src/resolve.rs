@@ -26,10 +26,14 @@ impl Addresses {
     /// Records that `name` is reached at `address` (the same for the whole run).
     pub fn learn(&self, name: &str, address: &str) {
         let name = name.to_ascii_lowercase();
-        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
-        if known.get(&name).map(String::as_str) != Some(address) {
-            known.insert(name, address.to_string());
+        // Every request of a host says so again: usually a read finds it already known.
+        let known = self.known.read().unwrap_or_else(|p| p.into_inner());
+        if known.get(&name).map(String::as_str) == Some(address) {
+            return;
         }
+        drop(known);
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        known.insert(name, address.to_string());
     }
 
     /// Where `name` is: its inventory address when it has one, resolved if that is a name.

@@ -123,9 +123,11 @@ pub fn target(action: &Action) -> String {
                 a.port.map_or(String::new(), |p| format!(":{p}")),
             )
         }
+        // A password written into a URL is no secret the redactor knows: hidden here, for
+        // the dry run and the journal alike, as a sql URL's is.
         Action::Http(a) => match &a.address {
-            Some(address) => format!("{} {} (at {address})", a.method, a.url),
-            None => format!("{} {}", a.method, a.url),
+            Some(address) => format!("{} {} (at {address})", a.method, redact_url(&a.url)),
+            None => format!("{} {}", a.method, redact_url(&a.url)),
         },
         Action::Sql(a) => match &a.connection {
             Some(c) => format!("connection {c}"),

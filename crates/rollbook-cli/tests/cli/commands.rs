@@ -251,3 +251,25 @@ fn plan_check_reaches_every_target_and_fails_on_an_unreachable_one() {
         "{text}"
     );
 }
+
+#[test]
+fn the_dry_run_hides_a_password_written_into_an_http_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("hook.yaml");
+    std::fs::write(
+        &plan,
+        "version: 1\nname: hook\nsteps:\n  - id: call\n    http: { method: POST, url: \"https://ops:hunter22@hooks.example/x\" }\n",
+    )
+    .unwrap();
+    let out = rollbook()
+        .args(["plan", plan.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("POST https://ops:***@hooks.example/x"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter22"), "{shown}");
+}

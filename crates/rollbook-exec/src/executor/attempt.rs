@@ -3,7 +3,6 @@
 
 use rollbook_plan::action::Action;
 use rollbook_plan::preview;
-use rollbook_plan::template::redact_url;
 
 use super::*;
 
@@ -36,16 +35,11 @@ impl Engine<'_, '_> {
         run.running += 1;
         let node_name: Arc<str> = Arc::from(run.graph[idx].name.as_str());
         // Where it acts, for the report's "what was rolled back where"; sleeping and asking
-        // act nowhere. A password written into an http URL is no secret the redactor knows:
-        // hidden like a sql URL's.
+        // act nowhere.
         let target = match &action {
             Action::Sleep { .. } | Action::Confirm { .. } => None,
-            Action::Http(_) => preview::target(&action)
-                .split_once(' ')
-                .map(|(method, url)| format!("{method} {}", redact_url(url))),
-            _ => Some(preview::target(&action)),
-        }
-        .map(|target| self.exec.redactor.redact(&target));
+            _ => Some(self.exec.redactor.redact(&preview::target(&action))),
+        };
         // Journaled before the runner is called: after a crash, this attempt's outcome is
         // known to be unknown.
         self.emit(Event::AttemptStarted {
