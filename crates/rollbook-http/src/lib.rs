@@ -380,7 +380,7 @@ fn build_request(client: &Client, req: &HttpRequest, url: Url) -> Result<reqwest
             if !has_content_type {
                 builder = builder.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
             }
-            let encoded = form_urlencoded::Serializer::new(String::new())
+            let encoded = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(fields)
                 .finish();
             builder.body(encoded)

@@ -5,7 +5,9 @@
 //! password, in the authority (`postgres://app:pw@db/x`) or in the query (`?password=pw`).
 //! Driver errors can quote the URL or the password, so they go through [`Target::scrub`].
 
+use percent_encoding::percent_decode_str;
 use rollbook_plan::template::redact_url;
+use url::Url;
 
 /// The SQL dialect, from the URL's scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,56 +96,42 @@ impl Target {
                 secrets,
             });
         }
-        let Some(after) = rest.strip_prefix("//") else {
-            return Err(format!(
-                "`{}` is not a database URL: expected {}://USER@HOST:PORT/DATABASE",
-                redact(url),
-                scheme
-            ));
+        let not_a_url = || {
+            format!(
+                "`{}` is not a database URL: expected {scheme}://USER@HOST:PORT/DATABASE",
+                redact(url)
+            )
         };
-        let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-        let authority = &after[..authority_end];
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-            None => (None, authority),
-        };
-        let (user, password) = match userinfo {
-            Some(u) => match u.split_once(':') {
-                Some((user, pw)) => (Some(percent_decode(user)), Some(pw.to_string())),
-                None => (Some(percent_decode(u)), None),
-            },
-            None => (None, None),
-        };
-        let query = after[authority_end..].split_once('?').map(|(_, q)| q);
-        let query_password = query.and_then(|q| {
+        if !rest.starts_with("//") {
+            return Err(not_a_url());
+        }
+        let parsed = Url::parse(url).map_err(|_| not_a_url())?;
+        let user = Some(parsed.username())
+            .filter(|u| !u.is_empty())
+            .map(decode);
+        let raw_query_password = parsed.query().and_then(|q| {
             q.split('&')
                 .find_map(|kv| kv.strip_prefix("password="))
-                .map(|p| p.split('#').next().unwrap_or(p).to_string())
+                .map(str::to_string)
         });
-        for pw in password.iter().chain(query_password.iter()) {
+        for pw in parsed.password().map(str::to_string).iter().chain(&raw_query_password) {
             if !pw.is_empty() {
                 secrets.push(pw.clone());
-                secrets.push(percent_decode(pw));
+                secrets.push(decode(pw));
             }
         }
-        let path = &after[authority_end..];
-        let database = path
+        let database = parsed
+            .path()
             .strip_prefix('/')
-            .map(|p| p.split(['?', '#']).next().unwrap_or(p))
             .filter(|p| !p.is_empty())
-            .map(percent_decode);
-        let host = if hostport.is_empty() {
-            "localhost".to_string()
-        } else {
-            hostport.to_string()
-        };
-        let has_port = host
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            && !host.ends_with(']');
-        let host = match (has_port, dialect.default_port()) {
-            (false, Some(port)) => format!("{host}:{port}"),
-            _ => host,
+            .map(decode);
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost");
+        let host = match parsed.port().or(dialect.default_port()) {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
         };
         // Longest first, so that a password inside the URL is not replaced before the URL.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -206,26 +194,9 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// `%40` → `@`: user names and passwords in URLs are percent-encoded.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// `%40` → `@`: user names, passwords and paths in URLs are percent-encoded.
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]
@@ -272,5 +243,26 @@ mod tests {
         let e = Target::parse("redis://u:pw@h").unwrap_err();
         assert!(e.contains("redis://u:***@h"), "{e}");
         assert!(Target::parse("").is_err());
+        assert!(Target::parse("postgres:db").is_err());
+    }
+
+    #[test]
+    fn hosts_users_and_databases_are_read_as_urls_define_them() {
+        // An `@` and a `:` in the password, encoded as URLs require.
+        let t = Target::parse("postgres://us%3Aer:p%40ss%3Aword@[::1]:6000/my%20db").unwrap();
+        assert_eq!(t.host, "[::1]:6000");
+        assert_eq!(t.user.as_deref(), Some("us:er"));
+        assert_eq!(t.database.as_deref(), Some("my db"));
+        let clean = t.scrub("refused p@ss:word and p%40ss%3Aword");
+        assert!(!clean.contains("ss"), "{clean}");
+        // No host: the driver's default, localhost.
+        let t = Target::parse("postgres:///main").unwrap();
+        assert_eq!(t.host, "localhost:5432");
+        assert_eq!(t.user, None);
+        // A user without a password, and no database.
+        let t = Target::parse("mysql://deploy@db.internal:3307").unwrap();
+        assert_eq!(t.host, "db.internal:3307");
+        assert_eq!(t.user.as_deref(), Some("deploy"));
+        assert_eq!(t.database, None);
     }
 }
