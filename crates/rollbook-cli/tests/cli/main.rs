@@ -2,6 +2,7 @@
 
 mod commands;
 mod dry_runs;
+mod exit_codes;
 mod fleet;
 mod http_plans;
 mod invalid_plans;
