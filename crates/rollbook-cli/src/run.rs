@@ -52,14 +52,29 @@ pub struct SshArgs {
 }
 
 impl SshArgs {
+    /// The SSH runner's options: these, and what the environment says of the local user
+    /// (home, login name, ssh-agent).
     pub fn options(&self) -> rollbook_ssh::SshOptions {
         rollbook_ssh::SshOptions {
             identity: self.identity.clone(),
             known_hosts: self.known_hosts.clone(),
-            default_user: login_user(),
-            ..rollbook_ssh::SshOptions::default()
+            agent_socket: non_empty_var("SSH_AUTH_SOCK").map(PathBuf::from),
+            ..rollbook_ssh::SshOptions::new(home_dir(), login_user())
         }
     }
+}
+
+/// An environment variable that is set and not empty.
+fn non_empty_var(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// The local user's home: `HOME`, else /etc/passwd's, else `/`.
+fn home_dir() -> PathBuf {
+    non_empty_var("HOME")
+        .map(PathBuf::from)
+        .or_else(|| passwd_field(5).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// The local login name (the SSH user when nothing else says).
@@ -83,13 +98,19 @@ pub fn current_user() -> String {
 
 /// The name of this process's user in /etc/passwd (when `USER` is not set, as under cron).
 fn user_from_passwd() -> Option<String> {
+    passwd_field(0)
+}
+
+/// Field `index` of this process's user's line in /etc/passwd (0 the name, 5 the home).
+fn passwd_field(index: usize) -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() }.to_string();
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)? == uid).then(|| name.to_string())
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str()))
+            .then(|| fields.get(index).map(|f| f.to_string()))
+            .flatten()
     })
 }
 
