@@ -1,5 +1,6 @@
 //! The `rollbook` command's tests: one binary, so linking stays cheap.
 
+mod architecture;
 mod commands;
 mod dry_runs;
 mod exit_codes;
