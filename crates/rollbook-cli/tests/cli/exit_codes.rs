@@ -102,7 +102,8 @@ fn commands(fault: &Fault) -> Vec<(&'static str, Vec<&'static str>)> {
     all
 }
 
-const PLAN: &str = "version: 1\nname: plan\ndescription: d\nsteps:\n  - id: a\n    shell: { run: 'true' }\n";
+const PLAN: &str =
+    "version: 1\nname: plan\ndescription: d\nsteps:\n  - id: a\n    shell: { run: 'true' }\n";
 
 #[test]
 fn each_fault_has_one_exit_code_in_every_command() {
