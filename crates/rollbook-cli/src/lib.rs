@@ -24,6 +24,7 @@ macro_rules! say_part {
 }
 
 pub mod check;
+pub mod commands;
 pub mod diagnostics;
 pub mod display;
 pub mod dry_run;
@@ -33,14 +34,11 @@ pub mod report;
 pub mod run;
 pub mod runs;
 
-use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
-use rollbook_plan::{Checked, SourceFile};
 
 /// Exit codes, documented in `docs/cli.md`.
 pub mod exit {
@@ -54,6 +52,9 @@ pub mod exit {
     pub const CANCELLED: u8 = 3;
     /// Another run holds the plan's lock.
     pub const LOCKED: u8 = 4;
+    /// rollbook itself could not do its job: the state directory cannot be read or written,
+    /// a run's `run.json` or journal is unreadable, the async runtime does not start.
+    pub const INTERNAL: u8 = 5;
 }
 
 /// Parallelism of `run` when `--parallelism` is not given.
@@ -64,7 +65,7 @@ pub const DEFAULT_PARALLELISM: usize = 64;
     name = "rollbook",
     version,
     about = "Declarative rollback plans: validate, dry-run and run them.",
-    after_help = "Exit codes: 0 ok · 1 the run failed · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held"
+    after_help = "Exit codes: 0 ok · 1 the run failed · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory, journal, runtime)"
 )]
 pub struct Cli {
     /// Where plans are found by name.
@@ -207,34 +208,108 @@ pub fn main() -> ExitCode {
     ExitCode::from(run(cli))
 }
 
-/// An error shown to the user as one message and an exit code.
+/// Why a command did not succeed. The one place where faults become exit codes
+/// ([`Failure::code`]), so the same fault gives the same code in every command.
 #[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
+pub enum Failure {
+    /// An invalid plan, bad params or bad usage, or a run id that does not exist (exit 2).
+    Invalid(String),
+    /// The run (or the preflight) failed; what failed is already on the screen (exit 1).
+    RunFailed,
+    /// Cancelled, or not confirmed (exit 3). The message may be empty when the display has
+    /// already said so.
+    Cancelled(String),
+    /// Another run holds the plan's lock (exit 4).
+    Locked(String),
+    /// rollbook itself could not do its job: I/O on the state directory, an unreadable
+    /// `run.json` or journal, a runtime that does not start (exit 5).
+    Internal(String),
+    /// The problem is already reported (diagnostics printed); only the code is left.
+    AlreadyReported(u8),
 }
 
 impl Failure {
     pub fn invalid(message: impl Into<String>) -> Self {
-        Failure {
-            code: exit::INVALID,
-            message: message.into(),
+        Failure::Invalid(message.into())
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Failure::Internal(message.into())
+    }
+
+    /// The process exit code of this failure.
+    pub fn code(&self) -> u8 {
+        match self {
+            Failure::Invalid(_) => exit::INVALID,
+            Failure::RunFailed => exit::FAILED,
+            Failure::Cancelled(_) => exit::CANCELLED,
+            Failure::Locked(_) => exit::LOCKED,
+            Failure::Internal(_) => exit::INTERNAL,
+            Failure::AlreadyReported(code) => *code,
+        }
+    }
+
+    /// What to tell the user, if anything is left to tell.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Failure::Invalid(m)
+            | Failure::Cancelled(m)
+            | Failure::Locked(m)
+            | Failure::Internal(m) => Some(m.as_str()).filter(|m| !m.is_empty()),
+            Failure::RunFailed | Failure::AlreadyReported(_) => None,
+        }
+    }
+
+    /// A command that still answers with an exit code (`Ok(code)`) seen as a result.
+    fn from_code(result: Result<u8, Failure>) -> Result<(), Failure> {
+        match result? {
+            exit::OK => Ok(()),
+            code => Err(Failure::AlreadyReported(code)),
         }
     }
 }
 
+impl From<rollbook_exec::Error> for Failure {
+    /// Errors of the executor's side of things: the lock, the journal, the state directory.
+    fn from(e: rollbook_exec::Error) -> Self {
+        use rollbook_exec::Error as E;
+        match e {
+            E::LockHeld(_) | E::StaleLock(_) => Failure::Locked(e.to_string()),
+            E::Io { .. } | E::Corrupt { .. } | E::NoRunner(_) | E::Resume(_) => {
+                Failure::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// Runs one command and returns its exit code.
 pub fn run(cli: Cli) -> u8 {
     let style = diagnostics::Style::from_choice(cli.color);
-    let result = match cli.command {
-        Command::Validate { paths, format } => {
-            let paths = if paths.is_empty() {
-                vec![cli.plans_dir.clone()]
-            } else {
-                paths
-            };
-            cmd_validate(&paths, format, style)
+    match dispatch(cli, style) {
+        Ok(()) => exit::OK,
+        Err(failure) => {
+            if let Some(message) = failure.message() {
+                for line in message.lines() {
+                    say!("{}", style.error_line(line));
+                }
+            }
+            failure.code()
         }
-        Command::List { format } => cmd_list(&cli.plans_dir, format, style),
+    }
+}
+
+fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
+    let Cli {
+        plans_dir,
+        state_dir,
+        command,
+        ..
+    } = cli;
+    match command {
+        Command::Validate { paths, format } => {
+            commands::validate::run(&plans_dir, paths, format, style)
+        }
+        Command::List { format } => commands::list::run(&plans_dir, format, style),
         Command::Plan {
             plan,
             bind,
@@ -244,311 +319,56 @@ pub fn run(cli: Cli) -> u8 {
             check,
             ssh,
         } => {
-            let run = dry_run_info(reason);
-            compile_plan(&cli.plans_dir, &plan, &bind, &run, style).and_then(|compiled| {
-                let text = match format {
-                    dry_run::Format::Text => dry_run::text(&compiled, parallelism),
-                    dry_run::Format::Json => dry_run::json(&compiled, parallelism),
-                };
-                print_stdout(&text)?;
-                if check {
-                    cmd_check(&compiled, format == dry_run::Format::Json, &ssh)
-                } else {
-                    Ok(exit::OK)
-                }
-            })
+            let request = commands::plan::Request {
+                plan: &plan,
+                bind: &bind,
+                reason,
+                parallelism,
+                format,
+                check,
+                ssh: &ssh,
+            };
+            commands::plan::run(&plans_dir, &request, style)
         }
         Command::Graph { plan, bind, format } => {
-            let run = dry_run_info("(dry run)".into());
-            compile_plan(&cli.plans_dir, &plan, &bind, &run, style)
-                .and_then(|compiled| print_stdout(&graph::render(&compiled, format)))
+            commands::graph::run(&plans_dir, &plan, &bind, format, style)
         }
         Command::Run {
             plan,
             reason,
             bind,
             run,
-        } => run::cmd_run(
-            &cli.plans_dir,
-            &cli.state_dir,
-            &plan,
-            &reason,
-            &bind,
-            &run,
-            style,
-        ),
+        } => commands::run::run(&plans_dir, &state_dir, &plan, &reason, &bind, &run, style),
         Command::Resume {
             run_id,
             allow_changed_plan,
             run,
-        } => run::cmd_resume(&cli.state_dir, &run_id, allow_changed_plan, &run, style),
-        Command::Runs { format } => runs::cmd_runs(&cli.state_dir, format == ListFormat::Json),
-        Command::Show { run_id, format } => {
-            runs::cmd_show(&cli.state_dir, &run_id, format == ListFormat::Json)
+        } => commands::resume::run(&state_dir, &run_id, allow_changed_plan, &run, style),
+        Command::Runs { format } => {
+            Failure::from_code(runs::cmd_runs(&state_dir, format == ListFormat::Json))
         }
-        Command::Report { run_id, format } => report::cmd_report(&cli.state_dir, &run_id, format),
-        Command::Schema => print_stdout(&rollbook_plan::schema::plan_schema_json()),
-    };
-    match result {
-        Ok(code) => code,
-        Err(f) => {
-            for line in f.message.lines() {
-                say!("{}", style.error_line(line));
-            }
-            f.code
+        Command::Show { run_id, format } => Failure::from_code(runs::cmd_show(
+            &state_dir,
+            &run_id,
+            format == ListFormat::Json,
+        )),
+        Command::Report { run_id, format } => {
+            Failure::from_code(report::cmd_report(&state_dir, &run_id, format))
         }
+        Command::Schema => commands::schema::run(),
     }
 }
 
-/// The preflight table goes to stdout after the dry-run text, or to stderr when stdout holds
-/// the dry run's JSON.
-fn cmd_check(compiled: &CompiledPlan, json: bool, ssh: &run::SshArgs) -> Result<u8, Failure> {
-    let secrets = run::resolve_secrets(compiled)?;
-    let runners = run::runners(true, &run::current_user(), ssh);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::invalid(format!("cannot start the runtime: {e}")))?;
-    let rows = runtime.block_on(check::preflight(compiled, &runners, &secrets));
-    let (table, ok) = check::table(&rows);
-    if json {
-        say_part!("{table}");
-    } else {
-        print_stdout(&table)?;
-    }
-    Ok(if ok { exit::OK } else { exit::FAILED })
-}
-
-pub(crate) fn print_stdout(text: &str) -> Result<u8, Failure> {
+/// Writes to stdout. A closed pipe (`rollbook plan x | head`) is not an error worth
+/// reporting.
+pub(crate) fn print(text: &str) {
     let mut out = std::io::stdout().lock();
-    // A closed pipe (`rollbook plan x | head`) is not an error worth reporting.
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+/// [`print`] for the commands that still answer with an exit code.
+pub(crate) fn print_stdout(text: &str) -> Result<u8, Failure> {
+    print(text);
     Ok(exit::OK)
-}
-
-fn dry_run_info(reason: String) -> RunInfo {
-    RunInfo {
-        id: "dry-run".into(),
-        reason,
-        user: run::current_user(),
-        started_at: "(at run time)".into(),
-    }
-}
-
-fn cmd_validate(
-    paths: &[PathBuf],
-    format: diagnostics::Format,
-    style: diagnostics::Style,
-) -> Result<u8, Failure> {
-    let files = locate::plan_files(paths).map_err(Failure::invalid)?;
-    if files.is_empty() {
-        return Err(Failure::invalid(format!(
-            "no plan files (*.yaml) in {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    let mut checked = Vec::new();
-    for path in &files {
-        checked.push(check_file(path)?);
-    }
-    let out = diagnostics::render_all(&checked, format, style);
-    match format {
-        diagnostics::Format::Human => say_part!("{out}"),
-        _ => {
-            let _ = print_stdout(&out);
-        }
-    }
-    let failed = checked.iter().any(|c| !c.is_ok());
-    Ok(if failed { exit::INVALID } else { exit::OK })
-}
-
-/// Reads and checks one plan file.
-pub fn check_file(path: &Path) -> Result<Checked, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", path.display())))?;
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .map(str::to_string);
-    Ok(rollbook_plan::check(
-        SourceFile::new(path.display().to_string(), text),
-        stem.as_deref(),
-    ))
-}
-
-fn cmd_list(dir: &Path, format: ListFormat, style: diagnostics::Style) -> Result<u8, Failure> {
-    let files = locate::plan_files(&[dir.to_path_buf()]).map_err(Failure::invalid)?;
-    let mut rows = Vec::new();
-    let mut invalid = false;
-    for path in &files {
-        let checked = check_file(path)?;
-        invalid |= !checked.is_ok();
-        rows.push(ListRow::new(path, &checked));
-    }
-    let out = match format {
-        ListFormat::Json => serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
-        ListFormat::Text => list_text(&rows),
-    };
-    print_stdout(&out)?;
-    if invalid {
-        say!(
-            "{}",
-            style.error_line("some plans are invalid: run `rollbook validate` for the details")
-        );
-        return Ok(exit::INVALID);
-    }
-    Ok(exit::OK)
-}
-
-#[derive(Debug, serde::Serialize)]
-struct ListRow {
-    name: String,
-    severity: Option<&'static str>,
-    steps: usize,
-    description: String,
-    path: String,
-    valid: bool,
-}
-
-impl ListRow {
-    fn new(path: &Path, checked: &Checked) -> Self {
-        let plan = checked.plan.as_ref();
-        let stem = || {
-            path.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        ListRow {
-            name: plan
-                .map(|p| p.name.value.clone())
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(stem),
-            severity: plan
-                .and_then(|p| p.severity.as_ref())
-                .map(|s| s.value.as_str()),
-            steps: plan.map_or(0, count_steps),
-            description: plan
-                .and_then(|p| p.description.as_ref())
-                .map(|d| d.value.clone())
-                .unwrap_or_default(),
-            path: path.display().to_string(),
-            valid: checked.is_ok(),
-        }
-    }
-}
-
-/// Steps written in a plan, groups' steps included.
-fn count_steps(plan: &rollbook_plan::Plan) -> usize {
-    fn count(steps: &[rollbook_plan::model::Step]) -> usize {
-        steps
-            .iter()
-            .map(|s| 1 + s.steps.as_deref().map_or(0, count))
-            .sum()
-    }
-    count(&plan.steps) + count(&plan.on_failure) + count(&plan.finally)
-}
-
-fn list_text(rows: &[ListRow]) -> String {
-    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
-    let mut out = format!(
-        "{:name_w$}  {:8}  {:>5}  DESCRIPTION\n",
-        "NAME", "SEVERITY", "STEPS"
-    );
-    for r in rows {
-        let severity = if r.valid {
-            r.severity.unwrap_or("-")
-        } else {
-            "INVALID"
-        };
-        out.push_str(&format!(
-            "{:name_w$}  {:8}  {:>5}  {}\n",
-            r.name, severity, r.steps, r.description
-        ));
-    }
-    out
-}
-
-/// Finds, checks and compiles a plan with its params; diagnostics and param errors are
-/// printed here and become exit code 2.
-pub fn compile_plan(
-    plans_dir: &Path,
-    plan: &str,
-    bind: &BindArgs,
-    run: &RunInfo,
-    style: diagnostics::Style,
-) -> Result<CompiledPlan, Failure> {
-    let path = locate::find_plan(plans_dir, plan).map_err(Failure::invalid)?;
-    let checked = check_file(&path)?;
-    if !checked.is_ok() {
-        say_part!(
-            "{}",
-            diagnostics::render_all(
-                std::slice::from_ref(&checked),
-                diagnostics::Format::Human,
-                style
-            )
-        );
-        return Err(Failure::invalid(""));
-    }
-    let Some(plan) = checked.plan else {
-        return Err(Failure::invalid("the plan could not be read"));
-    };
-    let mut input =
-        ParamInput::from_args(&bind.params).map_err(|e| Failure::invalid(e.to_string()))?;
-    if let Some(file) = &bind.params_file {
-        let source = read_source(file)?;
-        input.file = rollbook_plan::load_params_file(&source)
-            .map_err(|d| side_file_failure(&source, &d, style))?;
-    }
-    let inventory = match &bind.inventory {
-        Some(file) => {
-            let source = read_source(file)?;
-            rollbook_plan::load_inventory(&source)
-                .map_err(|d| side_file_failure(&source, &d, style))?
-        }
-        None => BTreeMap::new(),
-    };
-    let params =
-        compile::bind_params(&plan, &input).map_err(|e| Failure::invalid(e.to_string()))?;
-    compile::compile(&plan, params, &inventory, run).map_err(|e| {
-        let at = match &e {
-            rollbook_plan::Error::Compile {
-                span: Some(span), ..
-            } => {
-                let (line, col) = checked.file.line_col(span.offset);
-                format!("{}:{line}:{col}: ", checked.file.name)
-            }
-            _ => String::new(),
-        };
-        Failure::invalid(format!("{at}{e}"))
-    })
-}
-
-fn read_source(path: &Path) -> Result<SourceFile, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", path.display())))?;
-    Ok(SourceFile::new(path.display().to_string(), text))
-}
-
-fn side_file_failure(
-    source: &SourceFile,
-    diags: &[rollbook_plan::Diagnostic],
-    style: diagnostics::Style,
-) -> Failure {
-    let checked = Checked {
-        file: source.clone(),
-        plan: None,
-        diagnostics: diags.to_vec(),
-    };
-    say_part!(
-        "{}",
-        diagnostics::render_all(&[checked], diagnostics::Format::Human, style)
-    );
-    Failure::invalid("")
 }

@@ -1,25 +1,25 @@
-//! `rollbook run` and `rollbook resume`: everything around the executor that touches the
-//! outside world: secrets from the environment, the confirmation phrase, the lock, the
-//! journal directory, Ctrl-C, the terminal for `confirm` steps, and the exit code.
+//! What `rollbook run` and `rollbook resume` (`commands::run`, `commands::resume`) share:
+//! everything around the executor that touches the outside world: secrets from the
+//! environment, the confirmation phrase, the lock, Ctrl-C, the terminal for `confirm` steps,
+//! the runners wired together, and the run's end as a result.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rollbook_exec::executor::{Control, Execution, Options, Prior};
-use rollbook_exec::journal::{self, FileJournal, RunMeta};
-use rollbook_exec::lock::{self, LockHolder, Stale};
+use rollbook_exec::journal::FileJournal;
+use rollbook_exec::lock::{self, LockGuard, LockHolder, Stale};
 use rollbook_exec::redact::Redactor;
 use rollbook_exec::runner::{BoxFuture, Runners};
 use rollbook_exec::runners::{Answer, ConfirmRunner, Prompter, ShellRunner, SleepRunner};
 use rollbook_exec::{Error as ExecError, RunStatus};
-use rollbook_plan::compile::{CompiledPlan, RunInfo};
-use rollbook_plan::model::{ResumePolicy, SecretSource};
-use rollbook_plan::{Checked, SourceFile};
+use rollbook_plan::compile::CompiledPlan;
+use rollbook_plan::model::SecretSource;
 use serde_json::{Map, Value};
 
 use crate::display::{self, Mode};
-use crate::{BindArgs, Failure, exit};
+use crate::{Failure, exit};
 
 /// Options shared by `run` and `resume`.
 #[derive(Debug, clap::Args)]
@@ -45,21 +45,36 @@ pub struct RunArgs {
 pub struct SshArgs {
     /// A private key to try for SSH (after ssh-agent, before ~/.ssh/id_*).
     #[arg(long, value_name = "FILE", env = "ROLLBOOK_SSH_IDENTITY")]
-    pub identity: Option<std::path::PathBuf>,
+    pub identity: Option<PathBuf>,
     /// A known_hosts file checked before ~/.ssh/known_hosts.
     #[arg(long, value_name = "FILE", env = "ROLLBOOK_SSH_KNOWN_HOSTS")]
-    pub known_hosts: Option<std::path::PathBuf>,
+    pub known_hosts: Option<PathBuf>,
 }
 
 impl SshArgs {
+    /// The SSH runner's options: these, and what the environment says of the local user
+    /// (home, login name, ssh-agent).
     pub fn options(&self) -> rollbook_ssh::SshOptions {
         rollbook_ssh::SshOptions {
             identity: self.identity.clone(),
             known_hosts: self.known_hosts.clone(),
-            default_user: login_user(),
-            ..rollbook_ssh::SshOptions::default()
+            agent_socket: non_empty_var("SSH_AUTH_SOCK").map(PathBuf::from),
+            ..rollbook_ssh::SshOptions::new(home_dir(), login_user())
         }
     }
+}
+
+/// An environment variable that is set and not empty.
+fn non_empty_var(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// The local user's home: `HOME`, else /etc/passwd's, else `/`.
+fn home_dir() -> PathBuf {
+    non_empty_var("HOME")
+        .map(PathBuf::from)
+        .or_else(|| passwd_field(5).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// The local login name (the SSH user when nothing else says).
@@ -83,17 +98,23 @@ pub fn current_user() -> String {
 
 /// The name of this process's user in /etc/passwd (when `USER` is not set, as under cron).
 fn user_from_passwd() -> Option<String> {
+    passwd_field(0)
+}
+
+/// Field `index` of this process's user's line in /etc/passwd (0 the name, 5 the home).
+fn passwd_field(index: usize) -> Option<String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() }.to_string();
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)? == uid).then(|| name.to_string())
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str()))
+            .then(|| fields.get(index).map(|f| f.to_string()))
+            .flatten()
     })
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -194,7 +215,7 @@ pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs) -> Runners {
 }
 
 /// The plan's confirmation phrase, typed exactly, before anything runs.
-fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failure> {
+pub(crate) fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failure> {
     let Some(phrase) = &plan.confirm else {
         return Ok(());
     };
@@ -202,13 +223,10 @@ fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failure> {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Failure {
-            code: exit::CANCELLED,
-            message: format!(
-                "plan `{}` asks to type {phrase:?} before it runs, and there is no terminal to ask on: pass --yes to confirm",
-                plan.name
-            ),
-        });
+        return Err(Failure::Cancelled(format!(
+            "plan `{}` asks to type {phrase:?} before it runs, and there is no terminal to ask on: pass --yes to confirm",
+            plan.name
+        )));
     }
     let severity = plan
         .severity
@@ -224,245 +242,49 @@ fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failure> {
     if line.trim_end_matches(['\n', '\r']) == phrase {
         Ok(())
     } else {
-        Err(Failure {
-            code: exit::CANCELLED,
-            message: "not confirmed: nothing was run".into(),
-        })
+        Err(Failure::Cancelled("not confirmed: nothing was run".into()))
     }
 }
 
-fn lock_failure(e: ExecError, run_hint: bool) -> Failure {
-    let message = match &e {
-        ExecError::StaleLock(h) if run_hint => format!(
+/// Takes the plan's lock. A stale lock says how to go on: resume the run that left it
+/// (`run_hint`), or break it.
+pub(crate) fn take_lock(
+    state_dir: &Path,
+    holder: &LockHolder,
+    stale: Stale,
+    run_hint: bool,
+) -> Result<LockGuard, Failure> {
+    lock::acquire(state_dir, holder, stale).map_err(|e| match &e {
+        ExecError::StaleLock(h) if run_hint => Failure::Locked(format!(
             "{e}: resume it with `rollbook resume {}`, or take the lock with --break-lock",
             h.run_id
-        ),
-        ExecError::StaleLock(_) => format!("{e}: take the lock with --break-lock"),
-        _ => e.to_string(),
-    };
-    Failure {
-        code: exit::LOCKED,
-        message,
-    }
+        )),
+        ExecError::StaleLock(_) => Failure::Locked(format!("{e}: take the lock with --break-lock")),
+        _ => Failure::from(e),
+    })
 }
 
-fn exec_failure(e: ExecError) -> Failure {
-    Failure {
-        code: exit::FAILED,
-        message: e.to_string(),
-    }
-}
-
-/// `rollbook run NAME --reason TEXT`.
-pub fn cmd_run(
-    plans_dir: &Path,
-    state_dir: &Path,
-    plan_ref: &str,
-    reason: &str,
-    bind: &BindArgs,
-    args: &RunArgs,
-    style: crate::diagnostics::Style,
-) -> Result<u8, Failure> {
-    if reason.trim().is_empty() {
-        return Err(Failure::invalid("--reason must say why the rollback runs"));
-    }
-    let user = current_user();
-    let run_id = journal::new_run_id();
-    let info = RunInfo {
-        id: run_id.clone(),
-        reason: reason.to_string(),
-        user: user.clone(),
-        started_at: rollbook_exec::event::now(),
-    };
-    let path = crate::locate::find_plan(plans_dir, plan_ref).map_err(Failure::invalid)?;
-    let plan_text = std::fs::read_to_string(&path)
-        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", path.display())))?;
-    let inventory_text = match &bind.inventory {
-        Some(f) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", f.display())))?,
-        ),
-        None => None,
-    };
-    let compiled = crate::compile_plan(plans_dir, plan_ref, bind, &info, style)?;
-    let secrets = resolve_secrets(&compiled)?;
-    confirm_phrase(&compiled, args.yes)?;
-    let holder = LockHolder {
-        key: compiled.lock.clone(),
-        run_id: run_id.clone(),
-        user: user.clone(),
+/// Who holds the lock for this run: this process, from now.
+pub(crate) fn lock_holder(key: &str, run_id: &str, user: &str, since: String) -> LockHolder {
+    LockHolder {
+        key: key.to_string(),
+        run_id: run_id.to_string(),
+        user: user.to_string(),
         host: host_name(),
         pid: std::process::id(),
-        since: info.started_at.clone(),
-    };
-    let stale = if args.break_lock {
-        Stale::Break
-    } else {
-        Stale::Refuse
-    };
-    let _lock = lock::acquire(state_dir, &holder, stale).map_err(|e| lock_failure(e, true))?;
-    let meta = RunMeta {
-        run_id: run_id.clone(),
-        plan: compiled.name.clone(),
-        plan_path: path.display().to_string(),
-        plan_hash: journal::hash_text(&plan_text),
-        params: compiled.params.clone(),
-        reason: reason.to_string(),
-        user: user.clone(),
-        host: holder.host.clone(),
-        pid: holder.pid,
-        started_at: info.started_at.clone(),
-        lock: compiled.lock.clone(),
-        parallelism: args.parallelism,
-        inventory: inventory_text.is_some(),
-        rollbook_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let mut journal = FileJournal::create(state_dir, &meta, &plan_text, inventory_text.as_deref())
-        .map_err(exec_failure)?;
-    execute(
-        &compiled,
-        &mut journal,
-        secrets,
-        Prior::default(),
-        None,
-        args,
-        &user,
-        &run_id,
-    )
-}
-
-/// `rollbook resume RUN_ID`.
-pub fn cmd_resume(
-    state_dir: &Path,
-    run_id: &str,
-    allow_changed_plan: bool,
-    args: &RunArgs,
-    style: crate::diagnostics::Style,
-) -> Result<u8, Failure> {
-    let run_dir = journal::runs_dir(state_dir).join(run_id);
-    if !run_dir.join("run.json").is_file() {
-        return Err(Failure::invalid(format!(
-            "no run {run_id} in {}: `rollbook runs` lists them",
-            state_dir.display()
-        )));
+        since,
     }
-    let mut meta = journal::read_meta(&run_dir).map_err(exec_failure)?;
-    let events = journal::read_events(&run_dir).map_err(exec_failure)?;
-    let replay = rollbook_exec::resume::replay(&events);
-    if replay.finished == Some(RunStatus::Succeeded) {
-        crate::say!("run {run_id} already succeeded: nothing to resume");
-        return Ok(exit::OK);
-    }
-    // The run goes on with the plan it started with; a plan changed since is refused unless
-    // asked for, because steps that already ran were the old ones.
-    let kept_text = std::fs::read_to_string(run_dir.join("plan.yaml"))
-        .map_err(|e| Failure::invalid(format!("cannot read the run's plan copy: {e}")))?;
-    let current = std::fs::read_to_string(&meta.plan_path).ok();
-    let plan_text = match current {
-        Some(text) if journal::hash_text(&text) != meta.plan_hash => {
-            if !allow_changed_plan {
-                return Err(Failure::invalid(format!(
-                    "{} changed since run {run_id} started; resume with --allow-changed-plan to use the new plan, or restore the old one (kept in {})",
-                    meta.plan_path,
-                    run_dir.join("plan.yaml").display()
-                )));
-            }
-            // From now on this is the run's plan: a later resume compares against it.
-            meta.plan_hash = journal::hash_text(&text);
-            journal::replace_plan(&run_dir, &meta, &text).map_err(exec_failure)?;
-            text
-        }
-        _ => kept_text,
-    };
-    let stem = Path::new(&meta.plan_path)
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .map(str::to_string);
-    let checked = rollbook_plan::check(
-        SourceFile::new(meta.plan_path.clone(), plan_text),
-        stem.as_deref(),
-    );
-    let plan = valid_plan(checked, style)?;
-    let compiled = crate::runs::compile_as_run(&plan, &meta, &run_dir).map_err(Failure::invalid)?;
-    let secrets = resolve_secrets(&compiled)?;
-    let user = current_user();
-    let mut prior = replay.prior;
-    let mut unknown_names = Vec::new();
-    for (phase, node) in &replay.unknown {
-        unknown_names.push(node.clone());
-        let ask = compiled
-            .phases
-            .iter()
-            .filter(|p| p.kind.as_str() == phase)
-            .flat_map(|p| p.graph.node_weights())
-            .find(|n| &n.name == node)
-            .is_some_and(|n| n.settings.resume == ResumePolicy::Ask);
-        if ask && !ask_rerun(node, args.yes)? {
-            prior.marked.insert(
-                (phase.clone(), node.clone()),
-                format!("not run again after the crash: {user} said it had completed"),
-            );
-        }
-    }
-    let holder = LockHolder {
-        key: compiled.lock.clone(),
-        run_id: meta.run_id.clone(),
-        user: user.clone(),
-        host: host_name(),
-        pid: std::process::id(),
-        since: rollbook_exec::event::now(),
-    };
-    let stale = if args.break_lock {
-        Stale::Break
-    } else {
-        Stale::IfRun
-    };
-    let _lock = lock::acquire(state_dir, &holder, stale).map_err(|e| lock_failure(e, false))?;
-    let mut journal = FileJournal::open(&run_dir).map_err(exec_failure)?;
-    execute(
-        &compiled,
-        &mut journal,
-        secrets,
-        prior,
-        Some(unknown_names),
-        args,
-        &user,
-        &meta.run_id,
-    )
-}
-
-fn valid_plan(
-    checked: Checked,
-    style: crate::diagnostics::Style,
-) -> Result<rollbook_plan::Plan, Failure> {
-    if !checked.is_ok() {
-        crate::say_part!(
-            "{}",
-            crate::diagnostics::render_all(
-                std::slice::from_ref(&checked),
-                crate::diagnostics::Format::Human,
-                style
-            )
-        );
-        return Err(Failure::invalid(""));
-    }
-    checked
-        .plan
-        .ok_or_else(|| Failure::invalid("the plan could not be read"))
 }
 
 /// For a `resume: ask` step whose outcome is unknown: run it again?
-fn ask_rerun(node: &str, yes: bool) -> Result<bool, Failure> {
+pub(crate) fn ask_rerun(node: &str, yes: bool) -> Result<bool, Failure> {
     if yes {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() {
-        return Err(Failure {
-            code: exit::CANCELLED,
-            message: format!(
-                "{node} was running when the run stopped and says `resume: ask`; there is no terminal to ask on: pass --yes to run it again"
-            ),
-        });
+        return Err(Failure::Cancelled(format!(
+            "{node} was running when the run stopped and says `resume: ask`; there is no terminal to ask on: pass --yes to run it again"
+        )));
     }
     crate::say_part!(
         "{node} was running when the run stopped: its outcome is unknown.\nRun it again? Type yes to rerun, no if it completed: "
@@ -473,61 +295,47 @@ fn ask_rerun(node: &str, yes: bool) -> Result<bool, Failure> {
     match line.trim().to_ascii_lowercase().as_str() {
         "yes" => Ok(true),
         "no" => Ok(false),
-        _ => Err(Failure {
-            code: exit::CANCELLED,
-            message: "no answer: nothing was run".into(),
-        }),
+        _ => Err(Failure::Cancelled("no answer: nothing was run".into())),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn execute(
+/// Where a run starts from: nothing (`run`), or what the journal says already happened
+/// (`resume`).
+pub(crate) struct Start {
+    pub secrets: Map<String, Value>,
+    pub prior: Prior,
+    /// The nodes whose outcome was unknown, for a resume.
+    pub resumed: Option<Vec<String>>,
+}
+
+/// Runs the plan with the display and Ctrl-C wired in; the run's status is the answer.
+pub(crate) fn execute(
     compiled: &CompiledPlan,
     journal: &mut FileJournal,
-    secrets: Map<String, Value>,
-    prior: Prior,
-    resumed: Option<Vec<String>>,
+    start: Start,
     args: &RunArgs,
     user: &str,
     run_id: &str,
-) -> Result<u8, Failure> {
+) -> Result<(), Failure> {
+    let Start {
+        secrets,
+        prior,
+        resumed,
+    } = start;
     let redactor = Redactor::new(
         secrets
             .values()
             .filter_map(|v| v.as_str().map(str::to_string)),
     );
     let runners = runners(args.yes, user, &args.ssh);
-    let mode = if args.events.is_some() {
-        Mode::Json
-    } else if std::io::stderr().is_terminal() {
-        Mode::Live
-    } else {
-        Mode::Lines
-    };
+    let mode = display_mode(args);
     let total: usize = compiled.phases.iter().map(|p| p.graph.node_count()).sum();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::invalid(format!("cannot start the runtime: {e}")))?;
+    let runtime = crate::commands::runtime()?;
     let control = Control::default();
-    let status = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         let (obs_tx, obs_rx) = tokio::sync::mpsc::unbounded_channel();
         let shown = tokio::spawn(display::show(mode, total, obs_rx));
-        let signals = {
-            let control = control.clone();
-            tokio::spawn(async move {
-                let mut presses = 0;
-                while tokio::signal::ctrl_c().await.is_ok() {
-                    presses += 1;
-                    match presses {
-                        1 => control.stop.cancel(),
-                        2 => control.abort.cancel(),
-                        _ => std::process::exit(i32::from(exit::CANCELLED)),
-                    }
-                }
-            })
-        };
+        let signals = tokio::spawn(on_ctrl_c(control.clone()));
         let execution = Execution {
             plan: compiled,
             runners: &runners,
@@ -546,14 +354,37 @@ fn execute(
         signals.abort();
         let _ = shown.await;
         outcome
-    });
-    let outcome = status.map_err(exec_failure)?;
+    })?;
     if mode != Mode::Json {
         crate::say!("{}", display::verdict(outcome.status, run_id));
     }
-    Ok(match outcome.status {
-        RunStatus::Succeeded => exit::OK,
-        RunStatus::Cancelled => exit::CANCELLED,
-        _ => exit::FAILED,
-    })
+    match outcome.status {
+        RunStatus::Succeeded => Ok(()),
+        RunStatus::Cancelled => Err(Failure::Cancelled(String::new())),
+        _ => Err(Failure::RunFailed),
+    }
+}
+
+/// JSON events with `--events json`, else live on a terminal, else lines.
+fn display_mode(args: &RunArgs) -> Mode {
+    if args.events.is_some() {
+        Mode::Json
+    } else if std::io::stderr().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Lines
+    }
+}
+
+/// Ctrl-C once stops starting steps, twice aborts the running ones, three times exits.
+async fn on_ctrl_c(control: Control) {
+    let mut presses = 0;
+    while tokio::signal::ctrl_c().await.is_ok() {
+        presses += 1;
+        match presses {
+            1 => control.stop.cancel(),
+            2 => control.abort.cancel(),
+            _ => std::process::exit(i32::from(exit::CANCELLED)),
+        }
+    }
 }

@@ -31,7 +31,7 @@ pub(crate) fn short(d: std::time::Duration) -> String {
 
 /// `rollbook runs`: the runs under the state dir, newest first.
 pub fn cmd_runs(state_dir: &Path, json: bool) -> Result<u8, Failure> {
-    let runs = journal::list_runs(state_dir).map_err(|e| Failure::invalid(e.to_string()))?;
+    let runs = journal::list_runs(state_dir).map_err(|e| Failure::internal(e.to_string()))?;
     let mut out = String::new();
     if json {
         let _ = writeln!(
@@ -220,17 +220,13 @@ pub(crate) fn compile_as_run(
     compile::compile(plan, params, &inventory, &info).map_err(|e| e.to_string())
 }
 
-/// Reads a run's directory; an unknown run id is exit code 2.
+/// Reads a run's directory; an unknown run id is exit code 2, an unreadable run (or state
+/// dir) exit code 5.
 pub fn open_run(state_dir: &Path, run_id: &str) -> Result<JournaledRun, Failure> {
     let dir = journal::runs_dir(state_dir).join(run_id);
-    if !dir.join("run.json").is_file() {
-        return Err(Failure::invalid(format!(
-            "no run {run_id} in {}: `rollbook runs` lists them",
-            state_dir.display()
-        )));
-    }
-    let meta = journal::read_meta(&dir).map_err(|e| Failure::invalid(e.to_string()))?;
-    let events = journal::read_events(&dir).map_err(|e| Failure::invalid(e.to_string()))?;
+    crate::commands::run_exists(state_dir, run_id, &dir)?;
+    let meta = journal::read_meta(&dir).map_err(|e| Failure::internal(e.to_string()))?;
+    let events = journal::read_events(&dir).map_err(|e| Failure::internal(e.to_string()))?;
     Ok(JournaledRun { dir, meta, events })
 }
 

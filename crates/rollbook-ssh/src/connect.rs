@@ -2,7 +2,7 @@
 //! known_hosts (strictly unless the plan says `accept-new`), then the agent's keys, then
 //! identity files. Every failure says which host and what to do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -134,7 +134,7 @@ fn config(keepalive: Duration) -> Arc<client::Config> {
 pub async fn connect(
     target: &Target,
     keepalive: Duration,
-    use_agent: bool,
+    agent_socket: Option<&Path>,
 ) -> Result<Handle<HostKeyCheck>, Error> {
     let verdict = Arc::new(Mutex::new(None));
     let handler = HostKeyCheck {
@@ -170,18 +170,18 @@ pub async fn connect(
         }
         Ok(Ok(h)) => h,
     };
-    authenticate(&mut handle, target, use_agent).await?;
+    authenticate(&mut handle, target, agent_socket).await?;
     Ok(handle)
 }
 
 async fn authenticate(
     handle: &mut Handle<HostKeyCheck>,
     target: &Target,
-    use_agent: bool,
+    agent_socket: Option<&Path>,
 ) -> Result<(), Error> {
     let mut tried = Vec::new();
-    if use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
-        match russh::keys::agent::client::AgentClient::connect_env().await {
+    if let Some(socket) = agent_socket {
+        match russh::keys::agent::client::AgentClient::connect_uds(socket).await {
             Ok(mut agent) => {
                 let keys = agent.request_identities().await.unwrap_or_default();
                 let count = keys.len();

@@ -38,7 +38,9 @@ pub enum Error {
     Channel(String),
 }
 
-/// Settings that come from the command line rather than the plan.
+/// Settings that come from the command line and the operator's environment rather than the
+/// plan. The caller reads the environment (`HOME`, the login name, `SSH_AUTH_SOCK`); this
+/// crate never does.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
     /// `--identity`: tried first after the agent.
@@ -53,21 +55,23 @@ pub struct SshOptions {
     pub home: PathBuf,
     /// The user to log in as when nothing else says.
     pub default_user: String,
-    /// Try the keys of ssh-agent (`SSH_AUTH_SOCK`) first.
-    pub use_agent: bool,
+    /// The ssh-agent socket whose keys are tried first; `None`: no agent.
+    pub agent_socket: Option<PathBuf>,
 }
 
-impl Default for SshOptions {
-    fn default() -> Self {
+impl SshOptions {
+    /// The usual settings for a local user whose home is `home` and who logs in as
+    /// `default_user` when nothing else says; no agent, no extra key or known_hosts file.
+    pub fn new(home: PathBuf, default_user: String) -> Self {
         SshOptions {
             identity: None,
             known_hosts: None,
             channels_per_host: 8,
             keepalive: Duration::from_secs(15),
             tail_bytes: 64 * 1024,
-            home: std::env::var_os("HOME").map_or_else(|| PathBuf::from("/"), PathBuf::from),
-            default_user: std::env::var("USER").unwrap_or_else(|_| "root".into()),
-            use_agent: true,
+            home,
+            default_user,
+            agent_socket: None,
         }
     }
 }
@@ -155,7 +159,12 @@ impl SshRunner {
         {
             return Ok(c.clone());
         }
-        let handle = connect(target, self.options.keepalive, self.options.use_agent).await?;
+        let handle = connect(
+            target,
+            self.options.keepalive,
+            self.options.agent_socket.as_deref(),
+        )
+        .await?;
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let c = Arc::new(Connection {

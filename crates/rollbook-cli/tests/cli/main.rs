@@ -1,7 +1,9 @@
 //! The `rollbook` command's tests: one binary, so linking stays cheap.
 
+mod architecture;
 mod commands;
 mod dry_runs;
+mod exit_codes;
 mod fleet;
 mod http_plans;
 mod invalid_plans;

@@ -52,10 +52,7 @@ async fn hashed_known_hosts_entries_are_understood() {
     let runner = SshRunner::new(SshOptions {
         identity: Some(f.key.clone()),
         known_hosts: Some(f.dir.join("known_hosts_hashed")),
-        home: f.dir.join("no-home"),
-        default_user: f.user.clone(),
-        use_agent: false,
-        ..SshOptions::default()
+        ..SshOptions::new(f.dir.join("no-home"), f.user.clone())
     });
     let (out, _) = attempt(&runner, f.command(10, "true")).await;
     assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
@@ -88,10 +85,7 @@ async fn a_key_the_host_does_not_accept_is_refused_naming_host_and_user() {
     let runner = SshRunner::new(SshOptions {
         identity: Some(f.dir.join("stranger_ed25519")),
         known_hosts: Some(f.known_hosts.clone()),
-        home: f.dir.join("no-home"),
-        default_user: f.user.clone(),
-        use_agent: false,
-        ..SshOptions::default()
+        ..SshOptions::new(f.dir.join("no-home"), f.user.clone())
     });
     let message = failure(attempt(&runner, f.command(11, "true")).await.0);
     assert!(
@@ -144,10 +138,7 @@ async fn a_key_with_a_passphrase_says_to_use_the_agent() {
     let runner = SshRunner::new(SshOptions {
         identity: Some(key.clone()),
         known_hosts: Some(f.known_hosts.clone()),
-        home: f.dir.join("no-home"),
-        default_user: f.user.clone(),
-        use_agent: false,
-        ..SshOptions::default()
+        ..SshOptions::new(f.dir.join("no-home"), f.user.clone())
     });
     let message = failure(attempt(&runner, f.command(14, "true")).await.0);
     assert!(

@@ -49,10 +49,7 @@ impl Fleet {
         SshRunner::new(SshOptions {
             identity: Some(self.key.clone()),
             known_hosts: Some(self.known_hosts.clone()),
-            home: self.dir.join("no-home"),
-            default_user: self.user.clone(),
-            use_agent: false,
-            ..SshOptions::default()
+            ..SshOptions::new(self.dir.join("no-home"), self.user.clone())
         })
     }
 

@@ -1,0 +1,188 @@
+//! One module per command: each has a `run` that does the command and answers `Ok(())` or a
+//! [`Failure`]. What several commands share lives here: reading a plan and the files that
+//! bind it, each once, and compiling them.
+
+pub mod graph;
+pub mod list;
+pub mod plan;
+pub mod resume;
+pub mod run;
+pub mod schema;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
+use rollbook_plan::{Checked, Plan, SourceFile};
+
+use crate::{BindArgs, Failure, diagnostics, locate};
+
+/// A plan file as read from disk, once: what is compiled is what a run journals and hashes.
+pub struct PlanFile {
+    pub path: PathBuf,
+    pub source: SourceFile,
+}
+
+impl PlanFile {
+    /// Finds a plan by name or path and reads it.
+    pub fn find(plans_dir: &Path, plan: &str) -> Result<Self, Failure> {
+        let path = locate::find_plan(plans_dir, plan).map_err(Failure::invalid)?;
+        let source = read_source(&path)?;
+        Ok(PlanFile { path, source })
+    }
+
+    /// The file name without its extension: what the plan's `name` must be.
+    pub fn stem(&self) -> Option<&str> {
+        self.path.file_stem().and_then(|s| s.to_str())
+    }
+}
+
+/// The files given with `--params-file` and `--inventory`, each read once.
+pub struct BindFiles {
+    pub params: Option<SourceFile>,
+    pub inventory: Option<SourceFile>,
+}
+
+impl BindFiles {
+    pub fn read(bind: &BindArgs) -> Result<Self, Failure> {
+        let read = |file: &Option<PathBuf>| file.as_deref().map(read_source).transpose();
+        Ok(BindFiles {
+            params: read(&bind.params_file)?,
+            inventory: read(&bind.inventory)?,
+        })
+    }
+}
+
+/// Finds, reads, checks and compiles a plan with its params (`plan`, `graph`).
+pub fn compile_plan(
+    plans_dir: &Path,
+    plan: &str,
+    bind: &BindArgs,
+    run: &RunInfo,
+    style: diagnostics::Style,
+) -> Result<CompiledPlan, Failure> {
+    let file = PlanFile::find(plans_dir, plan)?;
+    let files = BindFiles::read(bind)?;
+    compile_source(&file, &bind.params, &files, run, style)
+}
+
+/// Checks and compiles a plan already read, with the params and inventory already read.
+/// Diagnostics and param errors are printed here and become exit code 2.
+pub fn compile_source(
+    file: &PlanFile,
+    params: &[String],
+    files: &BindFiles,
+    run: &RunInfo,
+    style: diagnostics::Style,
+) -> Result<CompiledPlan, Failure> {
+    let checked = rollbook_plan::check(file.source.clone(), file.stem());
+    let plan = valid_plan(checked.plan.as_ref(), &checked, style)?;
+    let mut input = ParamInput::from_args(params).map_err(|e| Failure::invalid(e.to_string()))?;
+    if let Some(source) = &files.params {
+        input.file = rollbook_plan::load_params_file(source)
+            .map_err(|d| side_file_failure(source, &d, style))?;
+    }
+    let inventory = match &files.inventory {
+        Some(source) => rollbook_plan::load_inventory(source)
+            .map_err(|d| side_file_failure(source, &d, style))?,
+        None => BTreeMap::new(),
+    };
+    let params = compile::bind_params(plan, &input).map_err(|e| Failure::invalid(e.to_string()))?;
+    compile::compile(plan, params, &inventory, run).map_err(|e| compile_failure(&checked, &e))
+}
+
+/// The plan of a check without errors; otherwise its diagnostics are printed (exit 2).
+pub fn valid_plan<'a>(
+    plan: Option<&'a Plan>,
+    checked: &Checked,
+    style: diagnostics::Style,
+) -> Result<&'a Plan, Failure> {
+    if !checked.is_ok() {
+        say_part!(
+            "{}",
+            diagnostics::render_all(
+                std::slice::from_ref(checked),
+                diagnostics::Format::Human,
+                style
+            )
+        );
+        return Err(Failure::AlreadyReported(crate::exit::INVALID));
+    }
+    plan.ok_or_else(|| Failure::invalid("the plan could not be read"))
+}
+
+/// A compile error, with the plan's file, line and column when it points somewhere.
+fn compile_failure(checked: &Checked, e: &rollbook_plan::Error) -> Failure {
+    let at = match e {
+        rollbook_plan::Error::Compile {
+            span: Some(span), ..
+        } => {
+            let (line, col) = checked.file.line_col(span.offset);
+            format!("{}:{line}:{col}: ", checked.file.name)
+        }
+        _ => String::new(),
+    };
+    Failure::invalid(format!("{at}{e}"))
+}
+
+/// A file the user named, read whole; one that cannot be read is a usage error.
+pub fn read_source(path: &Path) -> Result<SourceFile, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", path.display())))?;
+    Ok(SourceFile::new(path.display().to_string(), text))
+}
+
+fn side_file_failure(
+    source: &SourceFile,
+    diags: &[rollbook_plan::Diagnostic],
+    style: diagnostics::Style,
+) -> Failure {
+    let checked = Checked {
+        file: source.clone(),
+        plan: None,
+        diagnostics: diags.to_vec(),
+    };
+    say_part!(
+        "{}",
+        diagnostics::render_all(&[checked], diagnostics::Format::Human, style)
+    );
+    Failure::AlreadyReported(crate::exit::INVALID)
+}
+
+/// What `run.*` says in a dry run (`plan`, `graph`).
+pub fn dry_run_info(reason: String) -> RunInfo {
+    RunInfo {
+        id: "dry-run".into(),
+        reason,
+        user: crate::run::current_user(),
+        started_at: "(at run time)".into(),
+    }
+}
+
+/// A tokio runtime for the commands that run async code; one that does not start is
+/// rollbook's fault, not the user's.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the runtime: {e}")))
+}
+
+/// Whether run `run_id` exists (its `run.json` is there, readable or not). No such run is a
+/// usage error (exit 2); a state directory that cannot be looked into is rollbook's (exit 5).
+pub fn run_exists(state_dir: &Path, run_id: &str, run_dir: &Path) -> Result<(), Failure> {
+    let meta = run_dir.join("run.json");
+    match std::fs::symlink_metadata(&meta) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::invalid(format!(
+            "no run {run_id} in {}: `rollbook runs` lists them",
+            state_dir.display()
+        ))),
+        Err(e) => Err(Failure::internal(format!(
+            "cannot look for run {run_id} in {}: {e}",
+            state_dir.display()
+        ))),
+    }
+}

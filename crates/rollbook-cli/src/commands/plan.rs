@@ -1,0 +1,48 @@
+//! `rollbook plan PLAN [--check]`: the dry run, and with `--check` the preflight.
+
+use std::path::Path;
+
+use rollbook_plan::compile::CompiledPlan;
+
+use crate::run::SshArgs;
+use crate::{BindArgs, Failure, check, diagnostics, dry_run};
+
+/// What `rollbook plan` was asked for.
+pub struct Request<'a> {
+    pub plan: &'a str,
+    pub bind: &'a BindArgs,
+    pub reason: String,
+    pub parallelism: usize,
+    pub format: dry_run::Format,
+    pub check: bool,
+    pub ssh: &'a SshArgs,
+}
+
+pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result<(), Failure> {
+    let info = super::dry_run_info(req.reason.clone());
+    let compiled = super::compile_plan(plans_dir, req.plan, req.bind, &info, style)?;
+    let text = match req.format {
+        dry_run::Format::Text => dry_run::text(&compiled, req.parallelism),
+        dry_run::Format::Json => dry_run::json(&compiled, req.parallelism),
+    };
+    crate::print(&text);
+    if req.check {
+        preflight(&compiled, req.format == dry_run::Format::Json, req.ssh)?;
+    }
+    Ok(())
+}
+
+/// The preflight table goes to stdout after the dry-run text, or to stderr when stdout holds
+/// the dry run's JSON. A failed check is exit code 1.
+fn preflight(compiled: &CompiledPlan, json: bool, ssh: &SshArgs) -> Result<(), Failure> {
+    let secrets = crate::run::resolve_secrets(compiled)?;
+    let runners = crate::run::runners(true, &crate::run::current_user(), ssh);
+    let rows = super::runtime()?.block_on(check::preflight(compiled, &runners, &secrets));
+    let (table, ok) = check::table(&rows);
+    if json {
+        say_part!("{table}");
+    } else {
+        crate::print(&table);
+    }
+    if ok { Ok(()) } else { Err(Failure::RunFailed) }
+}

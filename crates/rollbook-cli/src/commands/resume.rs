@@ -1,0 +1,143 @@
+//! `rollbook resume RUN_ID`: go on with a run that failed, was cancelled or crashed. What
+//! succeeded is not run again; a step whose outcome is unknown runs again, or, when it says
+//! `resume: ask`, a person decides.
+
+use std::path::Path;
+
+use rollbook_exec::RunStatus;
+use rollbook_exec::executor::Prior;
+use rollbook_exec::journal::{self, FileJournal, RunMeta};
+use rollbook_exec::lock::Stale;
+use rollbook_exec::resume::Replay;
+use rollbook_plan::SourceFile;
+use rollbook_plan::compile::CompiledPlan;
+use rollbook_plan::model::ResumePolicy;
+
+use crate::run::{RunArgs, Start};
+use crate::runs::JournaledRun;
+use crate::{Failure, diagnostics};
+
+pub fn run(
+    state_dir: &Path,
+    run_id: &str,
+    allow_changed_plan: bool,
+    args: &RunArgs,
+    style: diagnostics::Style,
+) -> Result<(), Failure> {
+    let JournaledRun {
+        dir,
+        mut meta,
+        events,
+    } = crate::runs::open_run(state_dir, run_id)?;
+    let replay = rollbook_exec::resume::replay(&events);
+    if replay.finished == Some(RunStatus::Succeeded) {
+        say!("run {run_id} already succeeded: nothing to resume");
+        return Ok(());
+    }
+    let plan_text = plan_to_resume(&dir, &mut meta, allow_changed_plan)?;
+    let compiled = compile(&dir, &meta, plan_text, style)?;
+    let secrets = crate::run::resolve_secrets(&compiled)?;
+    let user = crate::run::current_user();
+    let (prior, unknown) = settle_unknown(&compiled, replay, args.yes, &user)?;
+    let holder = crate::run::lock_holder(
+        &compiled.lock,
+        &meta.run_id,
+        &user,
+        rollbook_exec::event::now(),
+    );
+    let stale = if args.break_lock {
+        Stale::Break
+    } else {
+        Stale::IfRun
+    };
+    let _lock = crate::run::take_lock(state_dir, &holder, stale, false)?;
+    let mut journal = FileJournal::open(&dir)?;
+    let start = Start {
+        secrets,
+        prior,
+        resumed: Some(unknown),
+    };
+    crate::run::execute(&compiled, &mut journal, start, args, &user, &meta.run_id)
+}
+
+/// The run goes on with the plan it started with; a plan changed since is refused unless
+/// asked for, because steps that already ran were the old ones. When it is asked for, the
+/// new plan becomes the run's plan: a later resume compares against it.
+fn plan_to_resume(
+    dir: &Path,
+    meta: &mut RunMeta,
+    allow_changed_plan: bool,
+) -> Result<String, Failure> {
+    let copy = dir.join("plan.yaml");
+    let kept = std::fs::read_to_string(&copy).map_err(|e| {
+        Failure::internal(format!(
+            "cannot read the run's plan copy {}: {e}",
+            copy.display()
+        ))
+    })?;
+    let current = std::fs::read_to_string(&meta.plan_path).ok();
+    let Some(text) = current.filter(|t| journal::hash_text(t) != meta.plan_hash) else {
+        return Ok(kept);
+    };
+    if !allow_changed_plan {
+        return Err(Failure::invalid(format!(
+            "{} changed since run {} started; resume with --allow-changed-plan to use the new plan, or restore the old one (kept in {})",
+            meta.plan_path,
+            meta.run_id,
+            copy.display()
+        )));
+    }
+    meta.plan_hash = journal::hash_text(&text);
+    journal::replace_plan(dir, meta, &text)?;
+    Ok(text)
+}
+
+/// Checks the plan text and compiles it as the run did: its params, its inventory copy, its
+/// id, reason, user and start.
+fn compile(
+    dir: &Path,
+    meta: &RunMeta,
+    plan_text: String,
+    style: diagnostics::Style,
+) -> Result<CompiledPlan, Failure> {
+    let stem = Path::new(&meta.plan_path)
+        .file_stem()
+        .and_then(|s| s.to_str());
+    let checked = rollbook_plan::check(SourceFile::new(meta.plan_path.clone(), plan_text), stem);
+    let plan = super::valid_plan(checked.plan.as_ref(), &checked, style)?;
+    crate::runs::compile_as_run(plan, meta, dir).map_err(Failure::invalid)
+}
+
+/// The nodes that were in flight when the run stopped: each runs again, unless it says
+/// `resume: ask` and the person at the terminal says it had completed. Returns what the
+/// executor starts from, and the names of those nodes.
+fn settle_unknown(
+    compiled: &CompiledPlan,
+    replay: Replay,
+    yes: bool,
+    user: &str,
+) -> Result<(Prior, Vec<String>), Failure> {
+    let mut prior = replay.prior;
+    let mut names = Vec::new();
+    for (phase, node) in replay.unknown {
+        if asks_on_resume(compiled, &phase, &node) && !crate::run::ask_rerun(&node, yes)? {
+            prior.marked.insert(
+                (phase.clone(), node.clone()),
+                format!("not run again after the crash: {user} said it had completed"),
+            );
+        }
+        names.push(node);
+    }
+    Ok((prior, names))
+}
+
+/// Whether a node says `resume: ask`.
+fn asks_on_resume(compiled: &CompiledPlan, phase: &str, node: &str) -> bool {
+    compiled
+        .phases
+        .iter()
+        .filter(|p| p.kind.as_str() == phase)
+        .flat_map(|p| p.graph.node_weights())
+        .find(|n| n.name == node)
+        .is_some_and(|n| n.settings.resume == ResumePolicy::Ask)
+}

@@ -1,0 +1,87 @@
+//! `rollbook run PLAN --reason TEXT`: check and compile the plan, read its secrets, confirm,
+//! take the lock, journal, run. The plan and inventory files are read once: the text that is
+//! compiled is the text that is hashed and copied into the journal.
+
+use std::path::Path;
+
+use rollbook_exec::executor::Prior;
+use rollbook_exec::journal::{self, FileJournal, RunMeta};
+use rollbook_exec::lock::{LockHolder, Stale};
+use rollbook_plan::compile::{CompiledPlan, RunInfo};
+
+use super::{BindFiles, PlanFile};
+use crate::run::{RunArgs, Start};
+use crate::{BindArgs, Failure, diagnostics};
+
+pub fn run(
+    plans_dir: &Path,
+    state_dir: &Path,
+    plan_ref: &str,
+    reason: &str,
+    bind: &BindArgs,
+    args: &RunArgs,
+    style: diagnostics::Style,
+) -> Result<(), Failure> {
+    if reason.trim().is_empty() {
+        return Err(Failure::invalid("--reason must say why the rollback runs"));
+    }
+    let info = RunInfo {
+        id: journal::new_run_id(),
+        reason: reason.to_string(),
+        user: crate::run::current_user(),
+        started_at: rollbook_exec::event::now(),
+    };
+    let file = PlanFile::find(plans_dir, plan_ref)?;
+    let files = BindFiles::read(bind)?;
+    let compiled = super::compile_source(&file, &bind.params, &files, &info, style)?;
+    let secrets = crate::run::resolve_secrets(&compiled)?;
+    crate::run::confirm_phrase(&compiled, args.yes)?;
+    let holder = crate::run::lock_holder(
+        &compiled.lock,
+        &info.id,
+        &info.user,
+        info.started_at.clone(),
+    );
+    let stale = if args.break_lock {
+        Stale::Break
+    } else {
+        Stale::Refuse
+    };
+    let _lock = crate::run::take_lock(state_dir, &holder, stale, true)?;
+    let meta = run_meta(&compiled, &file, &files, &info, &holder, args);
+    let inventory = files.inventory.as_ref().map(|s| &*s.text);
+    let mut journal = FileJournal::create(state_dir, &meta, &file.source.text, inventory)?;
+    let start = Start {
+        secrets,
+        prior: Prior::default(),
+        resumed: None,
+    };
+    crate::run::execute(&compiled, &mut journal, start, args, &info.user, &info.id)
+}
+
+/// What the journal's `run.json` says of the run.
+fn run_meta(
+    compiled: &CompiledPlan,
+    file: &PlanFile,
+    files: &BindFiles,
+    info: &RunInfo,
+    holder: &LockHolder,
+    args: &RunArgs,
+) -> RunMeta {
+    RunMeta {
+        run_id: info.id.clone(),
+        plan: compiled.name.clone(),
+        plan_path: file.path.display().to_string(),
+        plan_hash: journal::hash_text(&file.source.text),
+        params: compiled.params.clone(),
+        reason: info.reason.clone(),
+        user: info.user.clone(),
+        host: holder.host.clone(),
+        pid: holder.pid,
+        started_at: info.started_at.clone(),
+        lock: compiled.lock.clone(),
+        parallelism: args.parallelism,
+        inventory: files.inventory.is_some(),
+        rollbook_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}

@@ -1,0 +1,50 @@
+//! `rollbook validate [PATHS...]`: every problem of every plan, at once.
+
+use std::path::{Path, PathBuf};
+
+use rollbook_plan::Checked;
+
+use crate::{Failure, diagnostics, exit, locate};
+
+pub fn run(
+    plans_dir: &Path,
+    paths: Vec<PathBuf>,
+    format: diagnostics::Format,
+    style: diagnostics::Style,
+) -> Result<(), Failure> {
+    let paths = if paths.is_empty() {
+        vec![plans_dir.to_path_buf()]
+    } else {
+        paths
+    };
+    let checked = check_all(&paths)?;
+    let out = diagnostics::render_all(&checked, format, style);
+    match format {
+        diagnostics::Format::Human => say_part!("{out}"),
+        _ => crate::print(&out),
+    }
+    if checked.iter().any(|c| !c.is_ok()) {
+        return Err(Failure::AlreadyReported(exit::INVALID));
+    }
+    Ok(())
+}
+
+/// Checks the plan files named by `paths`; no file at all is a usage error.
+fn check_all(paths: &[PathBuf]) -> Result<Vec<Checked>, Failure> {
+    let files = locate::plan_files(paths).map_err(Failure::invalid)?;
+    if files.is_empty() {
+        let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(Failure::invalid(format!(
+            "no plan files (*.yaml) in {}",
+            names.join(", ")
+        )));
+    }
+    files.iter().map(|path| check_file(path)).collect()
+}
+
+/// Reads and checks one plan file.
+pub fn check_file(path: &Path) -> Result<Checked, Failure> {
+    let source = super::read_source(path)?;
+    let stem = path.file_stem().and_then(|s| s.to_str());
+    Ok(rollbook_plan::check(source, stem))
+}
