@@ -277,6 +277,7 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// A param's `enum` values and default fit its type.
     fn param(&mut self, name: &Spanned<String>, param: &Param) {
         let ty = param.ty();
         let choices: Vec<(serde_json::Value, Span)> = param
@@ -299,62 +300,74 @@ impl<'p> Validator<'p> {
             }
         }
         if let Some(default) = &param.default {
-            let value = default.to_json();
-            match params::check_value(ty, &value) {
-                Err(why) => self.push(
-                    Diagnostic::error(
-                        "bad-param",
-                        default.span,
-                        format!(
-                            "the default of param `{}` does not fit its type {}: {why}",
-                            name.value,
-                            ty.as_str()
-                        ),
-                    )
-                    .label(format!("expected {}", ty.as_str())),
-                ),
-                Ok(v)
-                    if !choices.is_empty()
-                        && !choices
-                            .iter()
-                            .any(|(c, _)| params::check_value(ty, c).ok().as_ref() == Some(&v)) =>
-                {
-                    let allowed: Vec<String> = choices
+            self.param_default(name, param, default, &choices);
+        }
+    }
+
+    /// A param's default fits its type and its `enum`, and is not combined with `required`.
+    fn param_default(
+        &mut self,
+        name: &Spanned<String>,
+        param: &Param,
+        default: &crate::yaml::Node,
+        choices: &[(serde_json::Value, Span)],
+    ) {
+        let ty = param.ty();
+        let value = default.to_json();
+        match params::check_value(ty, &value) {
+            Err(why) => self.push(
+                Diagnostic::error(
+                    "bad-param",
+                    default.span,
+                    format!(
+                        "the default of param `{}` does not fit its type {}: {why}",
+                        name.value,
+                        ty.as_str()
+                    ),
+                )
+                .label(format!("expected {}", ty.as_str())),
+            ),
+            Ok(v)
+                if !choices.is_empty()
+                    && !choices
                         .iter()
-                        .map(|(c, _)| params::display_value(c))
-                        .collect();
-                    let mut d = Diagnostic::error(
-                        "bad-param",
-                        default.span,
-                        format!(
-                            "the default of param `{}` is not one of its `enum` values",
-                            name.value
-                        ),
-                    )
-                    .label(format!("expected one of: {}", allowed.join(", ")));
-                    if let Some(s) = did_you_mean(
-                        &params::display_value(&v),
-                        allowed.iter().map(String::as_str),
-                    ) {
-                        d = d.help(format!("did you mean `{s}`?"));
-                    }
-                    self.push(d);
+                        .any(|(c, _)| params::check_value(ty, c).ok().as_ref() == Some(&v)) =>
+            {
+                let allowed: Vec<String> = choices
+                    .iter()
+                    .map(|(c, _)| params::display_value(c))
+                    .collect();
+                let mut d = Diagnostic::error(
+                    "bad-param",
+                    default.span,
+                    format!(
+                        "the default of param `{}` is not one of its `enum` values",
+                        name.value
+                    ),
+                )
+                .label(format!("expected one of: {}", allowed.join(", ")));
+                if let Some(s) = did_you_mean(
+                    &params::display_value(&v),
+                    allowed.iter().map(String::as_str),
+                ) {
+                    d = d.help(format!("did you mean `{s}`?"));
                 }
-                Ok(_) => {}
+                self.push(d);
             }
-            if param.is_required() {
-                self.push(
-                    Diagnostic::warning(
-                        "required-with-default",
-                        default.span,
-                        format!(
-                            "param `{}` is required but has a default: the default is used when no value is given, so `required` has no effect",
-                            name.value
-                        ),
-                    )
-                    .help("drop `required: true` (to use the default) or the default (to insist on a value)"),
-                );
-            }
+            Ok(_) => {}
+        }
+        if param.is_required() {
+            self.push(
+                Diagnostic::warning(
+                    "required-with-default",
+                    default.span,
+                    format!(
+                        "param `{}` is required but has a default: the default is used when no value is given, so `required` has no effect",
+                        name.value
+                    ),
+                )
+                .help("drop `required: true` (to use the default) or the default (to insist on a value)"),
+            );
         }
     }
 
