@@ -12,15 +12,23 @@ use crate::model::{HostKeyPolicy, RowsExpect, StatusExpect};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
+    /// A command or script on a remote host.
     Ssh(SshCommand),
+    /// An HTTP request.
     Http(HttpRequest),
+    /// SQL statements against a database.
     Sql(SqlCall),
+    /// A local command.
     Shell(ShellCommand),
+    /// A wait.
     Sleep {
+        /// How long (seconds in JSON).
         #[serde(with = "secs")]
         duration: Duration,
     },
+    /// A question a person answers before the run goes on.
     Confirm {
+        /// The question, rendered.
         prompt: String,
     },
 }
@@ -46,26 +54,39 @@ pub struct SshCommand {
     pub host: String,
     /// Where to connect: the inventory's `address`, else the name.
     pub address: String,
+    /// The port: the step's, else the inventory host's, else the default (none: the SSH
+    /// runner's default).
     pub port: Option<u16>,
+    /// The user: the step's, else the inventory host's, else the default.
     pub user: Option<String>,
     /// `run`: one command line.
     pub command: Option<String>,
     /// `script`: sent on stdin to `sh -se`.
     pub script: Option<String>,
+    /// Run through `sudo -n`.
     pub sudo: bool,
+    /// Variables exported (quoted) before the command: the defaults', then the step's.
     pub env: Vec<(String, String)>,
+    /// A file to copy to the host first.
     pub upload: Option<Upload>,
+    /// A private key file to log in with.
     pub identity_file: Option<String>,
+    /// The known-hosts file to check the host key against.
     pub known_hosts: Option<String>,
+    /// What to do with a host key that is not known.
     pub host_key_policy: HostKeyPolicyName,
+    /// How long connecting may take (seconds in JSON).
     #[serde(with = "opt_secs")]
     pub connect_timeout: Option<Duration>,
 }
 
+/// [`HostKeyPolicy`] as the runner receives it (`strict` when the plan says nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HostKeyPolicyName {
+    /// Refuse unknown and changed host keys.
     Strict,
+    /// Learn the keys of new hosts; refuse changed ones.
     AcceptNew,
 }
 
@@ -78,16 +99,21 @@ impl From<HostKeyPolicy> for HostKeyPolicyName {
     }
 }
 
+/// A local file to copy to the host before the command runs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Upload {
+    /// The local path.
     pub from: String,
+    /// The path on the host.
     pub to: String,
+    /// The file mode, read from the plan's octal text (`"0644"` is 420).
     pub mode: Option<u32>,
 }
 
 /// An HTTP request and what its response must look like.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HttpRequest {
+    /// `GET` unless the step says otherwise.
     pub method: String,
     /// With the query string.
     pub url: String,
@@ -95,27 +121,43 @@ pub struct HttpRequest {
     /// inventory says where a host is for every protocol. The URL (and so the `Host` header
     /// and the TLS name) keeps the name.
     pub address: Option<String>,
+    /// Headers in the order sent: defaults, connection, step (a later one replaces an
+    /// earlier one of the same name).
     pub headers: Vec<(String, String)>,
+    /// The body, if any.
     pub body: Option<HttpBody>,
+    /// The status the response must have (none: any 2xx).
     pub expect_status: Option<StatusExpect>,
+    /// Text the body must contain.
     pub expect_body_contains: Option<String>,
+    /// A jq condition over `{status, headers, body, json}` that must hold.
     pub expect_jq: Option<String>,
+    /// How the server is verified and how rollbook identifies itself.
     pub tls: Tls,
 }
 
+/// A request body.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HttpBody {
+    /// Sent as JSON (`json:`).
     Json(Value),
+    /// Sent as written (`body:`).
     Text(String),
+    /// Sent form-encoded (`form:`).
     Form(Vec<(String, String)>),
 }
 
+/// TLS settings of one request; the default verifies against the system's roots.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Tls {
+    /// CA certificates (PEM) to trust instead of the system's.
     pub ca_file: Option<String>,
+    /// A client certificate (PEM).
     pub client_cert: Option<String>,
+    /// The client certificate's key (PEM).
     pub client_key: Option<String>,
+    /// Skip certificate verification.
     pub insecure: bool,
 }
 
@@ -124,10 +166,15 @@ pub struct Tls {
 pub struct SqlCall {
     /// The connection's name, when the step named one.
     pub connection: Option<String>,
+    /// The database URL (empty when the plan gives none; validation refuses such a plan).
     pub url: String,
+    /// The statements, in order.
     pub statements: Vec<SqlStatement>,
+    /// All statements in one transaction.
     pub transaction: bool,
+    /// The rows the statements must affect, checked before COMMIT.
     pub expect_rows_affected: Option<RowsExpect>,
+    /// How long a statement may wait for a lock (seconds in JSON).
     #[serde(with = "opt_secs")]
     pub lock_timeout: Option<Duration>,
     /// The step's per-attempt timeout, to be enforced by the server too
@@ -136,8 +183,10 @@ pub struct SqlCall {
     pub statement_timeout: Option<Duration>,
 }
 
+/// One statement and the values bound to its placeholders.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SqlStatement {
+    /// The SQL text.
     pub text: String,
     /// Bound to the placeholders, never spliced.
     pub args: Vec<Value>,
@@ -146,9 +195,13 @@ pub struct SqlStatement {
 /// A command on the machine running rollbook.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShellCommand {
+    /// `run`: one command line for `sh -c`.
     pub command: Option<String>,
+    /// `script`: sent on stdin to `sh -se`.
     pub script: Option<String>,
+    /// Variables set for the command.
     pub env: Vec<(String, String)>,
+    /// The directory to run in.
     pub cwd: Option<String>,
 }
 

@@ -9,11 +9,14 @@ use std::sync::Arc;
 /// A byte range of the plan's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord, Hash)]
 pub struct Span {
+    /// Byte offset of the first byte.
     pub offset: usize,
+    /// Length in bytes (0 for a point, e.g. the end of the file).
     pub len: usize,
 }
 
 impl Span {
+    /// `len` bytes from `offset`.
     pub const fn new(offset: usize, len: usize) -> Self {
         Span { offset, len }
     }
@@ -25,22 +28,29 @@ impl From<Span> for miette::SourceSpan {
     }
 }
 
+/// How serious a diagnostic is. Errors sort before warnings at the same place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// The plan cannot run.
     Error,
+    /// The plan runs, but probably not as its author meant.
     Warning,
 }
 
 /// One problem, with where it is and what to do about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
+    /// Error or warning.
     pub level: Level,
     /// Stable kebab-case name of the kind of problem (`unknown-key`), for tools and docs.
     pub code: &'static str,
+    /// What is wrong, in one sentence.
     pub message: String,
+    /// Where: the value or key at fault.
     pub span: Span,
     /// Text shown at the caret.
     pub label: Option<String>,
+    /// What to do about it (a fix, or "did you mean").
     pub help: Option<String>,
     /// Other places that belong to the story (the first definition of a duplicate id, the
     /// other steps of a cycle).
@@ -48,6 +58,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error with its code, place and message; add the rest with the builder methods.
     pub fn error(code: &'static str, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             level: Level::Error,
@@ -60,6 +71,7 @@ impl Diagnostic {
         }
     }
 
+    /// A warning with its code, place and message.
     pub fn warning(code: &'static str, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             level: Level::Warning,
@@ -67,21 +79,25 @@ impl Diagnostic {
         }
     }
 
+    /// Sets the text shown at the caret.
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
     }
 
+    /// Sets what to do about it.
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
+    /// Adds another place that belongs to the story, with its label.
     pub fn related(mut self, span: Span, label: impl Into<String>) -> Self {
         self.related.push((span, label.into()));
         self
     }
 
+    /// Whether it stops the plan from running.
     pub fn is_error(&self) -> bool {
         self.level == Level::Error
     }
@@ -90,11 +106,14 @@ impl Diagnostic {
 /// A plan file's name and text, shared by the diagnostics about it.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
+    /// The name diagnostics show (a path as given, or `<stdin>`).
     pub name: String,
+    /// The whole text.
     pub text: Arc<str>,
 }
 
 impl SourceFile {
+    /// A file named `name` holding `text`.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
         SourceFile {
             name: name.into(),
@@ -123,12 +142,15 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 /// A diagnostic together with its file, in the form miette renders.
 #[derive(Debug)]
 pub struct Located<'a> {
+    /// The file the diagnostic is about.
     pub file: &'a SourceFile,
+    /// The diagnostic.
     pub diagnostic: &'a Diagnostic,
     source: miette::NamedSource<Arc<str>>,
 }
 
 impl<'a> Located<'a> {
+    /// `diagnostic` about `file`.
     pub fn new(file: &'a SourceFile, diagnostic: &'a Diagnostic) -> Self {
         let source = miette::NamedSource::new(file.name.clone(), file.text.clone());
         Located {

@@ -12,6 +12,7 @@ pub const VARIABLES: [&str; 5] = ["$params", "$item", "$index", "$steps", "$run"
 /// An expression that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JqError {
+    /// What jaq says is wrong.
     pub message: String,
     /// Byte offset inside the expression, when known.
     pub offset: Option<usize>,

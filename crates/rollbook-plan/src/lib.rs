@@ -24,7 +24,8 @@ pub mod yaml;
 pub use diagnostic::{Diagnostic, Level, Located, SourceFile, Span};
 pub use model::Plan;
 
-/// Why a plan could not be compiled (a plan with diagnostics never gets this far).
+/// This crate's errors: why a plan could not be compiled (a plan with diagnostics never gets
+/// this far), or a name that is not what it should be.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Param values that are missing, unknown, of the wrong type or not allowed; one line each.
@@ -32,18 +33,27 @@ pub enum Error {
     Params(Vec<String>),
     /// The plan cannot be expanded with these values (a `for_each` that is not a list).
     #[error("{message}")]
-    Compile { message: String, span: Option<Span> },
-    /// An inventory or params file that cannot be read.
-    #[error("{path}: {message}")]
-    Input { path: String, message: String },
+    Compile {
+        /// What is wrong, for people.
+        message: String,
+        /// Where in the plan, when it is one place.
+        span: Option<Span>,
+    },
+    /// A phase name that is not `steps`, `on_failure` or `finally` (see
+    /// [`compile::PhaseKind`]).
+    #[error("`{0}` is not a phase: expected `steps`, `on_failure` or `finally`")]
+    UnknownPhase(String),
 }
 
 /// A plan file read and checked: the plan (when it could be read at all) and every problem
 /// found in it.
 #[derive(Debug)]
 pub struct Checked {
+    /// The file that was read.
     pub file: SourceFile,
+    /// The plan, unless the file is not YAML, is empty, or is not a mapping.
     pub plan: Option<Plan>,
+    /// Every problem found, sorted by place (errors first at the same place).
     pub diagnostics: Vec<Diagnostic>,
 }
 

@@ -17,11 +17,14 @@ use crate::yaml::Node;
 /// A value with the place in the file it was read from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spanned<T> {
+    /// The value as decoded.
     pub value: T,
+    /// Where it was written.
     pub span: Span,
 }
 
 impl<T> Spanned<T> {
+    /// `value`, read at `span`.
     pub fn new(value: T, span: Span) -> Self {
         Spanned { value, span }
     }
@@ -70,7 +73,9 @@ impl JsonSchema for Node {
 /// see the same length (and an operator can give a wait its length per incident).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Duration {
+    /// A length written in the plan.
     Fixed(StdDuration),
+    /// `{{ params.NAME }}`: the name of a `duration` param.
     Param(String),
 }
 
@@ -111,6 +116,9 @@ impl JsonSchema for Duration {
 }
 
 /// An ordered map from names to values, as written in YAML.
+///
+/// A list of pairs rather than a map: the order is the plan's (env variables and headers are
+/// sent in it), and duplicates survive decoding so they can be reported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entries<V>(pub Vec<(Spanned<String>, V)>);
 
@@ -121,21 +129,27 @@ impl<V> Default for Entries<V> {
 }
 
 impl<V> Entries<V> {
+    /// The value of the first entry named `name`.
     pub fn get(&self, name: &str) -> Option<&V> {
         self.0.iter().find(|(k, _)| k.value == name).map(|(_, v)| v)
     }
+    /// Whether an entry is named `name`.
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+    /// The names, in the order written.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(k, _)| k.value.as_str())
     }
+    /// The entries, in the order written.
     pub fn iter(&self) -> impl Iterator<Item = &(Spanned<String>, V)> {
         self.0.iter()
     }
+    /// Whether there are no entries.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// How many entries there are (duplicates included).
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -148,6 +162,7 @@ impl<V: JsonSchema> JsonSchema for Entries<V> {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "object",
+            "description": "Names and their values; the order written is kept.",
             "additionalProperties": generator.subschema_for::<V>(),
         })
     }
@@ -197,17 +212,24 @@ pub struct Plan {
     pub span: Span,
 }
 
+/// How bad the situation is that a plan answers; shown by `list` and in incident reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(rename_all = "lowercase")]
 pub enum Severity {
+    /// The most severe level.
     Critical,
+    /// Severe, below `critical`.
     High,
+    /// Between `high` and `low`.
     Medium,
+    /// The least severe level.
     Low,
 }
 
 impl Severity {
+    /// The names as written in plans, in declaration order.
     pub const NAMES: &[&str] = &["critical", "high", "medium", "low"];
+    /// The name as written in plans.
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }
@@ -230,31 +252,42 @@ pub struct Param {
     pub choices: Option<Vec<Node>>,
     /// What the parameter means, shown by `plan` and `--help`.
     pub description: Option<Spanned<String>>,
+    /// Where the param's mapping is written.
     #[schemars(skip)]
     pub span: Span,
 }
 
 impl Param {
+    /// The declared type, `string` when none is written.
     pub fn ty(&self) -> ParamType {
         self.ty.as_ref().map_or(ParamType::String, |t| t.value)
     }
+    /// Whether the run refuses to start without a value (`required: true`).
     pub fn is_required(&self) -> bool {
         self.required.as_ref().is_some_and(|r| r.value)
     }
 }
 
+/// The type of a param's value, checked when params are bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(rename_all = "lowercase")]
 pub enum ParamType {
+    /// Any text (the default).
     String,
+    /// A whole number.
     Int,
+    /// `true` or `false`.
     Bool,
+    /// A list of values (`--param nodes=a,b,c`), e.g. for `for_each`.
     List,
+    /// A length such as `30s` or `5m`, usable as `{{ params.NAME }}` in durations.
     Duration,
 }
 
 impl ParamType {
+    /// The names as written in plans, in declaration order.
     pub const NAMES: &[&str] = &["string", "int", "bool", "list", "duration"];
+    /// The name as written in plans.
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }
@@ -264,11 +297,14 @@ impl ParamType {
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(untagged)]
 pub enum Host {
+    /// Just the name, which is also the address to connect to.
     Name(Spanned<String>),
+    /// A name with its own address, port, user or template values.
     Detailed(HostDetails),
 }
 
 impl Host {
+    /// The name steps use for this host.
     pub fn name(&self) -> &Spanned<String> {
         match self {
             Host::Name(n) => n,
@@ -277,6 +313,8 @@ impl Host {
     }
 }
 
+/// A host written as an object: its name and how to reach it when that differs from the
+/// name.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HostDetails {
@@ -307,10 +345,13 @@ pub enum SecretSource {
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Connection {
+    /// A database, for `sql` steps.
     Sql(SqlConnection),
+    /// An HTTP service, for `http` steps.
     Http(HttpConnection),
 }
 
+/// A database that `sql` steps name with `connection:` (and `defaults.sql.connection`).
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct SqlConnection {
@@ -318,6 +359,7 @@ pub struct SqlConnection {
     pub url: Template,
 }
 
+/// An HTTP service that `http` steps name with `connection:`, then give only a `path`.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HttpConnection {
@@ -326,6 +368,7 @@ pub struct HttpConnection {
     /// Headers sent with every request.
     #[schemars(default)]
     pub headers: Entries<Template>,
+    /// TLS settings for this service (a step's own `tls` wins).
     pub tls: Option<Tls>,
 }
 
@@ -335,9 +378,13 @@ pub struct HttpConnection {
 pub struct Defaults {
     /// Per-attempt timeout.
     pub timeout: Option<Spanned<Duration>>,
+    /// How failed attempts are retried, for steps that say nothing.
     pub retry: Option<Retry>,
+    /// SSH settings for every `ssh` step.
     pub ssh: Option<SshSettings>,
+    /// Headers and TLS for every `http` step.
     pub http: Option<HttpSettings>,
+    /// The connection and lock timeout of every `sql` step.
     pub sql: Option<SqlSettings>,
 }
 
@@ -355,14 +402,18 @@ pub struct Retry {
     pub max_delay: Option<Spanned<Duration>>,
     /// Spread delays randomly by up to half their length.
     pub jitter: Option<Spanned<bool>>,
+    /// Where the `retry` mapping is written.
     #[schemars(skip)]
     pub span: Span,
 }
 
+/// How the delay between retries grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(rename_all = "lowercase")]
 pub enum Backoff {
+    /// The same `delay` every time.
     Fixed,
+    /// The delay doubles after each try, up to `max_delay`.
     Exponential,
 }
 
@@ -370,24 +421,32 @@ pub enum Backoff {
 #[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct SshSettings {
+    /// The user to log in as (the step's, else the inventory host's, else this default).
     pub user: Option<Template>,
+    /// The port (the step's, else the inventory host's, else this default).
     pub port: Option<Spanned<u16>>,
     /// Run the command through `sudo -n`.
     pub sudo: Option<Spanned<bool>>,
     /// Variables exported (quoted) before the command.
     #[schemars(default)]
     pub env: Entries<Template>,
+    /// A private key file to log in with.
     pub identity_file: Option<Template>,
+    /// The known-hosts file that host keys are checked against.
     pub known_hosts: Option<Template>,
     /// `strict` (default): unknown or changed host keys are refused. `accept-new` learns new ones.
     pub host_key_policy: Option<Spanned<HostKeyPolicy>>,
+    /// How long connecting (TCP, handshake and login) may take.
     pub connect_timeout: Option<Spanned<Duration>>,
 }
 
+/// What to do with a host key that is not in known_hosts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(rename_all = "kebab-case")]
 pub enum HostKeyPolicy {
+    /// Refuse unknown and changed keys (the default).
     Strict,
+    /// Learn the key of a host seen for the first time; still refuse changed keys.
     AcceptNew,
 }
 
@@ -395,8 +454,11 @@ pub enum HostKeyPolicy {
 #[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HttpSettings {
+    /// Headers sent with every request (a connection's or step's header of the same name
+    /// wins).
     #[schemars(default)]
     pub headers: Entries<Template>,
+    /// TLS settings for every request without its own or its connection's.
     pub tls: Option<Tls>,
 }
 
@@ -404,7 +466,9 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct SqlSettings {
+    /// The `sql` connection of steps that name neither a connection nor a URL.
     pub connection: Option<Spanned<String>>,
+    /// How long a statement may wait for a lock before it fails (set on the server).
     pub lock_timeout: Option<Spanned<Duration>>,
 }
 
@@ -430,6 +494,7 @@ pub struct Step {
     pub max_failures: Option<Spanned<u64>>,
     /// Per-attempt timeout.
     pub timeout: Option<Spanned<Duration>>,
+    /// How failed attempts are retried (default: from `defaults`, else no retry).
     pub retry: Option<Retry>,
     /// Health gate: jq condition over the result; the action repeats until it holds.
     pub until: Option<Jq>,
@@ -444,9 +509,13 @@ pub struct Step {
     pub on_failure: Option<Spanned<OnFailure>>,
     /// What `resume` does with an attempt in flight at a crash: `rerun` (default) or `ask`.
     pub resume: Option<Spanned<ResumePolicy>>,
+    /// Run a command or script on a host over SSH.
     pub ssh: Option<SshAction>,
+    /// Send an HTTP request.
     pub http: Option<HttpAction>,
+    /// Run SQL statements against a database.
     pub sql: Option<SqlAction>,
+    /// Run a command on the machine running rollbook.
     pub shell: Option<ShellAction>,
     /// Wait this long.
     pub sleep: Option<Spanned<Duration>>,
@@ -454,6 +523,7 @@ pub struct Step {
     pub confirm: Option<Template>,
     /// A group: these steps run (once per `for_each` item) as a small graph of their own.
     pub steps: Option<Vec<Step>>,
+    /// Where the step's mapping is written.
     #[schemars(skip)]
     pub span: Span,
 }
@@ -478,6 +548,7 @@ impl Step {
 }
 
 impl Retry {
+    /// The durations written in it: `delay` and `max_delay`.
     pub fn durations(&self) -> impl Iterator<Item = &Spanned<Duration>> {
         self.delay.iter().chain(self.max_delay.iter())
     }
@@ -497,16 +568,25 @@ impl Defaults {
 /// The one thing a step does.
 #[derive(Debug, Clone, Copy)]
 pub enum ActionRef<'a> {
+    /// `ssh:`
     Ssh(&'a SshAction),
+    /// `http:`
     Http(&'a HttpAction),
+    /// `sql:`
     Sql(&'a SqlAction),
+    /// `shell:`
     Shell(&'a ShellAction),
+    /// `sleep:`
     Sleep(&'a Spanned<Duration>),
+    /// `confirm:`
     Confirm(&'a Template),
+    /// `steps:`: a group (or a step with no action at all).
     Group(&'a [Step]),
 }
 
 impl ActionRef<'_> {
+    /// The key the action is written under: `ssh`, `http`, `sql`, `shell`, `sleep`,
+    /// `confirm`, or `steps` for a group.
     pub fn kind(&self) -> &'static str {
         match self {
             ActionRef::Ssh(_) => "ssh",
@@ -541,6 +621,7 @@ impl Step {
         }
     }
 
+    /// What to call the step for people: its `name`, else its id.
     pub fn label(&self) -> &str {
         self.name.as_ref().map_or(&self.id.value, |n| &n.value)
     }
@@ -557,17 +638,25 @@ pub enum ForEach {
     Template(Template),
 }
 
+/// What a step's failure does to the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(rename_all = "lowercase")]
 pub enum OnFailure {
+    /// Stop the phase: nothing new starts, `on_failure` steps run (the default).
     Abort,
+    /// Record the failure and go on (the steps that need this one still run); the run ends
+    /// `failed`, without `on_failure` steps.
     Continue,
 }
 
+/// What `resume` does with an attempt whose outcome a crash left unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
 #[schemars(rename_all = "lowercase")]
 pub enum ResumePolicy {
+    /// Run it again (the default): for actions that are safe to repeat.
     Rerun,
+    /// Ask a person first: `yes` runs it again, `no` marks it skipped. For steps that must
+    /// not run twice, such as a migration.
     Ask,
 }
 
@@ -583,16 +672,21 @@ pub struct SshAction {
     pub script: Option<Template>,
     /// Copy a local file to the host.
     pub upload: Option<Upload>,
+    /// Connection and command settings, over those of `defaults.ssh`.
     #[schemars(flatten)]
     pub settings: SshSettings,
+    /// Where the `ssh` mapping is written.
     #[schemars(skip)]
     pub span: Span,
 }
 
+/// A local file copied to the host before the command runs (checked after the copy).
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Upload {
+    /// The local file to copy.
     pub from: Template,
+    /// The path on the host.
     pub to: Template,
     /// Octal file mode, e.g. `"0644"`.
     pub mode: Option<Spanned<String>>,
@@ -608,9 +702,13 @@ pub struct HttpAction {
     pub url: Option<Template>,
     /// A named `http` connection whose `base_url` prefixes `path`.
     pub connection: Option<Spanned<String>>,
+    /// With `connection`: appended to its `base_url`.
     pub path: Option<Template>,
+    /// Request headers, over those of the connection and `defaults.http` (names compared
+    /// without case).
     #[schemars(default)]
     pub headers: Entries<Template>,
+    /// Query parameters, percent-encoded and appended to the URL.
     #[schemars(default)]
     pub query: Entries<Template>,
     /// A JSON body, built as a value (strings inside are templates).
@@ -620,37 +718,49 @@ pub struct HttpAction {
     /// A form-encoded body.
     #[schemars(default)]
     pub form: Entries<Template>,
+    /// What the response must be for the step to succeed (default: any 2xx status).
     pub expect: Option<HttpExpect>,
+    /// TLS settings (over the connection's and `defaults.http`'s).
     pub tls: Option<Tls>,
+    /// Where the `http` mapping is written.
     #[schemars(skip)]
     pub span: Span,
 }
 
+/// What an HTTP response must be for the step to succeed; every check given must hold.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct HttpExpect {
     /// A code (`200`), a list (`[200, 204]`) or a class (`"2xx"`). Default: any 2xx.
     pub status: Option<Spanned<StatusExpect>>,
+    /// Text the response body must contain.
     pub body_contains: Option<Template>,
     /// jq condition over `{status, headers, body, json}`.
     pub jq: Option<Jq>,
 }
 
+/// The HTTP status a response must have.
 #[derive(Debug, Clone, PartialEq, JsonSchema, serde::Serialize)]
 #[schemars(untagged)]
 #[serde(untagged)]
 pub enum StatusExpect {
+    /// Exactly this code.
     Code(u16),
+    /// One of these codes.
     Codes(Vec<u16>),
     /// `"2xx"`, `"3xx"`, `"4xx"`, `"5xx"`.
     Class(String),
 }
 
+/// How an HTTPS server is verified and how rollbook proves who it is.
 #[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Tls {
+    /// A PEM file of CA certificates to trust instead of the system's.
     pub ca_file: Option<Template>,
+    /// A PEM client certificate, for servers that ask for one (with `client_key`).
     pub client_cert: Option<Template>,
+    /// The PEM private key of `client_cert`.
     pub client_key: Option<Template>,
     /// Skip certificate verification. Explicit, and flagged by the dry run.
     pub insecure: Option<Spanned<bool>>,
@@ -666,14 +776,18 @@ pub struct SqlAction {
     pub url: Option<Template>,
     /// One statement; `args` are bound to its placeholders (`$1` or `?`).
     pub query: Option<Template>,
+    /// Values bound to the placeholders of `query`, in order; never spliced into the text.
     #[schemars(default)]
     pub args: Vec<Node>,
     /// Several statements, in order; each a SQL string, or `{ query, args }` to bind values.
     pub statements: Option<Vec<Statement>>,
     /// Run everything in one transaction (all or nothing).
     pub transaction: Option<Spanned<bool>>,
+    /// A guard checked before COMMIT: otherwise the transaction is rolled back.
     pub expect: Option<SqlExpect>,
+    /// How long a statement may wait for a lock (over `defaults.sql`), set on the server.
     pub lock_timeout: Option<Spanned<Duration>>,
+    /// Where the `sql` mapping is written.
     #[schemars(skip)]
     pub span: Span,
 }
@@ -695,6 +809,7 @@ impl SqlAction {
 /// One statement of a `statements` list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
+    /// The SQL text; values belong in `args`.
     pub query: Template,
     /// Bound to the statement's placeholders (`$1`, `?`), never spliced.
     pub args: Vec<Node>,
@@ -706,6 +821,7 @@ impl JsonSchema for Statement {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
+            "description": "One statement: SQL text, or `{ query, args }` to bind values to its placeholders.",
             "anyOf": [
                 { "type": "string", "description": "A SQL statement." },
                 {
@@ -723,6 +839,7 @@ impl JsonSchema for Statement {
     }
 }
 
+/// What a `sql` step must have done, checked before it commits.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct SqlExpect {
@@ -730,23 +847,37 @@ pub struct SqlExpect {
     pub rows_affected: Spanned<RowsExpect>,
 }
 
+/// How many rows a `sql` step's statements must affect in all: a number, or `{ min, max }`.
 #[derive(Debug, Clone, PartialEq, JsonSchema, serde::Serialize)]
 #[schemars(untagged)]
 #[serde(untagged)]
 pub enum RowsExpect {
+    /// Exactly this many rows.
     Exactly(u64),
-    Range { min: Option<u64>, max: Option<u64> },
+    /// Between `min` and `max` rows, both included; either may be left out.
+    Range {
+        /// The fewest rows allowed.
+        min: Option<u64>,
+        /// The most rows allowed.
+        max: Option<u64>,
+    },
 }
 
 /// A command on the machine running rollbook.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct ShellAction {
+    /// One command line, run by `sh -c`; substituted values are shell-quoted.
     pub run: Option<Template>,
+    /// A multi-line script sent on stdin to `sh -se`.
     pub script: Option<Template>,
+    /// Variables set for the command, on top of rollbook's environment.
     #[schemars(default)]
     pub env: Entries<Template>,
+    /// The directory the command runs in; a relative path is relative to where rollbook
+    /// was started.
     pub cwd: Option<Template>,
+    /// Where the `shell` mapping is written.
     #[schemars(skip)]
     pub span: Span,
 }

@@ -243,6 +243,7 @@ fn command_lines(
     }
 }
 
+/// An expected status as people read it: `200`, `200 or 204`, `2xx`.
 pub fn status_text(s: &StatusExpect) -> String {
     match s {
         StatusExpect::Code(c) => c.to_string(),

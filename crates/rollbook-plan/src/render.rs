@@ -63,19 +63,19 @@ pub fn node_context(
 }
 
 /// A template that could not be rendered (a name with no value at run time).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The executor turns it into the attempt's failure message, so it says which field failed
+/// and why: ``cannot render `http.url`: `params.region` has no value``.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot render `{field}`: {message}")]
 pub struct RenderError {
     /// Which field: `ssh.run`, `http.url`, ...
     pub field: &'static str,
+    /// Why it failed, as the template engine explains it.
     pub message: String,
 }
 
-impl std::fmt::Display for RenderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot render `{}`: {}", self.field, self.message)
-    }
-}
-
+/// Renders the templates of one node against its context.
 struct R<'a> {
     r: &'a Renderer,
     ctx: &'a Value,
@@ -99,6 +99,13 @@ impl R<'_> {
     ) -> Result<Option<String>, RenderError> {
         t.as_ref().map(|t| self.text(field, t)).transpose()
     }
+    fn opt_shell(
+        &self,
+        field: &'static str,
+        t: &Option<model::Template>,
+    ) -> Result<Option<String>, RenderError> {
+        t.as_ref().map(|t| self.shell(field, t)).transpose()
+    }
     fn pairs(
         &self,
         field: &'static str,
@@ -113,16 +120,7 @@ impl R<'_> {
     fn value(&self, field: &'static str, node: &crate::yaml::Node) -> Result<Value, RenderError> {
         use crate::yaml::NodeKind;
         Ok(match &node.kind {
-            NodeKind::Scalar { text, .. } if text.contains("{{") => {
-                match crate::template::eval_single(text, self.ctx) {
-                    Ok(Some(v)) if !v.is_object() && !v.is_array() => v,
-                    _ => Value::String(
-                        self.r
-                            .render(text, self.ctx, Escape::None)
-                            .map_err(|message| RenderError { field, message })?,
-                    ),
-                }
-            }
+            NodeKind::Scalar { text, .. } if text.contains("{{") => self.scalar(field, text)?,
             NodeKind::Scalar { .. } => node.to_json(),
             NodeKind::Seq(items) => Value::Array(
                 items
@@ -143,20 +141,36 @@ impl R<'_> {
             ),
         })
     }
+    /// A template scalar: the JSON value of a single expression when it is a scalar, else the
+    /// rendered text.
+    fn scalar(&self, field: &'static str, text: &str) -> Result<Value, RenderError> {
+        match crate::template::eval_single(text, self.ctx) {
+            Ok(Some(v)) if !v.is_object() && !v.is_array() => Ok(v),
+            _ => self
+                .r
+                .render(text, self.ctx, Escape::None)
+                .map(Value::String)
+                .map_err(|message| RenderError { field, message }),
+        }
+    }
 }
 
-/// The host of a URL as written (`http://user@name:8080/x` gives `name`), without parsing
-/// the rest: enough to look the name up in the inventory.
-pub fn url_host(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if host_port.starts_with('[') {
-        host_port.split_inclusive(']').next()?
-    } else {
-        host_port.split(':').next()?
-    };
-    (!host.is_empty()).then_some(host)
+/// The host of a URL (`http://user@name:8080/x` gives `name`, `http://[::1]:8080/` gives
+/// `[::1]`): enough to look the name up in the inventory. `None` when the URL does not parse
+/// (e.g. it still holds a `<steps.X.outputs.Y>` placeholder) or names no host.
+///
+/// Hosts of `http` and `https` URLs come back lowercased, as the HTTP client sees them.
+pub fn url_host(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    // `http:///path` is read by URL parsers as the host `path`; as written it names none.
+    let after_scheme = &url[parsed.scheme().len()..];
+    if after_scheme.starts_with(":///") {
+        return None;
+    }
+    parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
 }
 
 /// Percent-encodes a query component.
@@ -173,6 +187,8 @@ fn encode_query(s: &str) -> String {
 }
 
 /// Renders the action of `node` against `ctx` (see [`node_context`]).
+///
+/// A group has no action of its own: asking for one is an error.
 pub fn render_action(
     plan: &CompiledPlan,
     node: &Node,
@@ -180,243 +196,284 @@ pub fn render_action(
     renderer: &Renderer,
 ) -> Result<Action, RenderError> {
     let r = R { r: renderer, ctx };
-    Ok(match node.step.action() {
-        ActionRef::Ssh(a) => {
-            let defaults = plan.defaults.ssh.clone().unwrap_or_default();
-            let host = r.text("ssh.host", &a.host)?;
-            let details = plan.hosts.get(&host);
-            let s = &a.settings;
-            let user = match (
-                &s.user,
-                details.and_then(|h| h.user.as_ref()),
-                &defaults.user,
-            ) {
-                (Some(u), _, _) => Some(r.text("ssh.user", u)?),
-                (None, Some(u), _) => Some(u.value.clone()),
-                (None, None, Some(u)) => Some(r.text("ssh.user", u)?),
-                _ => None,
-            };
-            let mut env = r.pairs("ssh.env", &defaults.env)?;
-            for (k, v) in r.pairs("ssh.env", &s.env)? {
-                env.retain(|(name, _)| *name != k);
-                env.push((k, v));
-            }
-            Action::Ssh(SshCommand {
-                address: details
-                    .and_then(|h| h.address.as_ref())
-                    .map_or_else(|| host.clone(), |a| a.value.clone()),
-                port: s
-                    .port
-                    .as_ref()
-                    .or(details.and_then(|h| h.port.as_ref()))
-                    .or(defaults.port.as_ref())
-                    .map(|p| p.value),
-                user,
-                command: a.run.as_ref().map(|t| r.shell("ssh.run", t)).transpose()?,
-                script: a
-                    .script
-                    .as_ref()
-                    .map(|t| r.shell("ssh.script", t))
-                    .transpose()?,
-                sudo: s
-                    .sudo
-                    .as_ref()
-                    .or(defaults.sudo.as_ref())
-                    .is_some_and(|b| b.value),
-                env,
-                upload: match &a.upload {
-                    Some(u) => Some(Upload {
-                        from: r.text("ssh.upload.from", &u.from)?,
-                        to: r.text("ssh.upload.to", &u.to)?,
-                        mode: u
-                            .mode
-                            .as_ref()
-                            .and_then(|m| u32::from_str_radix(&m.value, 8).ok()),
-                    }),
-                    None => None,
-                },
-                identity_file: r.opt(
-                    "ssh.identity_file",
-                    if s.identity_file.is_some() {
-                        &s.identity_file
-                    } else {
-                        &defaults.identity_file
-                    },
-                )?,
-                known_hosts: r.opt(
-                    "ssh.known_hosts",
-                    if s.known_hosts.is_some() {
-                        &s.known_hosts
-                    } else {
-                        &defaults.known_hosts
-                    },
-                )?,
-                host_key_policy: s
-                    .host_key_policy
-                    .as_ref()
-                    .or(defaults.host_key_policy.as_ref())
-                    .map_or(HostKeyPolicyName::Strict, |p| p.value.into()),
-                connect_timeout: s
-                    .connect_timeout
-                    .as_ref()
-                    .or(defaults.connect_timeout.as_ref())
-                    .map(|d| d.value.resolve(&ctx["params"])),
-                host,
-            })
-        }
-        ActionRef::Http(a) => {
-            let mut url = r.opt("http.url", &a.url)?.unwrap_or_default();
-            let mut headers = Vec::new();
-            let mut tls_source = a.tls.as_ref();
-            if let Some(d) = &plan.defaults.http {
-                headers.extend(r.pairs("http.headers", &d.headers)?);
-                tls_source = tls_source.or(d.tls.as_ref());
-            }
-            if let Some(Connection::Http(c)) = a
-                .connection
-                .as_ref()
-                .and_then(|c| plan.connections.get(&c.value))
-            {
-                let base = r.text("connections.base_url", &c.base_url)?;
-                let path = r.opt("http.path", &a.path)?.unwrap_or_default();
-                url = format!(
-                    "{}/{}",
-                    base.trim_end_matches('/'),
-                    path.trim_start_matches('/')
-                );
-                headers.extend(r.pairs("connections.headers", &c.headers)?);
-                tls_source = a.tls.as_ref().or(c.tls.as_ref()).or(tls_source);
-            }
-            for (k, v) in r.pairs("http.headers", &a.headers)? {
-                headers.retain(|(name, _): &(String, String)| !name.eq_ignore_ascii_case(&k));
-                headers.push((k, v));
-            }
-            let query = r.pairs("http.query", &a.query)?;
-            if !query.is_empty() {
-                let q: Vec<String> = query
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
-                    .collect();
-                url.push(if url.contains('?') { '&' } else { '?' });
-                url.push_str(&q.join("&"));
-            }
-            let body = if let Some(j) = &a.json {
-                Some(HttpBody::Json(r.value("http.json", j)?))
-            } else if let Some(b) = &a.body {
-                Some(HttpBody::Text(r.text("http.body", b)?))
-            } else if !a.form.is_empty() {
-                Some(HttpBody::Form(r.pairs("http.form", &a.form)?))
-            } else {
-                None
-            };
-            let tls = match tls_source {
-                Some(t) => Tls {
-                    ca_file: r.opt("http.tls.ca_file", &t.ca_file)?,
-                    client_cert: r.opt("http.tls.client_cert", &t.client_cert)?,
-                    client_key: r.opt("http.tls.client_key", &t.client_key)?,
-                    insecure: t.insecure.as_ref().is_some_and(|i| i.value),
-                },
-                None => Tls::default(),
-            };
-            let expect = a.expect.as_ref();
-            let address = url_host(&url)
-                .and_then(|h| plan.hosts.get(h))
-                .and_then(|h| h.address.as_ref())
-                .map(|a| a.value.clone());
-            Action::Http(HttpRequest {
-                method: a.method.as_ref().map_or("GET".into(), |m| m.value.clone()),
-                url,
-                address,
-                headers,
-                body,
-                expect_status: expect
-                    .and_then(|e| e.status.as_ref())
-                    .map(|s| s.value.clone()),
-                expect_body_contains: expect
-                    .and_then(|e| e.body_contains.as_ref())
-                    .map(|b| r.text("http.expect.body_contains", b))
-                    .transpose()?,
-                expect_jq: expect.and_then(|e| e.jq.as_ref()).map(|j| j.value.clone()),
-                tls,
-            })
-        }
-        ActionRef::Sql(a) => {
-            let connection = a
-                .connection
-                .as_ref()
-                .or(plan
-                    .defaults
-                    .sql
-                    .as_ref()
-                    .and_then(|s| s.connection.as_ref()))
-                .filter(|_| a.url.is_none())
-                .map(|c| c.value.clone());
-            let url = match (&a.url, &connection) {
-                (Some(u), _) => r.text("sql.url", u)?,
-                (None, Some(name)) => match plan.connections.get(name) {
-                    Some(Connection::Sql(c)) => r.text("connections.url", &c.url)?,
-                    _ => String::new(),
-                },
-                (None, None) => String::new(),
-            };
-            let statements = a
-                .all_statements()
-                .iter()
-                .map(|s| {
-                    Ok(SqlStatement {
-                        text: r.text("sql.query", &s.query)?,
-                        args: s
-                            .args
-                            .iter()
-                            .map(|a| r.value("sql.args", a))
-                            .collect::<Result<_, _>>()?,
-                    })
-                })
-                .collect::<Result<_, RenderError>>()?;
-            Action::Sql(SqlCall {
-                connection,
-                url,
-                statements,
-                transaction: a.transaction.as_ref().is_some_and(|t| t.value),
-                expect_rows_affected: a.expect.as_ref().map(|e| e.rows_affected.value.clone()),
-                lock_timeout: a
-                    .lock_timeout
-                    .as_ref()
-                    .or(plan
-                        .defaults
-                        .sql
-                        .as_ref()
-                        .and_then(|s| s.lock_timeout.as_ref()))
-                    .map(|d| d.value.resolve(&ctx["params"])),
-                statement_timeout: node.settings.timeout,
-            })
-        }
-        ActionRef::Shell(a) => Action::Shell(ShellCommand {
-            command: a
-                .run
-                .as_ref()
-                .map(|t| r.shell("shell.run", t))
-                .transpose()?,
-            script: a
-                .script
-                .as_ref()
-                .map(|t| r.shell("shell.script", t))
-                .transpose()?,
-            env: r.pairs("shell.env", &a.env)?,
-            cwd: r.opt("shell.cwd", &a.cwd)?,
-        }),
-        ActionRef::Sleep(d) => Action::Sleep {
+    match node.step.action() {
+        ActionRef::Ssh(a) => ssh(&r, plan, a).map(Action::Ssh),
+        ActionRef::Http(a) => http(&r, plan, a).map(Action::Http),
+        ActionRef::Sql(a) => sql(&r, plan, node, a).map(Action::Sql),
+        ActionRef::Shell(a) => shell(&r, a).map(Action::Shell),
+        ActionRef::Sleep(d) => Ok(Action::Sleep {
             duration: d.value.resolve(&ctx["params"]),
-        },
-        ActionRef::Confirm(t) => Action::Confirm {
+        }),
+        ActionRef::Confirm(t) => Ok(Action::Confirm {
             prompt: r.text("confirm", t)?,
+        }),
+        ActionRef::Group(_) => Err(RenderError {
+            field: "steps",
+            message: "a group has no action of its own".into(),
+        }),
+    }
+}
+
+/// The first of `own` and `default` that is set.
+fn own_or<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> &'a Option<T> {
+    if own.is_some() { own } else { default }
+}
+
+/// An `ssh` step: the host's inventory details and the plan's `defaults.ssh` fill in what the
+/// step leaves out.
+fn ssh(r: &R<'_>, plan: &CompiledPlan, a: &model::SshAction) -> Result<SshCommand, RenderError> {
+    let defaults = plan.defaults.ssh.clone().unwrap_or_default();
+    let host = r.text("ssh.host", &a.host)?;
+    let details = plan.hosts.get(&host);
+    let s = &a.settings;
+    let user = ssh_user(r, s, details, &defaults)?;
+    let env = ssh_env(r, s, &defaults)?;
+    Ok(SshCommand {
+        address: details
+            .and_then(|h| h.address.as_ref())
+            .map_or_else(|| host.clone(), |a| a.value.clone()),
+        port: s
+            .port
+            .as_ref()
+            .or(details.and_then(|h| h.port.as_ref()))
+            .or(defaults.port.as_ref())
+            .map(|p| p.value),
+        user,
+        command: r.opt_shell("ssh.run", &a.run)?,
+        script: r.opt_shell("ssh.script", &a.script)?,
+        sudo: s
+            .sudo
+            .as_ref()
+            .or(defaults.sudo.as_ref())
+            .is_some_and(|b| b.value),
+        env,
+        upload: a.upload.as_ref().map(|u| upload(r, u)).transpose()?,
+        identity_file: r.opt(
+            "ssh.identity_file",
+            own_or(&s.identity_file, &defaults.identity_file),
+        )?,
+        known_hosts: r.opt(
+            "ssh.known_hosts",
+            own_or(&s.known_hosts, &defaults.known_hosts),
+        )?,
+        host_key_policy: s
+            .host_key_policy
+            .as_ref()
+            .or(defaults.host_key_policy.as_ref())
+            .map_or(HostKeyPolicyName::Strict, |p| p.value.into()),
+        connect_timeout: s
+            .connect_timeout
+            .as_ref()
+            .or(defaults.connect_timeout.as_ref())
+            .map(|d| d.value.resolve(&r.ctx["params"])),
+        host,
+    })
+}
+
+/// The step's `user`, else the inventory host's, else the default.
+fn ssh_user(
+    r: &R<'_>,
+    s: &model::SshSettings,
+    details: Option<&model::HostDetails>,
+    defaults: &model::SshSettings,
+) -> Result<Option<String>, RenderError> {
+    Ok(
+        match (
+            &s.user,
+            details.and_then(|h| h.user.as_ref()),
+            &defaults.user,
+        ) {
+            (Some(u), _, _) => Some(r.text("ssh.user", u)?),
+            (None, Some(u), _) => Some(u.value.clone()),
+            (None, None, Some(u)) => Some(r.text("ssh.user", u)?),
+            _ => None,
         },
-        ActionRef::Group(_) => {
-            return Err(RenderError {
-                field: "steps",
-                message: "a group has no action of its own".into(),
-            });
-        }
+    )
+}
+
+/// The default environment with the step's variables on top (a step's value replaces the
+/// default of the same name).
+fn ssh_env(
+    r: &R<'_>,
+    s: &model::SshSettings,
+    defaults: &model::SshSettings,
+) -> Result<Vec<(String, String)>, RenderError> {
+    let mut env = r.pairs("ssh.env", &defaults.env)?;
+    for (k, v) in r.pairs("ssh.env", &s.env)? {
+        env.retain(|(name, _)| *name != k);
+        env.push((k, v));
+    }
+    Ok(env)
+}
+
+/// A file to copy before the command runs; `mode` is written in octal.
+fn upload(r: &R<'_>, u: &model::Upload) -> Result<Upload, RenderError> {
+    Ok(Upload {
+        from: r.text("ssh.upload.from", &u.from)?,
+        to: r.text("ssh.upload.to", &u.to)?,
+        mode: u
+            .mode
+            .as_ref()
+            .and_then(|m| u32::from_str_radix(&m.value, 8).ok()),
+    })
+}
+
+/// An `http` step: its URL (or its connection's `base_url` and its `path`), headers from the
+/// defaults, the connection and the step (later ones replace earlier ones of the same name,
+/// in any case), the query, the body and the TLS settings.
+fn http(r: &R<'_>, plan: &CompiledPlan, a: &model::HttpAction) -> Result<HttpRequest, RenderError> {
+    let mut url = r.opt("http.url", &a.url)?.unwrap_or_default();
+    let mut headers = Vec::new();
+    let mut tls_source = a.tls.as_ref();
+    if let Some(d) = &plan.defaults.http {
+        headers.extend(r.pairs("http.headers", &d.headers)?);
+        tls_source = tls_source.or(d.tls.as_ref());
+    }
+    if let Some(Connection::Http(c)) = a
+        .connection
+        .as_ref()
+        .and_then(|c| plan.connections.get(&c.value))
+    {
+        let base = r.text("connections.base_url", &c.base_url)?;
+        let path = r.opt("http.path", &a.path)?.unwrap_or_default();
+        url = format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        headers.extend(r.pairs("connections.headers", &c.headers)?);
+        tls_source = a.tls.as_ref().or(c.tls.as_ref()).or(tls_source);
+    }
+    for (k, v) in r.pairs("http.headers", &a.headers)? {
+        headers.retain(|(name, _): &(String, String)| !name.eq_ignore_ascii_case(&k));
+        headers.push((k, v));
+    }
+    append_query(&mut url, &r.pairs("http.query", &a.query)?);
+    let body = http_body(r, a)?;
+    let tls = tls(r, tls_source)?;
+    let expect = a.expect.as_ref();
+    let address = url_host(&url)
+        .and_then(|h| plan.hosts.get(&h))
+        .and_then(|h| h.address.as_ref())
+        .map(|a| a.value.clone());
+    Ok(HttpRequest {
+        method: a.method.as_ref().map_or("GET".into(), |m| m.value.clone()),
+        url,
+        address,
+        headers,
+        body,
+        expect_status: expect
+            .and_then(|e| e.status.as_ref())
+            .map(|s| s.value.clone()),
+        expect_body_contains: expect
+            .and_then(|e| e.body_contains.as_ref())
+            .map(|b| r.text("http.expect.body_contains", b))
+            .transpose()?,
+        expect_jq: expect.and_then(|e| e.jq.as_ref()).map(|j| j.value.clone()),
+        tls,
+    })
+}
+
+/// Appends `query` to `url`, percent-encoded, after the query the URL already has.
+fn append_query(url: &mut String, query: &[(String, String)]) {
+    if query.is_empty() {
+        return;
+    }
+    let q: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
+        .collect();
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(&q.join("&"));
+}
+
+/// The request body: `json`, else `body`, else `form`, else none.
+fn http_body(r: &R<'_>, a: &model::HttpAction) -> Result<Option<HttpBody>, RenderError> {
+    Ok(if let Some(j) = &a.json {
+        Some(HttpBody::Json(r.value("http.json", j)?))
+    } else if let Some(b) = &a.body {
+        Some(HttpBody::Text(r.text("http.body", b)?))
+    } else if !a.form.is_empty() {
+        Some(HttpBody::Form(r.pairs("http.form", &a.form)?))
+    } else {
+        None
+    })
+}
+
+/// The TLS settings that apply (the step's, else its connection's, else the defaults').
+fn tls(r: &R<'_>, source: Option<&model::Tls>) -> Result<Tls, RenderError> {
+    let Some(t) = source else {
+        return Ok(Tls::default());
+    };
+    Ok(Tls {
+        ca_file: r.opt("http.tls.ca_file", &t.ca_file)?,
+        client_cert: r.opt("http.tls.client_cert", &t.client_cert)?,
+        client_key: r.opt("http.tls.client_key", &t.client_key)?,
+        insecure: t.insecure.as_ref().is_some_and(|i| i.value),
+    })
+}
+
+/// A `sql` step: its URL (written, else its connection's, else the default connection's),
+/// its statements with their arguments, and the timeouts.
+fn sql(
+    r: &R<'_>,
+    plan: &CompiledPlan,
+    node: &Node,
+    a: &model::SqlAction,
+) -> Result<SqlCall, RenderError> {
+    let default_sql = plan.defaults.sql.as_ref();
+    let connection = a
+        .connection
+        .as_ref()
+        .or(default_sql.and_then(|s| s.connection.as_ref()))
+        .filter(|_| a.url.is_none())
+        .map(|c| c.value.clone());
+    let url = match (&a.url, &connection) {
+        (Some(u), _) => r.text("sql.url", u)?,
+        (None, Some(name)) => match plan.connections.get(name) {
+            Some(Connection::Sql(c)) => r.text("connections.url", &c.url)?,
+            _ => String::new(),
+        },
+        (None, None) => String::new(),
+    };
+    Ok(SqlCall {
+        connection,
+        url,
+        statements: a
+            .all_statements()
+            .iter()
+            .map(|s| statement(r, s))
+            .collect::<Result<_, _>>()?,
+        transaction: a.transaction.as_ref().is_some_and(|t| t.value),
+        expect_rows_affected: a.expect.as_ref().map(|e| e.rows_affected.value.clone()),
+        lock_timeout: a
+            .lock_timeout
+            .as_ref()
+            .or(default_sql.and_then(|s| s.lock_timeout.as_ref()))
+            .map(|d| d.value.resolve(&r.ctx["params"])),
+        statement_timeout: node.settings.timeout,
+    })
+}
+
+/// One statement: its text rendered (values belong in `args`) and its arguments as JSON.
+fn statement(r: &R<'_>, s: &model::Statement) -> Result<SqlStatement, RenderError> {
+    Ok(SqlStatement {
+        text: r.text("sql.query", &s.query)?,
+        args: s
+            .args
+            .iter()
+            .map(|a| r.value("sql.args", a))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// A `shell` step: each value substituted into `run` or `script` is one quoted word.
+fn shell(r: &R<'_>, a: &model::ShellAction) -> Result<ShellCommand, RenderError> {
+    Ok(ShellCommand {
+        command: r.opt_shell("shell.run", &a.run)?,
+        script: r.opt_shell("shell.script", &a.script)?,
+        env: r.pairs("shell.env", &a.env)?,
+        cwd: r.opt("shell.cwd", &a.cwd)?,
     })
 }
 
@@ -424,20 +481,62 @@ pub fn render_action(
 mod tests {
     use super::url_host;
 
+    fn host(url: &str) -> Option<String> {
+        url_host(url)
+    }
+
     #[test]
     fn url_host_finds_the_name_between_scheme_and_port_or_path() {
         assert_eq!(
-            url_host("http://us-east-op-1:8080/health"),
+            host("http://us-east-op-1:8080/health").as_deref(),
             Some("us-east-op-1")
         );
         assert_eq!(
-            url_host("https://api.example.com/v1?x=1"),
+            host("https://api.example.com/v1?x=1").as_deref(),
             Some("api.example.com")
         );
-        assert_eq!(url_host("http://user:pw@web-2/x"), Some("web-2"));
-        assert_eq!(url_host("http://[::1]:8080/"), Some("[::1]"));
-        assert_eq!(url_host("http://h#frag"), Some("h"));
-        assert_eq!(url_host("not a url"), None);
-        assert_eq!(url_host("http:///path"), None);
+        assert_eq!(host("http://user:pw@web-2/x").as_deref(), Some("web-2"));
+        assert_eq!(host("http://[::1]:8080/").as_deref(), Some("[::1]"));
+        assert_eq!(host("http://h#frag").as_deref(), Some("h"));
+        assert_eq!(host("not a url"), None);
+        assert_eq!(host("http:///path"), None);
+    }
+
+    #[test]
+    fn url_host_reads_userinfo_ipv6_and_missing_ports() {
+        assert_eq!(host("http://web-2").as_deref(), Some("web-2"));
+        assert_eq!(host("http://web-2?x=1").as_deref(), Some("web-2"));
+        assert_eq!(host("http://[::1]/x").as_deref(), Some("[::1]"));
+        assert_eq!(
+            host("http://[2001:db8::1]:8080").as_deref(),
+            Some("[2001:db8::1]")
+        );
+        // The host follows the last `@`: one in the password does not end the userinfo.
+        assert_eq!(host("http://app:p@ss@db-1:8080/").as_deref(), Some("db-1"));
+        assert_eq!(host("http://app:p:w@db-1/").as_deref(), Some("db-1"));
+        assert_eq!(host("http://app:p%40ss@db-1/").as_deref(), Some("db-1"));
+        assert_eq!(host("http://app@db-1/").as_deref(), Some("db-1"));
+    }
+
+    #[test]
+    fn url_host_of_a_url_that_does_not_parse_is_none() {
+        assert_eq!(host("http://<steps.find.outputs.host>:8080/"), None);
+        assert_eq!(host("http://web-1:port/"), None);
+        assert_eq!(host("http://[::1/"), None);
+        assert_eq!(host("/relative/path"), None);
+        assert_eq!(host(""), None);
+    }
+
+    #[test]
+    fn render_error_says_which_field_and_why() {
+        let e = super::RenderError {
+            field: "http.url",
+            message: "`params.region` has no value".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot render `http.url`: `params.region` has no value"
+        );
+        let _: &dyn std::error::Error = &e;
     }
 }

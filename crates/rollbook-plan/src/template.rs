@@ -25,6 +25,7 @@ pub enum Escape {
 /// A name a template reads, like `params.region` or `steps.find.outputs.node_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
+    /// The path's segments: `["steps", "find", "outputs", "node_id"]`.
     pub path: Vec<String>,
     /// Written as `{{ x }}` (escaped), not `{{{ x }}}` or as a helper argument.
     pub escaped: bool,
@@ -33,6 +34,7 @@ pub struct Reference {
 /// A template that failed to parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// What Handlebars says is wrong.
     pub message: String,
     /// 1-based line and column inside the template text, when Handlebars knows them.
     pub position: Option<(usize, usize)>,
@@ -366,22 +368,30 @@ impl Default for Renderer {
     }
 }
 
-handlebars::handlebars_helper!(json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
-handlebars::handlebars_helper!(join_helper: |list: array, sep: str| {
-    list.iter()
-        .map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(sep)
-});
+/// The helpers' implementations; the macro makes them public types, kept out of the API here.
+mod helpers {
+    use serde_json::Value;
+
+    handlebars::handlebars_helper!(json_helper: |v: Json| serde_json::to_string(v).unwrap_or_default());
+    handlebars::handlebars_helper!(join_helper: |list: array, sep: str| {
+        list.iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(sep)
+    });
+}
+use helpers::{join_helper, json_helper};
 
 /// Helpers beyond Handlebars' own: `{{ json x }}` (a value as JSON text) and
 /// `{{ join list "," }}`.
 pub const HELPERS: &[&str] = &["json", "join"];
 
 impl Renderer {
+    /// A renderer with strict mode (a name without a value is an error) and rollbook's
+    /// helpers, for both escapings.
     pub fn new() -> Self {
         let registry = |escape: fn(&str) -> String| {
             let mut r = Handlebars::new();
@@ -429,23 +439,100 @@ fn render_error_message(e: &handlebars::RenderError) -> String {
 }
 
 /// Hides the password of a URL (`postgres://app:hunter2@db/x` → `postgres://app:***@db/x`).
+///
+/// A URL that parses is rewritten by [`url::Url`] (a password may hold `@`, `:` or `%40`);
+/// one without a password comes back as written. A URL that does not parse (say, one still
+/// holding a placeholder, or a password with a `/` in it) is treated conservatively: if
+/// anything between `://` and the last `@` could be `user:password`, all of it after the
+/// first `:` is hidden.
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => match authority[..at].find(':') {
-            Some(colon) => format!(
-                "{}{}:***{}",
-                &url[..scheme_end + 3],
-                &authority[..colon],
-                &rest[at..]
-            ),
+    match url::Url::parse(url) {
+        Ok(parsed) => match parsed.password() {
+            Some(_) => {
+                let mut shown = parsed;
+                // Cannot fail: the URL already has a password, so it can hold one.
+                let _ = shown.set_password(Some("***"));
+                shown.into()
+            }
             None => url.to_string(),
         },
+        Err(_) => redact_unparsed_url(url),
+    }
+}
+
+/// [`redact_url`] for text that is not a URL: hides from the first `:` after `://` to the last
+/// `@` before any `?` or `#`.
+fn redact_unparsed_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..before_query].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]),
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_passwords_with_at_colon_or_percent() {
+        assert_eq!(
+            redact_url("postgres://app:p@ss@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(
+            redact_url("postgres://app:p:ss@db/x"),
+            "postgres://app:***@db/x"
+        );
+        assert_eq!(
+            redact_url("mysql://app:p%40ss@db/x?ssl-mode=required"),
+            "mysql://app:***@db/x?ssl-mode=required"
+        );
+        assert_eq!(
+            redact_url("http://app:pw@[::1]:8080/health"),
+            "http://app:***@[::1]:8080/health"
+        );
+        assert_eq!(redact_url("http://app:pw@web-1"), "http://app:***@web-1/");
+    }
+
+    #[test]
+    fn redact_url_keeps_urls_without_a_password_as_written() {
+        for url in [
+            "mysql://root@127.0.0.1/x",
+            "http://[::1]:8080",
+            "HTTP://Web-1:80/x",
+            "sqlite://rollbook.db",
+            "sqlite::memory:",
+            "postgres://db/x?password",
+            "not a url",
+            "",
+        ] {
+            assert_eq!(redact_url(url), url);
+        }
+    }
+
+    #[test]
+    fn redact_url_hides_conservatively_what_does_not_parse() {
+        // A `/` in the password ends the authority for a parser: the port would be `pa`.
+        assert_eq!(
+            redact_url("postgres://app:pa/ss@db/x"),
+            "postgres://app:***@db/x"
+        );
+        // A placeholder in the host does not parse either.
+        assert_eq!(
+            redact_url("http://app:pw@<steps.find.outputs.host>/x"),
+            "http://app:***@<steps.find.outputs.host>/x"
+        );
+        assert_eq!(
+            redact_url("http://<steps.find.outputs.host>:8080/x"),
+            "http://<steps.find.outputs.host>:8080/x"
+        );
+        assert_eq!(redact_url("http://app@[::1/"), "http://app@[::1/");
     }
 }

@@ -40,18 +40,24 @@ impl Default for Limits {
 /// One YAML value with the span it was written at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// The value.
     pub kind: NodeKind,
+    /// Where it is written (after alias expansion: where the anchored value is).
     pub span: Span,
 }
 
+/// The three shapes of a YAML value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
     /// A scalar as written; `plain` is false for quoted and block scalars, which are always
     /// strings (so `"1"` stays text while `1` is a number).
     Scalar {
+        /// The text, after YAML's own escapes and folding.
         text: String,
+        /// Written without quotes or a block indicator.
         plain: bool,
     },
+    /// A sequence, in order.
     Seq(Vec<Node>),
     /// Keys in document order. Keys are kept as nodes so that diagnostics can point at them.
     Map(Vec<(Node, Node)>),
@@ -60,8 +66,11 @@ pub enum NodeKind {
 /// Why YAML text could not become a tree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct YamlError {
+    /// What is wrong.
     pub message: String,
+    /// Where the parser stopped.
     pub span: Span,
+    /// What to do about it, when there is something to say.
     pub help: Option<String>,
 }
 
@@ -255,41 +264,19 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// Adds one parser event to the tree being built.
     fn event(&mut self, event: Event<'_>, span: saphyr_parser::Span) -> Result<(), YamlError> {
         let span = self.offsets.span(span);
         match event {
-            Event::DocumentStart(_) => {
-                self.documents += 1;
-                if self.documents > 1 {
-                    return Err(self.error(
-                        span,
-                        "a plan file holds one YAML document, this is a second one".into(),
-                        "put each plan in a file of its own",
-                    ));
-                }
-            }
+            Event::DocumentStart(_) => self.document_start(span),
             Event::Scalar(text, style, anchor, tag) => {
-                if text.len() > self.limits.max_scalar_bytes {
-                    return Err(self.error(
-                        span,
-                        format!(
-                            "a value of {} bytes, more than the {} bytes allowed",
-                            text.len(),
-                            self.limits.max_scalar_bytes
-                        ),
-                        "keep large data out of the plan, in a file a step reads",
-                    ));
-                }
-                self.count(1, span)?;
                 let is_str_tag = tag.as_ref().is_some_and(|t| t.suffix == "str");
-                let node = Node {
-                    kind: NodeKind::Scalar {
-                        text: Cow::into_owned(text),
-                        plain: style == ScalarStyle::Plain && !is_str_tag,
-                    },
+                self.scalar(
+                    text,
+                    style == ScalarStyle::Plain && !is_str_tag,
+                    anchor,
                     span,
-                };
-                self.finish(node, anchor)?;
+                )
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(span)?;
@@ -298,6 +285,7 @@ impl Builder<'_> {
                     start: span.offset,
                     anchor,
                 });
+                Ok(())
             }
             Event::MappingStart(anchor, _) => {
                 self.open(span)?;
@@ -307,55 +295,96 @@ impl Builder<'_> {
                     start: span.offset,
                     anchor,
                 });
+                Ok(())
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                let end = span.offset + span.len;
-                let node_and_anchor = match self.stack.pop() {
-                    Some(Frame::Seq {
-                        items,
-                        start,
-                        anchor,
-                    }) => (
-                        Node {
-                            kind: NodeKind::Seq(items),
-                            span: Span::new(start, end.saturating_sub(start)),
-                        },
-                        anchor,
-                    ),
-                    Some(Frame::Map {
-                        entries,
-                        start,
-                        anchor,
-                        ..
-                    }) => (
-                        Node {
-                            kind: NodeKind::Map(entries),
-                            span: Span::new(start, end.saturating_sub(start)),
-                        },
-                        anchor,
-                    ),
-                    None => return Ok(()),
-                };
-                self.finish(node_and_anchor.0, node_and_anchor.1)?;
-            }
-            Event::Alias(id) => {
-                let Some(target) = self.anchors.get(&id) else {
-                    return Err(self.error(
-                        span,
-                        "an alias to an anchor that is not defined".into(),
-                        "define the anchor (`&name`) before the alias (`*name`)",
-                    ));
-                };
-                let size = node_count(target);
-                let mut copy = target.clone();
-                self.count(size, span)?;
-                // The copy is reported where the alias stands.
-                copy.span = span;
-                self.finish(copy, 0)?;
-            }
-            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+            Event::SequenceEnd | Event::MappingEnd => self.close(span.offset + span.len),
+            Event::Alias(id) => self.alias(id, span),
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => Ok(()),
+        }
+    }
+
+    /// A plan file holds one document.
+    fn document_start(&mut self, span: Span) -> Result<(), YamlError> {
+        self.documents += 1;
+        if self.documents > 1 {
+            return Err(self.error(
+                span,
+                "a plan file holds one YAML document, this is a second one".into(),
+                "put each plan in a file of its own",
+            ));
         }
         Ok(())
+    }
+
+    /// A scalar, refused past the size limit.
+    fn scalar(
+        &mut self,
+        text: Cow<'_, str>,
+        plain: bool,
+        anchor: usize,
+        span: Span,
+    ) -> Result<(), YamlError> {
+        if text.len() > self.limits.max_scalar_bytes {
+            return Err(self.error(
+                span,
+                format!(
+                    "a value of {} bytes, more than the {} bytes allowed",
+                    text.len(),
+                    self.limits.max_scalar_bytes
+                ),
+                "keep large data out of the plan, in a file a step reads",
+            ));
+        }
+        self.count(1, span)?;
+        let node = Node {
+            kind: NodeKind::Scalar {
+                text: Cow::into_owned(text),
+                plain,
+            },
+            span,
+        };
+        self.finish(node, anchor)
+    }
+
+    /// The end of the innermost sequence or mapping: it becomes a node spanning from its
+    /// start to `end`.
+    fn close(&mut self, end: usize) -> Result<(), YamlError> {
+        let (kind, start, anchor) = match self.stack.pop() {
+            Some(Frame::Seq {
+                items,
+                start,
+                anchor,
+            }) => (NodeKind::Seq(items), start, anchor),
+            Some(Frame::Map {
+                entries,
+                start,
+                anchor,
+                ..
+            }) => (NodeKind::Map(entries), start, anchor),
+            None => return Ok(()),
+        };
+        let node = Node {
+            kind,
+            span: Span::new(start, end.saturating_sub(start)),
+        };
+        self.finish(node, anchor)
+    }
+
+    /// An alias: a copy of its anchor's node, counted in full against the size limit (alias
+    /// bombs) and reported where the alias stands.
+    fn alias(&mut self, id: usize, span: Span) -> Result<(), YamlError> {
+        let Some(target) = self.anchors.get(&id) else {
+            return Err(self.error(
+                span,
+                "an alias to an anchor that is not defined".into(),
+                "define the anchor (`&name`) before the alias (`*name`)",
+            ));
+        };
+        let size = node_count(target);
+        let mut copy = target.clone();
+        self.count(size, span)?;
+        copy.span = span;
+        self.finish(copy, 0)
     }
 
     fn open(&mut self, span: Span) -> Result<(), YamlError> {

@@ -30,22 +30,40 @@ use settings::settings;
 /// Facts about the run that templates can read as `run.*`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunInfo {
+    /// The run's id (its journal directory's name).
     pub id: String,
+    /// Why the run was started, as the operator said.
     pub reason: String,
+    /// Who started it.
     pub user: String,
     /// RFC 3339, UTC.
     pub started_at: String,
 }
 
-/// Which list of steps a phase comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which list of steps a phase comes from, in run order (`Main < OnFailure < Finally`).
+///
+/// Written (in the journal, events and JSON) as the plan's key for that list: `steps`,
+/// `on_failure`, `finally`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum PhaseKind {
+    /// The plan's `steps`.
+    #[serde(rename = "steps")]
     Main,
+    /// `on_failure`: only after a failure halted the main steps.
+    #[serde(rename = "on_failure")]
     OnFailure,
+    /// `finally`: always, last.
+    #[serde(rename = "finally")]
     Finally,
 }
 
 impl PhaseKind {
+    /// Every phase, in the order they run.
+    pub const ALL: [PhaseKind; 3] = [PhaseKind::Main, PhaseKind::OnFailure, PhaseKind::Finally];
+
+    /// The plan key of the phase's steps: `steps`, `on_failure` or `finally`.
     pub fn as_str(self) -> &'static str {
         match self {
             PhaseKind::Main => "steps",
@@ -55,32 +73,61 @@ impl PhaseKind {
     }
 }
 
+impl std::fmt::Display for PhaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PhaseKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PhaseKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| Error::UnknownPhase(s.to_string()))
+    }
+}
+
 /// A plan with params bound and every step expanded into concrete nodes.
 #[derive(Debug, Clone)]
 pub struct CompiledPlan {
+    /// The plan's name.
     pub name: String,
+    /// The plan's description.
     pub description: Option<String>,
+    /// How bad the situation is that the plan answers.
     pub severity: Option<Severity>,
+    /// The phrase to type before the run starts.
     pub confirm: Option<String>,
+    /// The lock key (the plan's `lock`, else its name).
     pub lock: String,
+    /// Every param with its bound value.
     pub params: Map<String, Value>,
     /// Host names by group, after `--inventory` overrides.
     pub inventory: BTreeMap<String, Vec<String>>,
     /// Connection details of hosts given as objects in the inventory.
     pub hosts: BTreeMap<String, HostDetails>,
+    /// The plan's `defaults`, for rendering actions.
     pub defaults: Defaults,
+    /// The plan's named connections.
     pub connections: Entries<Connection>,
+    /// Where each secret's value comes from (read by the CLI at run time).
     pub secrets: Entries<SecretSource>,
     /// The template context without `steps`, `secrets`, `item` and `index`: `params`,
     /// `inventory`, `plan`, `run`.
     pub context: Value,
+    /// The three phases, in run order (a phase may have no nodes).
     pub phases: Vec<Phase>,
 }
 
 /// One of the plan's graphs. Edges point from a node to the nodes that need it.
 #[derive(Debug, Clone)]
 pub struct Phase {
+    /// Which list of steps it comes from.
     pub kind: PhaseKind,
+    /// The nodes, in declared order, with their `needs`.
     pub graph: DiGraph<Node, ()>,
     /// Every `for_each` expansion in this phase, for concurrency and `max_failures`.
     pub fan_outs: Vec<FanOut>,
@@ -91,18 +138,23 @@ pub struct Phase {
 pub struct FanOut {
     /// `roll`, or `outer[a].inner` for nested ones.
     pub path: String,
+    /// Most instances in flight at once (none: no limit of its own).
     pub concurrency: Option<u64>,
+    /// Failed instances tolerated before no further instance starts.
     pub max_failures: u64,
     /// The step says `on_failure: continue`: failed instances are recorded, do not count
     /// toward `max_failures`, and the rollout goes on.
     pub continue_on_failure: bool,
+    /// The instances' names (`roll[us-east-op-2]`), in item order.
     pub instances: Vec<String>,
 }
 
 /// A node's place in a fan-out: which fan-out, and which of its instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InstanceRef {
+    /// Index into the phase's `fan_outs`.
     pub fan_out: usize,
+    /// Index into that fan-out's `instances`.
     pub instance: usize,
 }
 
@@ -111,6 +163,7 @@ pub struct InstanceRef {
 pub struct Node {
     /// Unique in the phase: `roll[us-east-op-2].restore`.
     pub name: String,
+    /// The step as written.
     pub step: Arc<Step>,
     /// Ids of the scopes around the step, outermost first (for `defaults` lookups and names).
     pub scope: String,
@@ -124,12 +177,14 @@ pub struct Node {
     /// For each step id the templates of this step read: the nodes whose outputs it means.
     /// A fan-out seen from outside gives several nodes, read as a list.
     pub inputs: BTreeMap<String, Vec<NodeIndex>>,
+    /// Timeout, retry, gate and failure handling after `defaults`.
     pub settings: Settings,
     /// Set when the step's `for_each` reads a step output: this node stands for all of its
     /// instances until the executor expands it.
     pub deferred: Option<Deferred>,
 }
 
+/// A `for_each` over a step output, expanded by the executor once that output exists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deferred {
     /// The `for_each` template, e.g. `{{ steps.deployments.outputs.ids }}`.
@@ -150,19 +205,30 @@ impl Node {
 /// The settings that apply to a node after `defaults`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// Per-attempt timeout.
     pub timeout: Option<std::time::Duration>,
+    /// How failed attempts are retried (one attempt when nothing says otherwise).
     pub retry: RetryPolicy,
+    /// The `until` gate, if the step has one.
     pub gate: Option<Gate>,
+    /// What a failure does to the run.
     pub on_failure: OnFailure,
+    /// What `resume` does with an attempt a crash left unknown.
     pub resume: ResumePolicy,
 }
 
+/// A `retry` with its defaults applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
+    /// Tries in all, the first included.
     pub attempts: u64,
+    /// Wait before the first retry.
     pub delay: std::time::Duration,
+    /// How the wait grows.
     pub backoff: Backoff,
+    /// Cap on the wait.
     pub max_delay: Option<std::time::Duration>,
+    /// Spread waits randomly by up to half their length.
     pub jitter: bool,
 }
 
@@ -180,15 +246,23 @@ impl RetryPolicy {
     }
 }
 
+/// An `until` gate: the action repeats every `interval` until the condition holds or the
+/// `deadline` passes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gate {
+    /// The jq condition over the action's result.
     pub until: String,
+    /// Time between tries.
     pub interval: std::time::Duration,
+    /// How long the gate may take in all.
     pub deadline: std::time::Duration,
 }
 
+/// A gate's `interval` when the plan gives none.
 pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// A gate's `deadline` when the plan gives none.
 pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+/// A retry's `delay` when the plan gives none.
 pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Compiles a validated plan. `inventory` overrides or adds groups (from `--inventory`).
@@ -198,22 +272,7 @@ pub fn compile(
     extra_inventory: &BTreeMap<String, Vec<Host>>,
     run: &RunInfo,
 ) -> Result<CompiledPlan, Error> {
-    let mut inventory: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut hosts: BTreeMap<String, HostDetails> = BTreeMap::new();
-    let groups = plan
-        .inventory
-        .iter()
-        .map(|(k, v)| (k.value.clone(), v))
-        .chain(extra_inventory.iter().map(|(k, v)| (k.clone(), v)));
-    for (group, list) in groups {
-        let names = list.iter().map(|h| h.name().value.clone()).collect();
-        inventory.insert(group, names);
-        for h in list {
-            if let Host::Detailed(d) = h {
-                hosts.insert(d.name.value.clone(), d.clone());
-            }
-        }
-    }
+    let (inventory, hosts) = merge_inventory(plan, extra_inventory);
     let context = json!({
         "params": params,
         "inventory": inventory,
@@ -229,34 +288,14 @@ pub fn compile(
             "started_at": run.started_at,
         },
     });
-    let mut phases = Vec::new();
-    for (kind, steps) in [
+    let phases = [
         (PhaseKind::Main, &plan.steps),
         (PhaseKind::OnFailure, &plan.on_failure),
         (PhaseKind::Finally, &plan.finally),
-    ] {
-        let mut builder = Builder {
-            defaults: &plan.defaults,
-            context: &context,
-            graph: DiGraph::new(),
-            fan_outs: Vec::new(),
-            shared: HashMap::new(),
-        };
-        let outside = HashMap::new();
-        let frame = Frame {
-            scope: String::new(),
-            groups: Vec::new(),
-            item: None,
-            instances: Vec::new(),
-            outside: &outside,
-        };
-        builder.scope(steps, &frame)?;
-        phases.push(Phase {
-            kind,
-            graph: builder.graph,
-            fan_outs: builder.fan_outs,
-        });
-    }
+    ]
+    .into_iter()
+    .map(|(kind, steps)| phase(plan, &context, kind, steps))
+    .collect::<Result<_, _>>()?;
     Ok(CompiledPlan {
         name: plan.name.value.clone(),
         description: plan.description.as_ref().map(|d| d.value.clone()),
@@ -274,6 +313,56 @@ pub fn compile(
         secrets: plan.secrets.clone(),
         context,
         phases,
+    })
+}
+
+/// The plan's inventory with the extra groups on top (a group of the same name replaces the
+/// plan's): host names by group, and the details of hosts written as objects.
+fn merge_inventory(
+    plan: &Plan,
+    extra_inventory: &BTreeMap<String, Vec<Host>>,
+) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, HostDetails>) {
+    let mut inventory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut hosts: BTreeMap<String, HostDetails> = BTreeMap::new();
+    let groups = plan
+        .inventory
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v))
+        .chain(extra_inventory.iter().map(|(k, v)| (k.clone(), v)));
+    for (group, list) in groups {
+        let names = list.iter().map(|h| h.name().value.clone()).collect();
+        inventory.insert(group, names);
+        for h in list {
+            if let Host::Detailed(d) = h {
+                hosts.insert(d.name.value.clone(), d.clone());
+            }
+        }
+    }
+    (inventory, hosts)
+}
+
+/// One phase's steps expanded into its graph.
+fn phase(plan: &Plan, context: &Value, kind: PhaseKind, steps: &[Step]) -> Result<Phase, Error> {
+    let mut builder = Builder {
+        defaults: &plan.defaults,
+        context,
+        graph: DiGraph::new(),
+        fan_outs: Vec::new(),
+        shared: HashMap::new(),
+    };
+    let outside = HashMap::new();
+    let frame = Frame {
+        scope: String::new(),
+        groups: Vec::new(),
+        item: None,
+        instances: Vec::new(),
+        outside: &outside,
+    };
+    builder.scope(steps, &frame)?;
+    Ok(Phase {
+        kind,
+        graph: builder.graph,
+        fan_outs: builder.fan_outs,
     })
 }
 
@@ -663,4 +752,47 @@ pub fn expand_deferred(
         nodes: e.nodes,
         sinks: e.sinks,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PhaseKind;
+
+    #[test]
+    fn phase_kinds_are_written_as_the_plan_keys_in_every_form() {
+        for (kind, name) in [
+            (PhaseKind::Main, "steps"),
+            (PhaseKind::OnFailure, "on_failure"),
+            (PhaseKind::Finally, "finally"),
+        ] {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(name.parse::<PhaseKind>().unwrap(), kind);
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, serde_json::json!(name));
+            assert_eq!(serde_json::from_value::<PhaseKind>(json).unwrap(), kind);
+        }
+    }
+
+    #[test]
+    fn phase_kinds_order_as_they_run() {
+        assert!(PhaseKind::Main < PhaseKind::OnFailure);
+        assert!(PhaseKind::OnFailure < PhaseKind::Finally);
+        let mut sorted = PhaseKind::ALL;
+        sorted.sort();
+        assert_eq!(sorted, PhaseKind::ALL);
+        assert_eq!(
+            PhaseKind::ALL,
+            [PhaseKind::Main, PhaseKind::OnFailure, PhaseKind::Finally]
+        );
+    }
+
+    #[test]
+    fn unknown_phase_names_are_refused() {
+        for name in ["main", "Steps", "on-failure", ""] {
+            let err = name.parse::<PhaseKind>().unwrap_err();
+            assert!(err.to_string().contains("is not a phase"), "{err}");
+        }
+        assert!(serde_json::from_str::<PhaseKind>("\"main\"").is_err());
+    }
 }

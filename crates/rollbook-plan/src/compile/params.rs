@@ -6,6 +6,7 @@ use super::*;
 /// `--param` on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct ParamInput {
+    /// Values from `--params-file`.
     pub file: Map<String, Value>,
     /// `name=value` pairs as typed.
     pub cli: Vec<(String, String)>,

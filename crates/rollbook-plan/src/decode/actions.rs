@@ -82,63 +82,13 @@ impl Decoder<'_> {
         })
     }
 
+    /// An `http` action: a known method, an address (`url`, or `connection` and `path`) and
+    /// at most one body.
     pub(super) fn http(&mut self, node: &Node) -> Option<HttpAction> {
         let f = self.fields(node, "an http action", keys::HTTP_ACTION)?;
-        // Methods are case-insensitive to write (`post`), and kept upper-case.
-        let method = f
-            .get("method")
-            .and_then(|n| self.string(n))
-            .map(|m| Spanned::new(m.value.to_ascii_uppercase(), m.span));
-        if let Some(m) = &method {
-            const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-            if !METHODS.contains(&m.value.as_str()) {
-                let mut diag = Diagnostic::error(
-                    "bad-value",
-                    m.span,
-                    format!("`{}` is not an HTTP method", m.value),
-                )
-                .label(format!("expected one of: {}", METHODS.join(", ")));
-                if let Some(s) =
-                    did_you_mean(&m.value.to_ascii_uppercase(), METHODS.iter().copied())
-                {
-                    diag = diag.help(format!("did you mean `{s}`?"));
-                }
-                self.push(diag);
-            }
-        }
-        match (f.key("url"), f.key("connection")) {
-            (None, None) => self.push(
-                Diagnostic::error(
-                    "missing-key",
-                    key_span(node),
-                    "an http action needs `url`, or `connection` and `path`",
-                )
-                .label("no address"),
-            ),
-            (Some(u), Some(c)) => self.push(
-                Diagnostic::error(
-                    "conflicting-keys",
-                    c.span,
-                    "an http action takes `url` or `connection`, not both",
-                )
-                .related(u.span, "url"),
-            ),
-            _ => {}
-        }
-        let bodies: Vec<&Node> = ["json", "body", "form"]
-            .iter()
-            .filter_map(|k| f.key(k))
-            .collect();
-        if let [first, second, ..] = bodies.as_slice() {
-            self.push(
-                Diagnostic::error(
-                    "conflicting-keys",
-                    second.span,
-                    "an http action has one body: `json`, `body` or `form`",
-                )
-                .related(first.span, "first body"),
-            );
-        }
+        let method = self.http_method(&f);
+        self.http_address(&f, node);
+        self.one_body(&f);
         Some(HttpAction {
             method,
             url: f.get("url").and_then(|n| self.string(n)),
@@ -162,6 +112,70 @@ impl Decoder<'_> {
             tls: f.get("tls").and_then(|n| self.tls(n)),
             span: node.span,
         })
+    }
+
+    /// The method, upper-cased (methods are case-insensitive to write: `post`); an unknown
+    /// one is reported.
+    fn http_method(&mut self, f: &Fields<'_>) -> Option<Spanned<String>> {
+        const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+        let m = f
+            .get("method")
+            .and_then(|n| self.string(n))
+            .map(|m| Spanned::new(m.value.to_ascii_uppercase(), m.span))?;
+        if !METHODS.contains(&m.value.as_str()) {
+            let mut diag = Diagnostic::error(
+                "bad-value",
+                m.span,
+                format!("`{}` is not an HTTP method", m.value),
+            )
+            .label(format!("expected one of: {}", METHODS.join(", ")));
+            if let Some(s) = did_you_mean(&m.value.to_ascii_uppercase(), METHODS.iter().copied()) {
+                diag = diag.help(format!("did you mean `{s}`?"));
+            }
+            self.push(diag);
+        }
+        Some(m)
+    }
+
+    /// Exactly one of `url` and `connection`.
+    fn http_address(&mut self, f: &Fields<'_>, node: &Node) {
+        match (f.key("url"), f.key("connection")) {
+            (None, None) => self.push(
+                Diagnostic::error(
+                    "missing-key",
+                    key_span(node),
+                    "an http action needs `url`, or `connection` and `path`",
+                )
+                .label("no address"),
+            ),
+            (Some(u), Some(c)) => self.push(
+                Diagnostic::error(
+                    "conflicting-keys",
+                    c.span,
+                    "an http action takes `url` or `connection`, not both",
+                )
+                .related(u.span, "url"),
+            ),
+            _ => {}
+        }
+    }
+
+    /// At most one of `json`, `body` and `form`.
+    fn one_body(&mut self, f: &Fields<'_>) {
+        let bodies: Vec<&Node> = ["json", "body", "form"]
+            .iter()
+            .filter_map(|k| f.key(k))
+            .collect();
+        if let [first, second, ..] = bodies.as_slice() {
+            self.push(
+                Diagnostic::error(
+                    "conflicting-keys",
+                    second.span,
+                    "an http action has one body: `json`, `body` or `form`",
+                )
+                .related(first.span, "first body"),
+            );
+        }
     }
 
     pub(super) fn http_expect(&mut self, node: &Node) -> Option<HttpExpect> {

@@ -1,6 +1,6 @@
 //! The YAML tree → the typed [`Plan`], collecting every shape error on the way.
 //!
-//! Each model type has a small function here that reads a mapping through [`Fields`], which
+//! Each model type has a small function here that reads a mapping through `Fields`, which
 //! reports unknown keys (with a suggestion), duplicate keys and missing required keys. A value
 //! that cannot be read is reported and left out, so decoding always goes on and the validator
 //! still sees the rest of the plan.
@@ -596,33 +596,7 @@ impl Decoder<'_> {
             .collect();
         let f = self.fields(node, "a step", &known)?;
         let id = self.required(&f, "id", node).and_then(|n| self.string(n));
-        let mut actions: Vec<&Node> = keys::ACTIONS.iter().filter_map(|a| f.key(a)).collect();
-        actions.sort_by_key(|n| n.span.offset);
-        let id_text = id
-            .as_ref()
-            .map_or("this step".to_string(), |i| format!("step `{}`", i.value));
-        match actions.as_slice() {
-            [] => self.push(
-                Diagnostic::error("no-action", id.as_ref().map_or(key_span(node), |i| i.span), format!("{id_text} has no action"))
-                    .label("does nothing")
-                    .help("give it one of: ssh, http, sql, shell, sleep, confirm, or `steps:` for a group"),
-            ),
-            [_] => {}
-            [first, second, ..] => self.push(
-                Diagnostic::error(
-                    "two-actions",
-                    second.span,
-                    format!(
-                        "{id_text} has two actions, `{}` and `{}`",
-                        first.as_str().unwrap_or_default(),
-                        second.as_str().unwrap_or_default()
-                    ),
-                )
-                .label("second action")
-                .related(first.span, "first action")
-                .help("a step does one thing: split it into two steps, the second with `needs:` on the first"),
-            ),
-        }
+        self.one_action(&f, id.as_ref(), node);
         let step = Step {
             id: id.unwrap_or_else(|| Spanned::new(String::new(), key_span(node))),
             name: f.get("name").and_then(|n| self.string(n)),
@@ -671,6 +645,35 @@ impl Decoder<'_> {
         Some(step)
     }
 
+    /// A step has exactly one action (or `steps:`, a group).
+    fn one_action(&mut self, f: &Fields<'_>, id: Option<&Spanned<String>>, node: &Node) {
+        let mut actions: Vec<&Node> = keys::ACTIONS.iter().filter_map(|a| f.key(a)).collect();
+        actions.sort_by_key(|n| n.span.offset);
+        let id_text = id.map_or("this step".to_string(), |i| format!("step `{}`", i.value));
+        match actions.as_slice() {
+            [] => self.push(
+                Diagnostic::error("no-action", id.map_or(key_span(node), |i| i.span), format!("{id_text} has no action"))
+                    .label("does nothing")
+                    .help("give it one of: ssh, http, sql, shell, sleep, confirm, or `steps:` for a group"),
+            ),
+            [_] => {}
+            [first, second, ..] => self.push(
+                Diagnostic::error(
+                    "two-actions",
+                    second.span,
+                    format!(
+                        "{id_text} has two actions, `{}` and `{}`",
+                        first.as_str().unwrap_or_default(),
+                        second.as_str().unwrap_or_default()
+                    ),
+                )
+                .label("second action")
+                .related(first.span, "first action")
+                .help("a step does one thing: split it into two steps, the second with `needs:` on the first"),
+            ),
+        }
+    }
+
     /// `needs: a` is read as `needs: [a]`.
     fn string_or_list(&mut self, node: &Node) -> Vec<Spanned<String>> {
         match &node.kind {
@@ -699,6 +702,7 @@ fn duration_param(text: &str) -> Option<&str> {
     .then_some(name)
 }
 
+/// Reads a duration written as a length (`30s`, `5m`, `1h30m`); the error says why not.
 pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
     let t = text.trim();
     if t.is_empty() {

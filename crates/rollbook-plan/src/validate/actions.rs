@@ -27,6 +27,19 @@ impl<'p> Validator<'p> {
         self.ssh_settings(&a.settings, scope);
     }
 
+    /// A `shell` step's templates: `run` and `script` go to a shell, `env` and `cwd` do not.
+    pub(super) fn shell(&mut self, a: &ShellAction, scope: &Scope<'p>) {
+        for t in [&a.run, &a.script].into_iter().flatten() {
+            self.template(t, scope, Sink::Shell);
+        }
+        for (_, t) in a.env.iter() {
+            self.template(t, scope, Sink::Text);
+        }
+        if let Some(t) = &a.cwd {
+            self.template(t, scope, Sink::Text);
+        }
+    }
+
     pub(super) fn tls(&mut self, tls: Option<&Tls>, scope: &Scope<'p>) {
         let Some(tls) = tls else { return };
         for t in [&tls.ca_file, &tls.client_cert, &tls.client_key]

@@ -64,6 +64,8 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// A template: it parses, the names it reads exist (and may go where `sink` sends the
+    /// text), and the helpers it calls exist.
     pub(super) fn template(&mut self, t: &Template, scope: &Scope<'_>, sink: Sink) {
         if !t.value.contains("{{") {
             return;
@@ -71,133 +73,100 @@ impl<'p> Validator<'p> {
         let parsed = match template::parse(&t.value) {
             Ok(p) => p,
             Err(e) => {
-                let opens = t.value.matches("{{").count();
-                let closes = t.value.matches("}}").count();
-                let (message, span) = if opens > closes {
-                    let last_open = t.value.rfind("{{").unwrap_or(0);
-                    (
-                        "a `{{` is not closed by `}}`".to_string(),
-                        self.inside(t.span, &t.value, last_open, 2),
-                    )
-                } else {
-                    let at = e.position.map_or(String::new(), |(l, c)| {
-                        format!(" (line {l}, column {c} of the template)")
-                    });
-                    let detail = e
-                        .message
-                        .trim_end_matches('.')
-                        .replace("invalid handlebars syntax: ", "");
-                    (format!("the template does not parse{at}: {detail}"), t.span)
-                };
-                self.push(
-                    Diagnostic::error("bad-template", span, message)
-                        .label("here")
-                        .help("templates are Handlebars: `{{ params.name }}`; a literal `{{` is written `\\{{`"),
-                );
+                self.template_does_not_parse(t, &e);
                 return;
             }
         };
         for r in template::references(&parsed) {
             self.reference(&r, t, scope, sink);
         }
+        self.helpers_exist(t, &parsed);
+    }
+
+    /// Reports a template that does not parse, at its last unclosed `{{` when that is why.
+    fn template_does_not_parse(&mut self, t: &Template, e: &template::ParseError) {
+        let opens = t.value.matches("{{").count();
+        let closes = t.value.matches("}}").count();
+        let (message, span) = if opens > closes {
+            let last_open = t.value.rfind("{{").unwrap_or(0);
+            (
+                "a `{{` is not closed by `}}`".to_string(),
+                self.inside(t.span, &t.value, last_open, 2),
+            )
+        } else {
+            let at = e.position.map_or(String::new(), |(l, c)| {
+                format!(" (line {l}, column {c} of the template)")
+            });
+            let detail = e
+                .message
+                .trim_end_matches('.')
+                .replace("invalid handlebars syntax: ", "");
+            (format!("the template does not parse{at}: {detail}"), t.span)
+        };
+        self.push(
+            Diagnostic::error("bad-template", span, message)
+                .label("here")
+                .help("templates are Handlebars: `{{ params.name }}`; a literal `{{` is written `\\{{`"),
+        );
+    }
+
+    /// Every helper the template calls is Handlebars' or ours.
+    fn helpers_exist(&mut self, t: &Template, parsed: &handlebars::template::Template) {
         let known = || {
             template::BUILTIN_HELPERS
                 .iter()
                 .chain(template::HELPERS)
                 .copied()
         };
-        for h in template::helpers(&parsed) {
-            if !known().any(|k| k == h) {
-                let at = t
-                    .value
-                    .find(&h)
-                    .map_or(t.span, |o| self.inside(t.span, &t.value, o, h.len()));
-                let mut d = Diagnostic::error(
-                    "unknown-helper",
-                    at,
-                    format!("the template calls `{h}`, which is not a helper"),
-                )
-                .label("unknown helper");
-                d = match did_you_mean(&h, known()) {
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
-                    None => d.help(format!(
-                        "the helpers are: {}",
-                        known().collect::<Vec<_>>().join(", ")
-                    )),
-                };
-                self.push(d);
+        for h in template::helpers(parsed) {
+            if known().any(|k| k == h) {
+                continue;
             }
+            let at = t
+                .value
+                .find(&h)
+                .map_or(t.span, |o| self.inside(t.span, &t.value, o, h.len()));
+            let d = Diagnostic::error(
+                "unknown-helper",
+                at,
+                format!("the template calls `{h}`, which is not a helper"),
+            )
+            .label("unknown helper");
+            let d = match did_you_mean(&h, known()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None => d.help(format!(
+                    "the helpers are: {}",
+                    known().collect::<Vec<_>>().join(", ")
+                )),
+            };
+            self.push(d);
         }
     }
 
+    /// A name a template reads: it exists where the template is, and may go where `sink`
+    /// sends the text.
     pub(super) fn reference(&mut self, r: &Reference, t: &Template, scope: &Scope<'_>, sink: Sink) {
         let shown = r.path.join(".");
-        // Point at the name inside the template when it can be found as written.
-        let span = match t
-            .value
-            .find(r.path.first().map(String::as_str).unwrap_or_default())
-        {
-            Some(at) if t.value[at..].starts_with(&shown) => {
-                self.inside(t.span, &t.value, at, shown.len())
-            }
-            _ => t.span,
-        };
+        let span = self.reference_span(r, t, &shown);
         let field = |i: usize| r.path.get(i).map(String::as_str);
-        let unknown = |what: &str, name: &str, known: Vec<&str>, help_decl: String| {
-            let mut d = Diagnostic::error(
-                "unknown-name",
-                span,
-                format!("the template reads `{shown}`, but there is no {what} `{name}`"),
-            )
-            .label(format!("unknown {what}"));
-            d = match did_you_mean(name, known.iter().copied()) {
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None => d.help(help_decl),
-            };
-            d
-        };
+        let plan = self.plan;
         match field(0).unwrap_or_default() {
-            "params" => {
-                if let Some(name) = field(1)
-                    && !self.plan.params.contains(name)
-                {
-                    let d = unknown(
-                        "param",
-                        name,
-                        self.plan.params.names().collect(),
-                        format!("declare it under `params:` as `{name}: {{ type: string }}`"),
-                    );
-                    self.push(d);
-                }
-            }
-            "secrets" => {
-                if let Some(name) = field(1)
-                    && !self.plan.secrets.contains(name)
-                {
-                    let d = unknown(
-                        "secret",
-                        name,
-                        self.plan.secrets.names().collect(),
-                        format!("declare it under `secrets:` as `{name}: {{ env: VARIABLE }}`"),
-                    );
-                    self.push(d);
-                }
-            }
-            "inventory" => {
-                if let Some(name) = field(1)
-                    && !self.plan.inventory.contains(name)
-                {
-                    let d = unknown(
-                        "inventory group",
-                        name,
-                        self.plan.inventory.names().collect(),
-                        format!(
-                            "declare the group under `inventory:` as `{name}: [host-1, host-2]`"
-                        ),
-                    );
-                    self.push(d);
-                }
-            }
+            "params" => self.declared(span, &shown, "param", field(1), &plan.params, |name| {
+                format!("declare it under `params:` as `{name}: {{ type: string }}`")
+            }),
+            "secrets" => self.declared(span, &shown, "secret", field(1), &plan.secrets, |name| {
+                format!("declare it under `secrets:` as `{name}: {{ env: VARIABLE }}`")
+            }),
+            "inventory" => self.declared(
+                span,
+                &shown,
+                "inventory group",
+                field(1),
+                &plan.inventory,
+                |name| {
+                    format!("declare the group under `inventory:` as `{name}: [host-1, host-2]`")
+                },
+            ),
             "item" | "index" if !scope.in_for_each => self.push(
                 Diagnostic::error(
                     "no-item",
@@ -211,16 +180,58 @@ impl<'p> Validator<'p> {
             "run" => self.known_field(span, &shown, "run", field(1), RUN_FIELDS),
             "plan" => self.known_field(span, &shown, "plan", field(1), PLAN_FIELDS),
             "steps" => self.step_output(span, &shown, field(1), field(2), field(3), scope),
-            other => {
-                let d = unknown(
-                    "name",
-                    other,
-                    ROOTS.to_vec(),
-                    format!("templates can read: {}", ROOTS.join(", ")),
-                );
-                self.push(d);
-            }
+            other => self.push(unknown_name(
+                span,
+                &shown,
+                "name",
+                other,
+                ROOTS.iter().copied(),
+                format!("templates can read: {}", ROOTS.join(", ")),
+            )),
         }
+        self.reference_fits_sink(r, span, &shown, sink);
+    }
+
+    /// Where a reference is: the name inside the template when it can be found as written,
+    /// else the whole template.
+    fn reference_span(&self, r: &Reference, t: &Template, shown: &str) -> Span {
+        match t
+            .value
+            .find(r.path.first().map(String::as_str).unwrap_or_default())
+        {
+            Some(at) if t.value[at..].starts_with(shown) => {
+                self.inside(t.span, &t.value, at, shown.len())
+            }
+            _ => t.span,
+        }
+    }
+
+    /// `params.NAME`, `secrets.NAME`, `inventory.NAME`: `NAME` is declared in `entries`.
+    fn declared<V>(
+        &mut self,
+        span: Span,
+        shown: &str,
+        what: &str,
+        name: Option<&str>,
+        entries: &Entries<V>,
+        declare: impl Fn(&str) -> String,
+    ) {
+        if let Some(name) = name
+            && !entries.contains(name)
+        {
+            self.push(unknown_name(
+                span,
+                shown,
+                what,
+                name,
+                entries.names(),
+                declare(name),
+            ));
+        }
+    }
+
+    /// No secret in a `confirm` question, and no value spliced into SQL text.
+    fn reference_fits_sink(&mut self, r: &Reference, span: Span, shown: &str, sink: Sink) {
         if sink == Sink::Terminal && r.path.first().is_some_and(|p| p == "secrets") {
             self.push(
                 Diagnostic::error(
@@ -351,5 +362,27 @@ impl<'p> Validator<'p> {
                 scope,
             );
         }
+    }
+}
+
+/// A template reads `shown`, whose `what` (param, secret, ...) `name` does not exist; the
+/// help suggests a close name from `known`, else says how to declare it (`declare`).
+fn unknown_name<'a>(
+    span: Span,
+    shown: &str,
+    what: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+    declare: String,
+) -> Diagnostic {
+    let d = Diagnostic::error(
+        "unknown-name",
+        span,
+        format!("the template reads `{shown}`, but there is no {what} `{name}`"),
+    )
+    .label(format!("unknown {what}"));
+    match did_you_mean(name, known) {
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None => d.help(declare),
     }
 }

@@ -28,17 +28,10 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
         cleanup: false,
     };
     v.top_level(expected_name);
-    let main_scope = Scope {
-        visible: HashMap::new(),
-        in_for_each: false,
-    };
-    v.scope(&plan.steps, &main_scope);
+    v.scope(&plan.steps, &Scope::root());
     // `on_failure` and `finally` are graphs of their own: they read `run.status` and
     // params, not the outputs of main steps (which may not have run).
-    let after = Scope {
-        visible: HashMap::new(),
-        in_for_each: false,
-    };
+    let after = Scope::root();
     v.cleanup = true;
     v.scope(&plan.on_failure, &after);
     v.scope(&plan.finally, &after);
@@ -65,6 +58,17 @@ struct Scope<'p> {
     in_for_each: bool,
 }
 
+impl Scope<'_> {
+    /// The scope of the plan's top level and of the `on_failure` and `finally` phases: no
+    /// step outputs, no item.
+    fn root() -> Self {
+        Scope {
+            visible: HashMap::new(),
+            in_for_each: false,
+        }
+    }
+}
+
 /// Where a template's text goes, which decides what it may contain.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sink {
@@ -76,6 +80,33 @@ enum Sink {
     Terminal,
     /// Everything else.
     Text,
+}
+
+/// The `needs` of one scope: node weights are indexes into the scope's steps, edges go from
+/// a step to the steps it needs.
+type NeedsGraph = DiGraph<usize, ()>;
+
+/// The steps upstream of `steps[i]` in its scope (what it needs, transitively), without
+/// itself.
+fn upstream(graph: &NeedsGraph, i: usize) -> HashSet<usize> {
+    let node = |j: usize| petgraph::graph::NodeIndex::new(j);
+    let mut found: HashSet<usize> = HashSet::new();
+    let mut todo: Vec<usize> = graph.neighbors(node(i)).map(|n| graph[n]).collect();
+    while let Some(j) = todo.pop() {
+        if found.insert(j) {
+            todo.extend(graph.neighbors(node(j)).map(|n| graph[n]));
+        }
+    }
+    found.remove(&i);
+    found
+}
+
+/// Whether an action has a result that `until` can check and `capture` can read.
+fn has_result(action: &ActionRef<'_>) -> bool {
+    !matches!(
+        action,
+        ActionRef::Sleep(_) | ActionRef::Confirm(_) | ActionRef::Group(_)
+    )
 }
 
 fn is_valid_id(id: &str) -> bool {
@@ -109,42 +140,66 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// The plan's own keys: version, name, confirmation phrase, params, inventory,
+    /// connections and defaults.
     fn top_level(&mut self, expected_name: Option<&str>) {
-        let plan = self.plan;
-        if plan.version.value != 1 && plan.version.span != Span::default() {
+        self.version();
+        self.plan_name(expected_name);
+        self.confirm_phrase();
+        for (name, param) in self.plan.params.iter() {
+            self.param(name, param);
+        }
+        self.inventory_hosts_unique();
+        self.connections();
+        self.defaults();
+    }
+
+    /// Only version 1 is known (a missing version is reported by the decoder).
+    fn version(&mut self) {
+        let version = &self.plan.version;
+        if version.value != 1 && version.span != Span::default() {
             self.push(
                 Diagnostic::error(
                     "bad-version",
-                    plan.version.span,
-                    format!("plan format version {} is not known", plan.version.value),
+                    version.span,
+                    format!("plan format version {} is not known", version.value),
                 )
                 .label("expected 1")
                 .help("this rollbook reads version 1 plans"),
             );
         }
+    }
+
+    /// The plan's name is an id and equals its file stem.
+    fn plan_name(&mut self, expected_name: Option<&str>) {
+        let name = &self.plan.name;
         if let Some(expected) = expected_name
-            && !plan.name.value.is_empty()
-            && plan.name.value != expected
+            && !name.value.is_empty()
+            && name.value != expected
         {
             self.push(
-                Diagnostic::error("name-mismatch", plan.name.span, format!("the plan is named `{}` but its file is `{expected}.yaml`", plan.name.value))
+                Diagnostic::error("name-mismatch", name.span, format!("the plan is named `{}` but its file is `{expected}.yaml`", name.value))
                     .label(format!("expected `{expected}`"))
                     .help("a plan's name equals its file stem, so `rollbook run NAME` finds it: rename one of them"),
             );
         }
-        if !plan.name.value.is_empty() && !is_valid_id(&plan.name.value) {
+        if !name.value.is_empty() && !is_valid_id(&name.value) {
             self.push(
                 Diagnostic::error(
                     "bad-id",
-                    plan.name.span,
-                    format!("`{}` is not a valid plan name", plan.name.value),
+                    name.span,
+                    format!("`{}` is not a valid plan name", name.value),
                 )
                 .help(
                     "use lowercase letters, digits, `-` and `_`, starting with a letter or digit",
                 ),
             );
         }
-        if let Some(c) = &plan.confirm
+    }
+
+    /// A confirmation phrase has something to type.
+    fn confirm_phrase(&mut self) {
+        if let Some(c) = &self.plan.confirm
             && c.value.trim().is_empty()
         {
             self.push(
@@ -152,10 +207,11 @@ impl<'p> Validator<'p> {
                     .help("write the phrase to type, e.g. `confirm: ROLLBACK`"),
             );
         }
-        for (name, param) in plan.params.iter() {
-            self.param(name, param);
-        }
-        for (name, hosts) in plan.inventory.iter() {
+    }
+
+    /// No host is listed twice in one inventory group.
+    fn inventory_hosts_unique(&mut self) {
+        for (name, hosts) in self.plan.inventory.iter() {
             let mut seen: HashMap<&str, Span> = HashMap::new();
             for host in hosts {
                 let h = host.name();
@@ -174,11 +230,12 @@ impl<'p> Validator<'p> {
                 }
             }
         }
-        for (name, conn) in plan.connections.iter() {
-            let root = Scope {
-                visible: HashMap::new(),
-                in_for_each: false,
-            };
+    }
+
+    /// The templates of each connection, which see the plan's context but no step.
+    fn connections(&mut self) {
+        let root = Scope::root();
+        for (_, conn) in self.plan.connections.iter() {
             match conn {
                 Connection::Sql(c) => self.template(&c.url, &root, Sink::Text),
                 Connection::Http(c) => {
@@ -189,9 +246,13 @@ impl<'p> Validator<'p> {
                     self.tls(c.tls.as_ref(), &root);
                 }
             }
-            let _ = name;
         }
-        let d = &plan.defaults;
+    }
+
+    /// `defaults`: durations, retry, the default SQL connection, and the templates of the
+    /// HTTP and SSH defaults.
+    fn defaults(&mut self) {
+        let d = &self.plan.defaults;
         for duration in d.durations() {
             self.duration_param(duration);
         }
@@ -204,27 +265,19 @@ impl<'p> Validator<'p> {
         if let Some(c) = d.sql.as_ref().and_then(|s| s.connection.as_ref()) {
             self.connection_ref(c, "sql");
         }
+        let root = Scope::root();
         if let Some(http) = &d.http {
-            let root = Scope {
-                visible: HashMap::new(),
-                in_for_each: false,
-            };
             for (_, h) in http.headers.iter() {
                 self.template(h, &root, Sink::Text);
             }
             self.tls(http.tls.as_ref(), &root);
         }
         if let Some(ssh) = &d.ssh {
-            self.ssh_settings(
-                ssh,
-                &Scope {
-                    visible: HashMap::new(),
-                    in_for_each: false,
-                },
-            );
+            self.ssh_settings(ssh, &root);
         }
     }
 
+    /// A param's `enum` values and default fit its type.
     fn param(&mut self, name: &Spanned<String>, param: &Param) {
         let ty = param.ty();
         let choices: Vec<(serde_json::Value, Span)> = param
@@ -247,62 +300,74 @@ impl<'p> Validator<'p> {
             }
         }
         if let Some(default) = &param.default {
-            let value = default.to_json();
-            match params::check_value(ty, &value) {
-                Err(why) => self.push(
-                    Diagnostic::error(
-                        "bad-param",
-                        default.span,
-                        format!(
-                            "the default of param `{}` does not fit its type {}: {why}",
-                            name.value,
-                            ty.as_str()
-                        ),
-                    )
-                    .label(format!("expected {}", ty.as_str())),
-                ),
-                Ok(v)
-                    if !choices.is_empty()
-                        && !choices
-                            .iter()
-                            .any(|(c, _)| params::check_value(ty, c).ok().as_ref() == Some(&v)) =>
-                {
-                    let allowed: Vec<String> = choices
+            self.param_default(name, param, default, &choices);
+        }
+    }
+
+    /// A param's default fits its type and its `enum`, and is not combined with `required`.
+    fn param_default(
+        &mut self,
+        name: &Spanned<String>,
+        param: &Param,
+        default: &crate::yaml::Node,
+        choices: &[(serde_json::Value, Span)],
+    ) {
+        let ty = param.ty();
+        let value = default.to_json();
+        match params::check_value(ty, &value) {
+            Err(why) => self.push(
+                Diagnostic::error(
+                    "bad-param",
+                    default.span,
+                    format!(
+                        "the default of param `{}` does not fit its type {}: {why}",
+                        name.value,
+                        ty.as_str()
+                    ),
+                )
+                .label(format!("expected {}", ty.as_str())),
+            ),
+            Ok(v)
+                if !choices.is_empty()
+                    && !choices
                         .iter()
-                        .map(|(c, _)| params::display_value(c))
-                        .collect();
-                    let mut d = Diagnostic::error(
-                        "bad-param",
-                        default.span,
-                        format!(
-                            "the default of param `{}` is not one of its `enum` values",
-                            name.value
-                        ),
-                    )
-                    .label(format!("expected one of: {}", allowed.join(", ")));
-                    if let Some(s) = did_you_mean(
-                        &params::display_value(&v),
-                        allowed.iter().map(String::as_str),
-                    ) {
-                        d = d.help(format!("did you mean `{s}`?"));
-                    }
-                    self.push(d);
+                        .any(|(c, _)| params::check_value(ty, c).ok().as_ref() == Some(&v)) =>
+            {
+                let allowed: Vec<String> = choices
+                    .iter()
+                    .map(|(c, _)| params::display_value(c))
+                    .collect();
+                let mut d = Diagnostic::error(
+                    "bad-param",
+                    default.span,
+                    format!(
+                        "the default of param `{}` is not one of its `enum` values",
+                        name.value
+                    ),
+                )
+                .label(format!("expected one of: {}", allowed.join(", ")));
+                if let Some(s) = did_you_mean(
+                    &params::display_value(&v),
+                    allowed.iter().map(String::as_str),
+                ) {
+                    d = d.help(format!("did you mean `{s}`?"));
                 }
-                Ok(_) => {}
+                self.push(d);
             }
-            if param.is_required() {
-                self.push(
-                    Diagnostic::warning(
-                        "required-with-default",
-                        default.span,
-                        format!(
-                            "param `{}` is required but has a default: the default is used when no value is given, so `required` has no effect",
-                            name.value
-                        ),
-                    )
-                    .help("drop `required: true` (to use the default) or the default (to insist on a value)"),
-                );
-            }
+            Ok(_) => {}
+        }
+        if param.is_required() {
+            self.push(
+                Diagnostic::warning(
+                    "required-with-default",
+                    default.span,
+                    format!(
+                        "param `{}` is required but has a default: the default is used when no value is given, so `required` has no effect",
+                        name.value
+                    ),
+                )
+                .help("drop `required: true` (to use the default) or the default (to insist on a value)"),
+            );
         }
     }
 
@@ -431,6 +496,25 @@ impl<'p> Validator<'p> {
 
     /// Checks the steps of one scope and, recursively, of the groups in it.
     fn scope(&mut self, steps: &'p [Step], outer: &Scope<'p>) {
+        let index = self.step_ids(steps);
+        let graph = self.needs_graph(steps, &index, outer);
+        self.cycles(steps, &index, &graph);
+        for (i, step) in steps.iter().enumerate() {
+            let mut visible = outer.visible.clone();
+            for j in upstream(&graph, i) {
+                visible.insert(&steps[j].id.value, &steps[j]);
+            }
+            let here = Scope {
+                visible,
+                in_for_each: outer.in_for_each || step.for_each.is_some(),
+            };
+            self.step(step, outer, &here);
+        }
+    }
+
+    /// Each step id is well formed and unique in its scope. Returns the index of each id's
+    /// first step.
+    fn step_ids(&mut self, steps: &'p [Step]) -> HashMap<&'p str, usize> {
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, step) in steps.iter().enumerate() {
             let id = &step.id;
@@ -443,8 +527,8 @@ impl<'p> Validator<'p> {
                         .help("use lowercase letters, digits, `-` and `_`, starting with a letter or digit"),
                 );
             }
-            if let Some(&first) = index.get(id.value.as_str()) {
-                self.push(
+            match index.get(id.value.as_str()) {
+                Some(&first) => self.push(
                     Diagnostic::error(
                         "duplicate-id",
                         id.span,
@@ -453,14 +537,24 @@ impl<'p> Validator<'p> {
                     .label("second")
                     .related(steps[first].id.span, "first")
                     .help("ids are unique within a scope; rename one"),
-                );
-            } else {
-                index.insert(&id.value, i);
+                ),
+                None => {
+                    index.insert(&id.value, i);
+                }
             }
         }
+        index
+    }
 
-        // Edges from each step to the steps it needs.
-        let mut graph: DiGraph<usize, ()> = DiGraph::new();
+    /// The graph of a scope: node `i` is `steps[i]`, with an edge to each step it needs.
+    /// Reports needs listed twice, on the step itself, or on no step of the scope.
+    fn needs_graph(
+        &mut self,
+        steps: &'p [Step],
+        index: &HashMap<&'p str, usize>,
+        outer: &Scope<'p>,
+    ) -> NeedsGraph {
+        let mut graph = NeedsGraph::new();
         let nodes: Vec<_> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
         for (i, step) in steps.iter().enumerate() {
             let mut seen = HashSet::new();
@@ -482,50 +576,65 @@ impl<'p> Validator<'p> {
                     Some(&j) => {
                         graph.add_edge(nodes[i], nodes[j], ());
                     }
-                    None => {
-                        let mut d = Diagnostic::error(
-                            "unknown-need",
-                            need.span,
-                            format!(
-                                "step `{}` needs `{}`, which is not a step here",
-                                step.id.value, need.value
-                            ),
-                        )
-                        .label("no such step");
-                        d = match did_you_mean(&need.value, index.keys().copied()) {
-                            Some(s) => d.help(format!("did you mean `{s}`?")),
-                            None if outer.visible.contains_key(need.value.as_str()) => {
-                                d.help("`needs` names steps of the same scope; a group's steps already run after what the group needs")
-                            }
-                            None => d.help(format!("the steps here are: {}", steps.iter().map(|s| s.id.value.as_str()).collect::<Vec<_>>().join(", "))),
-                        };
-                        self.push(d);
-                    }
+                    None => self.unknown_need(step, need, steps, index, outer),
                 }
             }
         }
-        for scc in tarjan_scc(&graph) {
+        graph
+    }
+
+    /// `step` needs `need`, which is not a step of its scope.
+    fn unknown_need(
+        &mut self,
+        step: &Step,
+        need: &Spanned<String>,
+        steps: &[Step],
+        index: &HashMap<&'p str, usize>,
+        outer: &Scope<'p>,
+    ) {
+        let d = Diagnostic::error(
+            "unknown-need",
+            need.span,
+            format!(
+                "step `{}` needs `{}`, which is not a step here",
+                step.id.value, need.value
+            ),
+        )
+        .label("no such step");
+        let d = match did_you_mean(&need.value, index.keys().copied()) {
+            Some(s) => d.help(format!("did you mean `{s}`?")),
+            None if outer.visible.contains_key(need.value.as_str()) => {
+                d.help("`needs` names steps of the same scope; a group's steps already run after what the group needs")
+            }
+            None => d.help(format!(
+                "the steps here are: {}",
+                steps
+                    .iter()
+                    .map(|s| s.id.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
+        self.push(d);
+    }
+
+    /// Steps that need each other in a cycle: one diagnostic per cycle, naming every step on
+    /// it and pointing at each `needs` entry that closes it.
+    fn cycles(&mut self, steps: &[Step], index: &HashMap<&'p str, usize>, graph: &NeedsGraph) {
+        for scc in tarjan_scc(graph) {
             if scc.len() < 2 {
                 continue;
             }
             let mut members: Vec<usize> = scc.iter().map(|n| graph[*n]).collect();
             members.sort_unstable();
-            let names: Vec<&str> = members
+            let names: Vec<String> = members
                 .iter()
-                .map(|&i| steps[i].id.value.as_str())
+                .map(|&i| format!("`{}`", steps[i].id.value))
                 .collect();
-            let first = &steps[members[0]];
             let mut d = Diagnostic::error(
                 "cycle",
-                first.id.span,
-                format!(
-                    "steps {} need each other in a cycle",
-                    names
-                        .iter()
-                        .map(|n| format!("`{n}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                steps[members[0]].id.span,
+                format!("steps {} need each other in a cycle", names.join(", ")),
             )
             .help("remove one of the `needs` on the cycle so the steps have an order");
             for &i in &members {
@@ -542,39 +651,41 @@ impl<'p> Validator<'p> {
             }
             self.push(d);
         }
-
-        for (i, step) in steps.iter().enumerate() {
-            // Steps upstream of this one: its needs, transitively.
-            let mut upstream: HashSet<usize> = HashSet::new();
-            let mut todo: Vec<usize> = graph.neighbors(nodes[i]).map(|n| graph[n]).collect();
-            while let Some(j) = todo.pop() {
-                if upstream.insert(j) {
-                    todo.extend(graph.neighbors(nodes[j]).map(|n| graph[n]));
-                }
-            }
-            upstream.remove(&i);
-            let mut visible = outer.visible.clone();
-            for j in upstream {
-                visible.insert(&steps[j].id.value, &steps[j]);
-            }
-            let here = Scope {
-                visible,
-                in_for_each: outer.in_for_each || step.for_each.is_some(),
-            };
-            self.step(step, outer, &here);
-        }
     }
 
     /// Checks one step. `outer` is the scope around it (for `for_each`, which is evaluated
     /// before the step's items exist); `here` is the step's own.
     fn step(&mut self, step: &'p Step, outer: &Scope<'p>, here: &Scope<'p>) {
-        let action = step.action();
         if let Some(name) = &step.name {
             self.template(name, here, Sink::Text);
         }
+        self.for_each(step, outer, here);
+        self.fan_out_settings(step);
+        for duration in step.durations() {
+            self.duration_param(duration);
+        }
+        if let Some(t) = &step.timeout {
+            self.positive(t, "timeout");
+        }
+        if let Some(r) = &step.retry {
+            self.retry(r);
+        }
+        if let Some(w) = &step.when {
+            self.jq(w, here, "when");
+        }
+        match &step.until {
+            Some(until) => self.until_gate(step, until, here),
+            None => self.gate_settings_need_until(step),
+        }
+        self.captures(step, here);
+        self.action(step, here);
+    }
+
+    /// A `for_each` is a list (an empty one is a warning) or one expression that yields a
+    /// list, evaluated after the step's needs but before its items exist.
+    fn for_each(&mut self, step: &'p Step, outer: &Scope<'p>, here: &Scope<'p>) {
         match &step.for_each {
             Some(ForEach::Template(t)) => {
-                // Evaluated before the step's items exist, but after what it needs.
                 let before_items = Scope {
                     visible: here.visible.clone(),
                     in_for_each: outer.in_for_each,
@@ -599,6 +710,10 @@ impl<'p> Validator<'p> {
             }
             _ => {}
         }
+    }
+
+    /// `concurrency` is not 0, and it and `max_failures` are only set on a `for_each`.
+    fn fan_out_settings(&mut self, step: &Step) {
         if let Some(c) = &step.concurrency
             && c.value == 0
         {
@@ -611,68 +726,77 @@ impl<'p> Validator<'p> {
                 .help("use 1 for one at a time"),
             );
         }
-        if step.for_each.is_none() {
-            for (key, value) in [
-                ("concurrency", &step.concurrency),
-                ("max_failures", &step.max_failures),
-            ] {
-                if let Some(v) = value {
-                    self.push(
-                        Diagnostic::warning("unused-setting", v.span, format!("`{key}` applies to the instances of a `for_each`, and step `{}` has none", step.id.value))
-                            .help("add `for_each`, or drop the setting"),
-                    );
-                }
+        if step.for_each.is_some() {
+            return;
+        }
+        for (key, value) in [
+            ("concurrency", &step.concurrency),
+            ("max_failures", &step.max_failures),
+        ] {
+            if let Some(v) = value {
+                self.push(
+                    Diagnostic::warning("unused-setting", v.span, format!("`{key}` applies to the instances of a `for_each`, and step `{}` has none", step.id.value))
+                        .help("add `for_each`, or drop the setting"),
+                );
             }
         }
-        for duration in step.durations() {
-            self.duration_param(duration);
+    }
+
+    /// An `until` gate: its condition, an `interval` no longer than the `deadline`, durations
+    /// that are not zero, and an action with a result to check.
+    fn until_gate(&mut self, step: &'p Step, until: &'p Jq, here: &Scope<'p>) {
+        self.jq(until, here, "until");
+        if let (Some(i), Some(d)) = (&step.interval, &step.deadline)
+            && let (Some(il), Some(dl)) = (i.value.fixed(), d.value.fixed())
+            && il > dl
+        {
+            self.push(
+                Diagnostic::error(
+                    "bad-gate",
+                    i.span,
+                    "`interval` is longer than `deadline`: the gate would poll only twice",
+                )
+                .related(d.span, "deadline"),
+            );
         }
-        if let Some(t) = &step.timeout {
-            self.positive(t, "timeout");
+        for d in [&step.interval, &step.deadline].into_iter().flatten() {
+            self.positive(d, "gate duration");
         }
-        if let Some(r) = &step.retry {
-            self.retry(r);
+        let action = step.action();
+        if !has_result(&action) {
+            self.push(Diagnostic::error(
+                "bad-gate",
+                until.span,
+                format!(
+                    "`until` repeats an action and checks its result; a `{}` has none to check",
+                    action.kind()
+                ),
+            ));
         }
-        if let Some(w) = &step.when {
-            self.jq(w, here, "when");
-        }
-        match &step.until {
-            Some(u) => {
-                self.jq(u, here, "until");
-                if let (Some(i), Some(d)) = (&step.interval, &step.deadline)
-                    && let (Some(il), Some(dl)) = (i.value.fixed(), d.value.fixed())
-                    && il > dl
-                {
-                    self.push(
-                        Diagnostic::error(
-                            "bad-gate",
-                            i.span,
-                            "`interval` is longer than `deadline`: the gate would poll only twice",
-                        )
-                        .related(d.span, "deadline"),
-                    );
-                }
-                for d in [&step.interval, &step.deadline].into_iter().flatten() {
-                    self.positive(d, "gate duration");
-                }
-                if matches!(
-                    action,
-                    ActionRef::Sleep(_) | ActionRef::Confirm(_) | ActionRef::Group(_)
-                ) {
-                    self.push(Diagnostic::error("bad-gate", u.span, format!("`until` repeats an action and checks its result; a `{}` has none to check", action.kind())));
-                }
+    }
+
+    /// Without `until`, `interval` and `deadline` mean nothing.
+    fn gate_settings_need_until(&mut self, step: &Step) {
+        for (key, value) in [("interval", &step.interval), ("deadline", &step.deadline)] {
+            if let Some(v) = value {
+                self.push(
+                    Diagnostic::error(
+                        "bad-gate",
+                        v.span,
+                        format!(
+                            "`{key}` belongs to an `until` gate, and step `{}` has no `until`",
+                            step.id.value
+                        ),
+                    )
+                    .help("add `until: <jq condition>`, or drop it"),
+                );
             }
-            None => {
-                for (key, value) in [("interval", &step.interval), ("deadline", &step.deadline)] {
-                    if let Some(v) = value {
-                        self.push(
-                            Diagnostic::error("bad-gate", v.span, format!("`{key}` belongs to an `until` gate, and step `{}` has no `until`", step.id.value))
-                                .help("add `until: <jq condition>`, or drop it"),
-                        );
-                    }
-                }
-            }
         }
+    }
+
+    /// Capture names are identifiers without `-`, each capture is a jq expression, and the
+    /// step has a result to capture from.
+    fn captures(&mut self, step: &'p Step, here: &Scope<'p>) {
         for (name, expr) in step.capture.iter() {
             if !is_valid_id(&name.value) || name.value.contains('-') {
                 self.push(
@@ -686,33 +810,23 @@ impl<'p> Validator<'p> {
             }
             self.jq(expr, here, "capture");
         }
-        if !step.capture.is_empty()
-            && matches!(
-                action,
-                ActionRef::Group(_) | ActionRef::Sleep(_) | ActionRef::Confirm(_)
-            )
-        {
+        let action = step.action();
+        if !step.capture.is_empty() && !has_result(&action) {
             self.push(Diagnostic::error(
                 "bad-capture",
                 step.span,
                 format!("a `{}` step has no result to capture from", action.kind()),
             ));
         }
-        match action {
+    }
+
+    /// The step's action, by kind; a group's steps are a scope of their own.
+    fn action(&mut self, step: &'p Step, here: &Scope<'p>) {
+        match step.action() {
             ActionRef::Ssh(a) => self.ssh(a, here),
             ActionRef::Http(a) => self.http(a, here),
             ActionRef::Sql(a) => self.sql(a, here),
-            ActionRef::Shell(a) => {
-                for t in [&a.run, &a.script].into_iter().flatten() {
-                    self.template(t, here, Sink::Shell);
-                }
-                for (_, t) in a.env.iter() {
-                    self.template(t, here, Sink::Text);
-                }
-                if let Some(t) = &a.cwd {
-                    self.template(t, here, Sink::Text);
-                }
-            }
+            ActionRef::Shell(a) => self.shell(a, here),
             ActionRef::Sleep(_) => {}
             ActionRef::Confirm(t) => self.template(t, here, Sink::Terminal),
             ActionRef::Group(steps) => {

@@ -60,14 +60,42 @@ fn schema_keys_match_the_decoder_keys() {
     }
 }
 
+/// With `ROLLBOOK_UPDATE_SCHEMA=1`, writes the current schema instead of failing.
 #[test]
 fn the_committed_schema_is_current() {
-    let committed = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/plan.schema.json"),
-    )
-    .unwrap_or_default();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/plan.schema.json");
+    let current = rollbook_plan::schema::plan_schema_json();
+    if std::env::var_os("ROLLBOOK_UPDATE_SCHEMA").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
-        committed == rollbook_plan::schema::plan_schema_json(),
-        "schemas/plan.schema.json is stale: run `cargo run -- schema > schemas/plan.schema.json`"
+        committed == current,
+        "schemas/plan.schema.json is stale: run `cargo run -- schema > schemas/plan.schema.json` \
+         (or `ROLLBOOK_UPDATE_SCHEMA=1 cargo test -p rollbook-plan --test plan schema`)"
+    );
+}
+
+/// Editors show a definition's `description` on hover: every one a plan author meets has one.
+#[test]
+fn every_schema_definition_has_a_description() {
+    let schema: Value = serde_json::from_str(&rollbook_plan::schema::plan_schema_json()).unwrap();
+    let described = |v: &Value| {
+        v["description"]
+            .as_str()
+            .is_some_and(|d| !d.trim().is_empty())
+    };
+    assert!(described(&schema), "the root has no description");
+    let defs = schema["$defs"].as_object().expect("the schema has $defs");
+    assert!(!defs.is_empty());
+    let missing: Vec<&String> = defs
+        .iter()
+        .filter(|(_, def)| !described(def))
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "definitions without a description: {missing:?}"
     );
 }
