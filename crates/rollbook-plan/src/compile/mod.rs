@@ -37,21 +37,49 @@ pub struct RunInfo {
     pub started_at: String,
 }
 
-/// Which list of steps a phase comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Which list of steps a phase comes from. Ordered as the phases run; written (journal,
+/// JSON, logs) as the plan's key: `steps`, `on_failure`, `finally`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum PhaseKind {
+    #[serde(rename = "steps")]
     Main,
+    #[serde(rename = "on_failure")]
     OnFailure,
+    #[serde(rename = "finally")]
     Finally,
 }
 
 impl PhaseKind {
+    /// Every phase, in the order they run.
+    pub const ALL: [PhaseKind; 3] = [PhaseKind::Main, PhaseKind::OnFailure, PhaseKind::Finally];
+
+    /// The plan's key for the phase: `steps`, `on_failure`, `finally`.
     pub fn as_str(self) -> &'static str {
         match self {
             PhaseKind::Main => "steps",
             PhaseKind::OnFailure => "on_failure",
             PhaseKind::Finally => "finally",
         }
+    }
+}
+
+impl std::fmt::Display for PhaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for PhaseKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for PhaseKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
