@@ -24,6 +24,7 @@ macro_rules! say_part {
 }
 
 pub mod check;
+pub mod commands;
 pub mod diagnostics;
 pub mod display;
 pub mod dry_run;
@@ -282,11 +283,15 @@ pub fn run(cli: Cli) -> u8 {
             allow_changed_plan,
             run,
         } => run::cmd_resume(&cli.state_dir, &run_id, allow_changed_plan, &run, style),
-        Command::Runs { format } => runs::cmd_runs(&cli.state_dir, format == ListFormat::Json),
-        Command::Show { run_id, format } => {
-            runs::cmd_show(&cli.state_dir, &run_id, format == ListFormat::Json)
+        Command::Runs { format } => {
+            commands::runs::cmd_runs(&cli.state_dir, format == ListFormat::Json)
         }
-        Command::Report { run_id, format } => report::cmd_report(&cli.state_dir, &run_id, format),
+        Command::Show { run_id, format } => {
+            commands::show::cmd_show(&cli.state_dir, &run_id, format == ListFormat::Json)
+        }
+        Command::Report { run_id, format } => {
+            commands::report::cmd_report(&cli.state_dir, &run_id, format)
+        }
         Command::Schema => print_stdout(&rollbook_plan::schema::plan_schema_json()),
     };
     match result {

@@ -388,18 +388,19 @@ pub fn cmd_resume(
     let user = current_user();
     let mut prior = replay.prior;
     let mut unknown_names = Vec::new();
-    for (phase, node) in &replay.unknown {
+    for key in &replay.unknown {
+        let node = &key.node;
         unknown_names.push(node.clone());
         let ask = compiled
             .phases
             .iter()
-            .filter(|p| p.kind.as_str() == phase)
+            .filter(|p| p.kind == key.phase)
             .flat_map(|p| p.graph.node_weights())
             .find(|n| &n.name == node)
             .is_some_and(|n| n.settings.resume == ResumePolicy::Ask);
         if ask && !ask_rerun(node, args.yes)? {
             prior.marked.insert(
-                (phase.clone(), node.clone()),
+                key.clone(),
                 format!("not run again after the crash: {user} said it had completed"),
             );
         }

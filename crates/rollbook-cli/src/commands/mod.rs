@@ -1,0 +1,3 @@
+pub mod report;
+pub mod runs;
+pub mod show;
