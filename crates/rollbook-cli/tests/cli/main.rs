@@ -5,6 +5,7 @@ mod dry_runs;
 mod fleet;
 mod http_plans;
 mod invalid_plans;
+mod old_journals;
 mod report;
 mod run;
 mod sql_plans;
