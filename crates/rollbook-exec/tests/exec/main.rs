@@ -6,6 +6,9 @@
 //! They run on tokio's paused clock (`start_paused = true`), so simulated minutes take no
 //! real time and every instant is exact. The tests in `shell` run the real `ShellRunner`.
 
+// Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
+#![allow(missing_docs)]
+
 mod cancel;
 mod expect;
 mod failures;
