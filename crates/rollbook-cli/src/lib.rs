@@ -259,14 +259,6 @@ impl Failure {
             Failure::RunFailed | Failure::AlreadyReported(_) => None,
         }
     }
-
-    /// A command that still answers with an exit code (`Ok(code)`) seen as a result.
-    fn from_code(result: Result<u8, Failure>) -> Result<(), Failure> {
-        match result? {
-            exit::OK => Ok(()),
-            code => Err(Failure::AlreadyReported(code)),
-        }
-    }
 }
 
 impl From<rollbook_exec::Error> for Failure {
@@ -275,9 +267,7 @@ impl From<rollbook_exec::Error> for Failure {
         use rollbook_exec::Error as E;
         match e {
             E::LockHeld(_) | E::StaleLock(_) => Failure::Locked(e.to_string()),
-            E::Io { .. } | E::Corrupt { .. } | E::NoRunner(_) | E::Resume(_) => {
-                Failure::Internal(e.to_string())
-            }
+            E::Io { .. } | E::Corrupt { .. } | E::NoRunner(_) => Failure::Internal(e.to_string()),
         }
     }
 }
@@ -344,17 +334,11 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             allow_changed_plan,
             run,
         } => commands::resume::run(&state_dir, &run_id, allow_changed_plan, &run, style),
-        Command::Runs { format } => {
-            Failure::from_code(runs::cmd_runs(&state_dir, format == ListFormat::Json))
+        Command::Runs { format } => commands::runs::run(&state_dir, format == ListFormat::Json),
+        Command::Show { run_id, format } => {
+            commands::show::run(&state_dir, &run_id, format == ListFormat::Json)
         }
-        Command::Show { run_id, format } => Failure::from_code(runs::cmd_show(
-            &state_dir,
-            &run_id,
-            format == ListFormat::Json,
-        )),
-        Command::Report { run_id, format } => {
-            Failure::from_code(report::cmd_report(&state_dir, &run_id, format))
-        }
+        Command::Report { run_id, format } => commands::report::run(&state_dir, &run_id, format),
         Command::Schema => commands::schema::run(),
     }
 }
@@ -365,10 +349,4 @@ pub(crate) fn print(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
-}
-
-/// [`print`] for the commands that still answer with an exit code.
-pub(crate) fn print_stdout(text: &str) -> Result<u8, Failure> {
-    print(text);
-    Ok(exit::OK)
 }

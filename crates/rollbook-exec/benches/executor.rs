@@ -2,6 +2,9 @@
 //! 1,000 nodes with the file journal (synced at every state change). `cargo bench -p
 //! rollbook-exec`; numbers go to docs/benchmarks.md.
 
+// Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
+#![allow(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

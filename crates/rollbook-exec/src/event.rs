@@ -1,13 +1,18 @@
 //! Everything observable about a run is an [`Event`] on one stream. The journal, the live
 //! display and `--events json` are its consumers; the executor never prints.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use rollbook_plan::compile::PhaseKind;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 /// A node's final state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
+    /// Its last attempt succeeded and its gate and captures held.
     Succeeded,
     /// Its attempts failed (or its gate was not met in time).
     Failed,
@@ -21,13 +26,18 @@ pub enum NodeStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Not ended (or stopped without an end: a crash).
     Running,
+    /// Everything it ran succeeded.
     Succeeded,
+    /// Something failed.
     Failed,
+    /// Stopped by Ctrl-C.
     Cancelled,
 }
 
 impl RunStatus {
+    /// As written in the journal: `running`, `succeeded`, `failed`, `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -42,33 +52,51 @@ impl RunStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// A run began.
     RunStarted {
-        at: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The run's id.
         run_id: String,
+        /// The plan's name.
         plan: String,
     },
     /// `rollbook resume` picked the run up again.
     RunResumed {
-        at: String,
+        /// When it happened.
+        at: Timestamp,
         /// Nodes that were in flight when the process stopped: their outcome is unknown.
         unknown: Vec<String>,
     },
+    /// A phase (`steps`, `on_failure`, `finally`) began.
     PhaseStarted {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// Nodes in the phase's graph.
         nodes: usize,
     },
     /// A `for_each` over a step output became concrete instances.
     NodeExpanded {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The node, e.g. `roll[us-east-op-2].restore`.
         node: String,
+        /// The instances' names.
         instances: Vec<String>,
     },
+    /// An attempt of a node is about to run (journaled before its runner is called).
     AttemptStarted {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The node, e.g. `roll[us-east-op-2].restore`.
         node: String,
+        /// 1 for the first try.
         attempt: u32,
         /// Where the attempt acts, as the dry run describes it (`deploy@web-1:22`,
         /// `GET http://web-1:8080/health`, `connection db`, `local`), secrets redacted. `None`
@@ -76,43 +104,71 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<String>,
     },
+    /// An attempt came back.
     AttemptFinished {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The node, e.g. `roll[us-east-op-2].restore`.
         node: String,
+        /// 1 for the first try.
         attempt: u32,
+        /// It succeeded (its result is judged afterwards: gates, captures).
         ok: bool,
+        /// How long it ran.
         duration_ms: u64,
+        /// A command's exit code.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i64>,
+        /// Why it failed, or what else there is to say (redacted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A failed attempt is tried again after a delay.
     RetryScheduled {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The node, e.g. `roll[us-east-op-2].restore`.
         node: String,
+        /// The attempt that will run.
         next_attempt: u32,
+        /// In how long.
         delay_ms: u64,
     },
     /// An `until` gate is not met yet.
     GateWaiting {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The node, e.g. `roll[us-east-op-2].restore`.
         node: String,
+        /// 1 for the first try.
         attempt: u32,
+        /// Since the first attempt started.
         elapsed_ms: u64,
+        /// The gate's deadline, from the first attempt.
         deadline_ms: u64,
+        /// When the next poll is.
         next_in_ms: u64,
     },
+    /// A node reached its end state.
     NodeFinished {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The node, e.g. `roll[us-east-op-2].restore`.
         node: String,
+        /// How it ended.
         status: NodeStatus,
         /// Captured values (`steps.<id>.outputs`), secrets redacted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outputs: Option<Value>,
+        /// Why it failed, or what else there is to say (redacted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
         /// Failed, but `on_failure: continue` (or a tolerated rollout failure) let the run go on.
@@ -121,23 +177,32 @@ pub enum Event {
     },
     /// Ctrl-C: `hard` when in-flight attempts are being cancelled too.
     Cancelling {
-        at: String,
+        /// When it happened.
+        at: Timestamp,
+        /// In-flight attempts are cancelled too.
         hard: bool,
     },
+    /// A phase ended.
     PhaseFinished {
-        at: String,
-        phase: String,
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// How it ended.
         status: RunStatus,
     },
+    /// The run ended.
     RunFinished {
-        at: String,
+        /// When it happened.
+        at: Timestamp,
+        /// How it ended.
         status: RunStatus,
     },
 }
 
 impl Event {
-    /// When it happened (RFC 3339, UTC, milliseconds).
-    pub fn at(&self) -> &str {
+    /// When it happened.
+    pub fn at(&self) -> Timestamp {
         match self {
             Event::RunStarted { at, .. }
             | Event::RunResumed { at, .. }
@@ -150,28 +215,87 @@ impl Event {
             | Event::NodeFinished { at, .. }
             | Event::Cancelling { at, .. }
             | Event::PhaseFinished { at, .. }
-            | Event::RunFinished { at, .. } => at,
+            | Event::RunFinished { at, .. } => *at,
         }
     }
 
-    /// Events that change a node's or the run's state; the journal makes these durable before
-    /// the executor goes on.
-    pub fn node(&self) -> Option<(&str, &str)> {
+    /// The phase and node an event is about; `None` for the run's and phases' own events.
+    pub fn node(&self) -> Option<(PhaseKind, &str)> {
         match self {
             Event::NodeExpanded { phase, node, .. }
             | Event::AttemptStarted { phase, node, .. }
             | Event::AttemptFinished { phase, node, .. }
             | Event::RetryScheduled { phase, node, .. }
             | Event::GateWaiting { phase, node, .. }
-            | Event::NodeFinished { phase, node, .. } => Some((phase, node)),
+            | Event::NodeFinished { phase, node, .. } => Some((*phase, node)),
             _ => None,
         }
     }
 }
 
-/// The current time as the journal writes it.
+/// The current time as the journal writes it (RFC 3339, UTC, milliseconds), for `run.json`
+/// and lock files.
 pub fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    Timestamp::now().to_string()
+}
+
+/// A moment of a run, to the millisecond: written RFC 3339 in UTC with milliseconds
+/// (`2026-11-25T13:32:12.124Z`), as every journal has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(SystemTime);
+
+impl Timestamp {
+    /// Now, cut to the millisecond (what the journal can hold).
+    pub fn now() -> Self {
+        Timestamp::from_system_time(SystemTime::now())
+    }
+
+    /// A moment, cut to the millisecond.
+    pub fn from_system_time(time: SystemTime) -> Self {
+        let since = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let millis = Duration::from_millis(since.as_millis() as u64);
+        Timestamp(SystemTime::UNIX_EPOCH + millis)
+    }
+
+    /// Reads an RFC 3339 time (`2026-11-25T13:32:12.124Z`, or with an offset); `None` when it
+    /// is not one.
+    pub fn parse(text: &str) -> Option<Self> {
+        humantime::parse_rfc3339_weak(text)
+            .ok()
+            .map(Timestamp::from_system_time)
+    }
+
+    /// The moment as a `SystemTime`.
+    pub fn system_time(self) -> SystemTime {
+        self.0
+    }
+
+    /// How long after `earlier` this is; `None` when it is before (a clock step).
+    pub fn since(self, earlier: Timestamp) -> Option<Duration> {
+        self.0.duration_since(earlier.0).ok()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&humantime::format_rfc3339_millis(self.0), f)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Timestamp::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text}")))
+    }
 }
 
 #[cfg(test)]
@@ -186,8 +310,8 @@ mod tests {
         assert_eq!(serde_json::to_string(&event).unwrap(), old);
 
         let new = Event::AttemptStarted {
-            at: "2026-11-25T13:32:12.124Z".into(),
-            phase: "steps".into(),
+            at: Timestamp::parse("2026-11-25T13:32:12.124Z").unwrap(),
+            phase: PhaseKind::Main,
             node: "restart[web-1].stop".into(),
             attempt: 1,
             target: Some("deploy@web-1:22".into()),
@@ -198,5 +322,19 @@ mod tests {
             "{line}"
         );
         assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), new);
+    }
+
+    #[test]
+    fn timestamps_read_and_write_as_the_journal_has_them() {
+        let text = "2026-11-25T13:32:12.124Z";
+        let at: Timestamp = serde_json::from_str(&format!("\"{text}\"")).unwrap();
+        assert_eq!(at.to_string(), text);
+        assert_eq!(serde_json::to_string(&at).unwrap(), format!("\"{text}\""));
+        let later = Timestamp::parse("2026-11-25T13:33:00.000Z").unwrap();
+        assert_eq!(later.since(at), Some(Duration::from_millis(47_876)));
+        assert_eq!(at.since(later), None);
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+        let now = Timestamp::now();
+        assert_eq!(Timestamp::parse(&now.to_string()), Some(now));
     }
 }

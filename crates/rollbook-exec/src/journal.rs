@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Error;
-use crate::event::{Event, RunStatus};
+use crate::event::{Event, RunStatus, Timestamp};
 use crate::runner::Stream;
 
 /// Where a run's events go.
@@ -44,23 +44,34 @@ impl Journal for NoJournal {
 /// The facts of a run that do not change: what ran, with which inputs, by whom, why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunMeta {
+    /// The run's id, also its directory's name.
     pub run_id: String,
+    /// The plan's name.
     pub plan: String,
     /// Where the plan was read from.
     pub plan_path: String,
     /// SHA-256 of the plan text, hex.
     pub plan_hash: String,
+    /// The params it was given, bound.
     pub params: Map<String, Value>,
+    /// Why it was run (`--reason`).
     pub reason: String,
+    /// Who ran it.
     pub user: String,
+    /// On which machine.
     pub host: String,
+    /// The process that started it.
     pub pid: u32,
+    /// When it started (RFC 3339, UTC, milliseconds).
     pub started_at: String,
+    /// The lock it took.
     pub lock: String,
+    /// Most attempts in flight at once.
     pub parallelism: usize,
     /// `--inventory` was given: its text is kept as `inventory.yaml` beside the plan.
     #[serde(default)]
     pub inventory: bool,
+    /// The rollbook that ran it.
     pub rollbook_version: String,
 }
 
@@ -133,6 +144,7 @@ impl FileJournal {
         })
     }
 
+    /// The run's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -270,10 +282,12 @@ pub fn read_events(run_dir: &Path) -> Result<Vec<Event>, Error> {
 /// A run as `rollbook runs` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
+    /// Its metadata.
     pub meta: RunMeta,
     /// The last known status: `running` for a run that is going on or that crashed.
     pub status: RunStatus,
-    pub finished_at: Option<String>,
+    /// When it finished, if it did.
+    pub finished_at: Option<Timestamp>,
 }
 
 /// Every run under the state dir, newest first.
@@ -293,7 +307,7 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunSummary>, Error> {
             .iter()
             .rev()
             .find_map(|e| match e {
-                Event::RunFinished { at, status } => Some((*status, Some(at.clone()))),
+                Event::RunFinished { at, status } => Some((*status, Some(*at))),
                 Event::RunStarted { .. } | Event::RunResumed { .. } => {
                     Some((RunStatus::Running, None))
                 }

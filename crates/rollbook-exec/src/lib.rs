@@ -6,43 +6,58 @@
 //! - [`runner`] — the narrow trait runners implement (`kind`, `check`, `run` one attempt).
 //! - [`runners`] — the built-in local runners: `shell`, `sleep`, `confirm`.
 //! - [`journal`] — the on-disk journal (and the trait other backends implement).
-//! - [`resume`] — rebuilding a run's state from its journal.
+//! - [`history`] — the one fold of a journal: each node's facts ([`NodeKey`],
+//!   [`history::NodeState`]) and the run's (how it ended, its resumes, what was in flight).
+//! - [`resume`] — what a resume needs, from the history.
+//! - [`result`] — the result documents of command and `confirm` steps.
 //! - [`lock`] — plan locks.
+//! - [`redact`] — secret values hidden in everything a run writes.
 //! - [`event`] — the events everything observable is made of.
 
 pub mod event;
 pub mod executor;
+pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod redact;
+pub mod result;
 pub mod resume;
 pub mod runner;
 pub mod runners;
 
-pub use event::{Event, NodeStatus, RunStatus};
+pub use event::{Event, NodeStatus, RunStatus, Timestamp};
 pub use executor::{Control, Execution, Options, RunOutcome};
+pub use history::{NodeKey, NodeRecord, NodeState, RunHistory};
 pub use runner::{Attempt, Outcome, OutputLine, OutputSink, Runner, Runners, Stream};
 
 /// The executor's own faults (a failed step is not one: it is data in the journal).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file of the journal or a lock could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// A journal file that does not read (not a line cut short by a crash).
     #[error("{path}:{line}: unreadable journal entry: {message}")]
     Corrupt {
+        /// The file.
         path: String,
+        /// Its line, from 1.
         line: usize,
+        /// What is wrong with it.
         message: String,
     },
+    /// Another run holds the plan's lock.
     #[error("the lock `{}` is held by {}", .0.key, .0)]
     LockHeld(Box<lock::LockHolder>),
+    /// A run that is gone left the plan's lock.
     #[error("the lock `{}` was left by {}, which is no longer running", .0.key, .0)]
     StaleLock(Box<lock::LockHolder>),
+    /// A step's kind has no runner in this build.
     #[error("no runner for `{0}` steps in this build")]
     NoRunner(String),
-    #[error("{0}")]
-    Resume(String),
 }

@@ -17,11 +17,17 @@ use crate::Error;
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockHolder {
+    /// The lock's key (the plan's `lock`, or its name).
     pub key: String,
+    /// The run holding it.
     pub run_id: String,
+    /// Who started that run.
     pub user: String,
+    /// Where it runs.
     pub host: String,
+    /// Its process.
     pub pid: u32,
+    /// When it took the lock (RFC 3339).
     pub since: String,
 }
 

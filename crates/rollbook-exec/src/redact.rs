@@ -28,6 +28,7 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// `text` with every secret value replaced by [`MASK`].
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
         for s in &self.secrets {

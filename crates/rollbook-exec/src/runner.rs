@@ -13,22 +13,30 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// A boxed future, for the object-safe [`Runner`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What one attempt came to. A failed step is data, not an `Err`: the executor decides from
 /// it whether to retry, continue or abort.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// The result document (`{exit_code, stdout, stderr, json}`, `{status, headers, body,
-    /// json}`, `{rows, rows_affected}`), which `until` and `capture` read.
-    Succeeded { result: Value },
+    /// It worked.
+    Succeeded {
+        /// The result document (`{exit_code, stdout, stderr, json}`, `{status, headers,
+        /// body, json}`, `{rows, rows_affected}`), which `until` and `capture` read.
+        result: Value,
+    },
+    /// It did not.
     Failed {
+        /// Why, for people.
         message: String,
+        /// The result document, when the step got as far as one (a non-zero exit code).
         result: Option<Value>,
     },
 }
 
 impl Outcome {
+    /// A failure without a result document.
     pub fn failed(message: impl Into<String>) -> Self {
         Outcome::Failed {
             message: message.into(),
@@ -36,6 +44,7 @@ impl Outcome {
         }
     }
 
+    /// The result document, if there is one.
     pub fn result(&self) -> Option<&Value> {
         match self {
             Outcome::Succeeded { result } => Some(result),
@@ -46,16 +55,22 @@ impl Outcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Which of a command's output streams a line came from.
 pub enum Stream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
 /// A line of a step's output, for its log and the live display.
 #[derive(Debug, Clone)]
 pub struct OutputLine {
+    /// The node that wrote it.
     pub node: Arc<str>,
+    /// Which stream.
     pub stream: Stream,
+    /// The line, without its newline.
     pub line: String,
 }
 
@@ -67,6 +82,7 @@ pub struct OutputSink {
 }
 
 impl OutputSink {
+    /// A sink for `node`'s lines, sent to `tx`.
     pub fn new(node: Arc<str>, tx: mpsc::UnboundedSender<OutputLine>) -> Self {
         OutputSink { node, tx }
     }
@@ -80,6 +96,7 @@ impl OutputSink {
         }
     }
 
+    /// Sends a line (dropped when nobody listens).
     pub fn line(&self, stream: Stream, line: &str) {
         let _ = self.tx.send(OutputLine {
             node: self.node.clone(),
@@ -97,6 +114,7 @@ pub struct Attempt {
     pub number: u32,
     /// Cancelled on timeout or a second Ctrl-C: stop, and kill what was started.
     pub cancel: CancellationToken,
+    /// Where its output lines go.
     pub output: OutputSink,
 }
 
@@ -123,15 +141,18 @@ pub struct Runners {
 }
 
 impl Runners {
+    /// No runners yet.
     pub fn new() -> Self {
         Runners::default()
     }
 
+    /// Adds a runner for its kind.
     pub fn with(mut self, runner: impl Runner) -> Self {
         self.by_kind.insert(runner.kind(), Arc::new(runner));
         self
     }
 
+    /// The runner of a kind.
     pub fn get(&self, kind: &str) -> Option<Arc<dyn Runner>> {
         self.by_kind.get(kind).cloned()
     }
@@ -146,6 +167,7 @@ pub struct Tail {
 }
 
 impl Tail {
+    /// Keeps at most `limit` bytes.
     pub fn new(limit: usize) -> Self {
         Tail {
             text: String::new(),
@@ -154,6 +176,7 @@ impl Tail {
         }
     }
 
+    /// Adds a line (and its newline), dropping the oldest text past the limit.
     pub fn push_line(&mut self, line: &str) {
         self.text.push_str(line);
         self.text.push('\n');

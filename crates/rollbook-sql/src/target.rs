@@ -114,7 +114,12 @@ impl Target {
                 .find_map(|kv| kv.strip_prefix("password="))
                 .map(str::to_string)
         });
-        for pw in parsed.password().map(str::to_string).iter().chain(&raw_query_password) {
+        for pw in parsed
+            .password()
+            .map(str::to_string)
+            .iter()
+            .chain(&raw_query_password)
+        {
             if !pw.is_empty() {
                 secrets.push(pw.clone());
                 secrets.push(decode(pw));

@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rollbook_exec::result::CommandResult;
 use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, Runner, Stream, Tail};
 use rollbook_plan::action::{Action, SshCommand};
 use russh::ChannelMsg;
 use russh::client::Handle;
-use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
 pub use connect::Target;
@@ -208,37 +208,12 @@ impl SshRunner {
             }
         };
         let (code, stdout, stderr, dropped) = finished;
-        let json = serde_json::from_str::<Value>(stdout.trim()).unwrap_or(Value::Null);
-        let result = json!({
-            "exit_code": code,
-            "stdout": stdout,
-            "stderr": stderr,
-            "json": json,
-            "host": target.name,
-            "elapsed_ms": started.elapsed().as_millis() as u64,
-            "stdout_truncated_bytes": dropped.0,
-            "stderr_truncated_bytes": dropped.1,
-        });
-        match code {
-            Some(0) => Outcome::Succeeded { result },
-            code => {
-                let last = stderr
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                let code = code.map_or("no exit status".to_string(), |c| format!("exit code {c}"));
-                let message = if last.is_empty() {
-                    format!("{code} on {}", target.label())
-                } else {
-                    format!("{code} on {}: {last}", target.label())
-                };
-                Outcome::Failed {
-                    message,
-                    result: Some(result),
-                }
-            }
-        }
+        CommandResult::new(code, stdout, stderr)
+            .with("host", target.name.clone())
+            .with("elapsed_ms", started.elapsed().as_millis() as u64)
+            .with("stdout_truncated_bytes", dropped.0)
+            .with("stderr_truncated_bytes", dropped.1)
+            .into_outcome("no exit status", &format!(" on {}", target.label()))
     }
 
     /// Copies a local file to the host through a channel, checked by size and SHA-256 there
@@ -272,16 +247,12 @@ impl SshRunner {
             done = run.collect(&attempt, self.options.tail_bytes) => done,
             _ = attempt.cancel.cancelled() => return Outcome::failed("cancelled during the upload"),
         };
-        let result = json!({
-            "exit_code": code,
-            "stdout": stdout,
-            "stderr": stderr,
-            "json": Value::Null,
-            "host": target.name,
-            "bytes": bytes.len(),
-            "sha256": digest,
-        });
-        if code == Some(0) {
+        let result = CommandResult::new(code, stdout, stderr)
+            .without_json()
+            .with("host", target.name.clone())
+            .with("bytes", bytes.len())
+            .with("sha256", digest.clone());
+        if result.exit_code == Some(0) {
             attempt.output.line(
                 Stream::Stdout,
                 &format!(
@@ -292,16 +263,14 @@ impl SshRunner {
                     bytes.len()
                 ),
             );
-            Outcome::Succeeded { result }
+            Outcome::Succeeded {
+                result: result.to_value(),
+            }
         } else {
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("");
+            let last = result.last_stderr_line();
             Outcome::Failed {
                 message: format!("upload to {}:{} failed: {last}", target.label(), upload.to),
-                result: Some(result),
+                result: Some(result.to_value()),
             }
         }
     }

@@ -5,9 +5,12 @@
 pub mod graph;
 pub mod list;
 pub mod plan;
+pub mod report;
 pub mod resume;
 pub mod run;
+pub mod runs;
 pub mod schema;
+pub mod show;
 pub mod validate;
 
 use std::collections::BTreeMap;

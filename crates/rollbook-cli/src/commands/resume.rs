@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rollbook_exec::RunStatus;
 use rollbook_exec::executor::Prior;
+use rollbook_exec::history::NodeKey;
 use rollbook_exec::journal::{self, FileJournal, RunMeta};
 use rollbook_exec::lock::Stale;
 use rollbook_exec::resume::Replay;
@@ -28,6 +29,7 @@ pub fn run(
         dir,
         mut meta,
         events,
+        ..
     } = crate::runs::open_run(state_dir, run_id)?;
     let replay = rollbook_exec::resume::replay(&events);
     if replay.finished == Some(RunStatus::Succeeded) {
@@ -119,25 +121,27 @@ fn settle_unknown(
 ) -> Result<(Prior, Vec<String>), Failure> {
     let mut prior = replay.prior;
     let mut names = Vec::new();
-    for (phase, node) in replay.unknown {
-        if asks_on_resume(compiled, &phase, &node) && !crate::run::ask_rerun(&node, yes)? {
+    for key in replay.unknown {
+        if asks_on_resume(compiled, &key) && !crate::run::ask_rerun(&key.node, yes)? {
+            names.push(key.node.clone());
             prior.marked.insert(
-                (phase.clone(), node.clone()),
+                key,
                 format!("not run again after the crash: {user} said it had completed"),
             );
+        } else {
+            names.push(key.node);
         }
-        names.push(node);
     }
     Ok((prior, names))
 }
 
 /// Whether a node says `resume: ask`.
-fn asks_on_resume(compiled: &CompiledPlan, phase: &str, node: &str) -> bool {
+fn asks_on_resume(compiled: &CompiledPlan, key: &NodeKey) -> bool {
     compiled
         .phases
         .iter()
-        .filter(|p| p.kind.as_str() == phase)
+        .filter(|p| p.kind == key.phase)
         .flat_map(|p| p.graph.node_weights())
-        .find(|n| n.name == node)
+        .find(|n| n.name == key.node)
         .is_some_and(|n| n.settings.resume == ResumePolicy::Ask)
 }

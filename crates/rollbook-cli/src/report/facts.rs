@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use rollbook_exec::Event;
+use rollbook_exec::Timestamp;
+use rollbook_exec::history::NodeState;
+use rollbook_plan::compile::PhaseKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -54,8 +56,8 @@ pub struct RunFacts {
     pub status: &'static str,
     pub started_at: String,
     /// The last `run_finished`; `null` while unfinished.
-    pub finished_at: Option<String>,
-    pub last_event_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
+    pub last_event_at: Option<Timestamp>,
     /// From the start to `finished_at`, or to `last_event_at` for an unfinished run.
     pub duration_ms: Option<u64>,
     pub user: String,
@@ -70,9 +72,9 @@ pub struct RunFacts {
 /// A `rollbook resume` of the run.
 #[derive(Debug, Serialize)]
 pub struct Resume {
-    pub at: String,
+    pub at: Timestamp,
     /// The last journal entry before the resume: when the earlier process stopped.
-    pub stopped_at: Option<String>,
+    pub stopped_at: Option<Timestamp>,
     /// Nodes in flight when it stopped: their outcome was unknown.
     pub unknown: Vec<String>,
 }
@@ -80,11 +82,11 @@ pub struct Resume {
 /// A moment of the run itself (not of a node).
 #[derive(Debug, Serialize)]
 pub struct Milestone {
-    pub at: String,
+    pub at: Timestamp,
     /// `run_started`, `run_resumed`, `phase_started`, `phase_finished`, `cancelling`,
     /// `run_finished`: the journal's event names.
     pub event: &'static str,
-    pub phase: Option<String>,
+    pub phase: Option<PhaseKind>,
     pub status: Option<&'static str>,
     /// Nodes of a phase that starts.
     pub nodes: Option<usize>,
@@ -97,22 +99,22 @@ pub struct Milestone {
     pub seq: usize,
 }
 
-/// One node as the journal tells it ([`runs::history`]), with where it acted and what its
-/// step is.
+/// One node as the journal tells it (`rollbook_exec::history`), with where it acted and
+/// what its step is.
 #[derive(Debug, Serialize)]
 pub struct NodeFacts {
-    pub phase: String,
+    pub phase: PhaseKind,
     pub node: String,
     /// The step ids from the outermost group in: `restart.stop` for `restart[web-1].stop`.
     pub step: String,
     /// `ssh`, `http`, `sql`, `shell`, `sleep`, `confirm`, when the plan text says.
     pub kind: Option<&'static str>,
     /// `succeeded`, `failed`, `skipped`, `cancelled`, or `unknown` (in flight at a crash).
-    pub status: String,
+    pub status: NodeState,
     pub tolerated: bool,
     pub attempts: u32,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub duration_ms: Option<u64>,
     /// Where its last attempt acted, as journaled.
     pub target: Option<String>,
@@ -130,12 +132,12 @@ pub struct NodeFacts {
     pub seq: usize,
     /// For a node still in flight: the last journal entry of the process that ran it.
     #[serde(skip)]
-    pub stopped_at: Option<String>,
+    pub stopped_at: Option<Timestamp>,
 }
 
 impl NodeFacts {
     pub fn failed(&self) -> bool {
-        self.status == "failed"
+        self.status == NodeState::Failed
     }
 
     /// It acted: at least one attempt started (not skipped, not cancelled before it began,
@@ -148,7 +150,7 @@ impl NodeFacts {
 /// A top-level step of the plan and the nodes it became.
 #[derive(Debug, Serialize)]
 pub struct StepFacts {
-    pub phase: String,
+    pub phase: PhaseKind,
     pub step: String,
     /// The step's `name` as written (it may hold templates).
     pub name: Option<String>,
@@ -156,7 +158,7 @@ pub struct StepFacts {
     /// `for_each` instances, for a step that fans out.
     pub instances: Option<usize>,
     /// Nodes by status.
-    pub statuses: BTreeMap<String, usize>,
+    pub statuses: BTreeMap<&'static str, usize>,
     pub tolerated: usize,
 }
 
@@ -169,25 +171,25 @@ pub struct Target {
 
 #[derive(Debug, Serialize)]
 pub struct TargetNode {
-    pub phase: String,
+    pub phase: PhaseKind,
     pub node: String,
     pub kind: Option<&'static str>,
     /// Where it acted, in full (`deploy@web-1:22`).
     pub target: Option<String>,
-    pub status: String,
+    pub status: NodeState,
     pub tolerated: bool,
 }
 
 /// A failed node, or one whose outcome is unknown, with the end of its log.
 #[derive(Debug, Serialize)]
 pub struct FailureFacts {
-    pub phase: String,
+    pub phase: PhaseKind,
     pub node: String,
     /// `failed`, or `unknown` for a node in flight when an unfinished run stopped.
-    pub status: String,
+    pub status: NodeState,
     pub tolerated: bool,
     pub attempts: u32,
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
     pub target: Option<String>,
     pub exit_code: Option<i64>,
     pub message: Option<String>,
@@ -200,7 +202,7 @@ pub struct FailureFacts {
 /// A node of the plan the journal never mentions.
 #[derive(Debug, Serialize)]
 pub struct NotReached {
-    pub phase: String,
+    pub phase: PhaseKind,
     pub node: String,
     pub check: Option<&'static str>,
 }
@@ -208,39 +210,39 @@ pub struct NotReached {
 /// A node that verifies (the rule: `plan::check_reason`) and how it went.
 #[derive(Debug, Serialize)]
 pub struct Check {
-    pub phase: String,
+    pub phase: PhaseKind,
     pub node: String,
     pub why: &'static str,
-    pub status: String,
+    pub status: NodeState,
     pub tolerated: bool,
     pub attempts: u32,
-    pub finished_at: Option<String>,
+    pub finished_at: Option<Timestamp>,
     pub duration_ms: Option<u64>,
     pub message: Option<String>,
 }
 
 /// Folds a run into its report.
 pub fn gather(run: &JournaledRun) -> Report {
-    let JournaledRun { dir, meta, events } = run;
+    let JournaledRun {
+        dir,
+        meta,
+        events,
+        history,
+    } = run;
     let checked = plan::read_plan(dir);
     let plan = checked.as_ref().and_then(|c| c.plan.as_ref());
-    let last_event_at = events.last().map(|e| e.at().to_string());
-    let status = runs::run_status(events);
-    let finished_at = if status == "unfinished" {
-        None
-    } else {
-        events.iter().rev().find_map(|e| match e {
-            Event::RunFinished { at, .. } => Some(at.clone()),
-            _ => None,
-        })
-    };
+    let last_event_at = history.last_event_at;
+    let status = runs::run_status(history);
+    let finished_at = history.finished.and(history.finished_at);
+    let started_at = Timestamp::parse(&meta.started_at);
     let duration_ms = finished_at
-        .as_deref()
-        .or(last_event_at.as_deref())
-        .and_then(|end| fold::ms_between(&meta.started_at, end));
+        .or(last_event_at)
+        .zip(started_at)
+        .and_then(|(end, start)| fold::ms_between(start, end));
 
-    let (milestones, resumes) = fold::milestones(events, &meta.started_at);
-    let nodes = fold::nodes(events, plan);
+    let milestones = fold::milestones(events, started_at);
+    let resumes = fold::resumes(history);
+    let nodes = fold::nodes(history, plan);
     let not_reached = checked
         .as_ref()
         .map(|c| plan::not_reached(c, run, &nodes, status))

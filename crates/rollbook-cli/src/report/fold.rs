@@ -1,29 +1,31 @@
-//! The journal folded node by node: milestones, nodes with where they acted, the plan's
-//! top-level steps, targets, failures with their logs' last lines.
+//! The run's history (`rollbook_exec::history`, the journal's one fold) as the report groups
+//! it: milestones, nodes with their steps, the plan's top-level steps, targets, failures with
+//! their logs' last lines, checks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use rollbook_exec::Event;
+use rollbook_exec::history::{NodeRecord, NodeState, RunHistory};
+use rollbook_exec::{Event, Timestamp};
 use rollbook_plan::Plan;
+use rollbook_plan::compile::PhaseKind;
 
 use super::facts::*;
 use super::plan::{check_reason, find_step, phase_steps, step_path};
 use super::target::target_group;
-use crate::runs::{self, NodeHistory};
 
-pub(super) fn ms_between(a: &str, b: &str) -> Option<u64> {
-    runs::duration_between(a, b).map(|d| d.as_millis() as u64)
+/// Milliseconds from `start` to `end`; `None` when the end is before the start.
+pub(super) fn ms_between(start: Timestamp, end: Timestamp) -> Option<u64> {
+    end.since(start).map(|d| d.as_millis() as u64)
 }
 
-pub(super) fn milestones(events: &[Event], run_started_at: &str) -> (Vec<Milestone>, Vec<Resume>) {
+pub(super) fn milestones(events: &[Event], run_started_at: Option<Timestamp>) -> Vec<Milestone> {
     let mut milestones = Vec::new();
-    let mut resumes = Vec::new();
-    let mut phase_started: HashMap<&str, &str> = HashMap::new();
+    let mut phase_started: HashMap<PhaseKind, Timestamp> = HashMap::new();
     for (seq, e) in events.iter().enumerate() {
         let mut m = Milestone {
-            at: e.at().to_string(),
+            at: e.at(),
             event: "",
             phase: None,
             status: None,
@@ -35,28 +37,23 @@ pub(super) fn milestones(events: &[Event], run_started_at: &str) -> (Vec<Milesto
         };
         match e {
             Event::RunStarted { .. } => m.event = "run_started",
-            Event::RunResumed { at, unknown } => {
+            Event::RunResumed { unknown, .. } => {
                 m.event = "run_resumed";
                 m.unknown = Some(unknown.clone());
-                resumes.push(Resume {
-                    at: at.clone(),
-                    stopped_at: seq.checked_sub(1).map(|i| events[i].at().to_string()),
-                    unknown: unknown.clone(),
-                });
             }
             Event::PhaseStarted { at, phase, nodes } => {
-                phase_started.insert(phase, at);
+                phase_started.insert(*phase, *at);
                 m.event = "phase_started";
-                m.phase = Some(phase.clone());
+                m.phase = Some(*phase);
                 m.nodes = Some(*nodes);
             }
             Event::PhaseFinished { at, phase, status } => {
                 m.event = "phase_finished";
-                m.phase = Some(phase.clone());
+                m.phase = Some(*phase);
                 m.status = Some(status.as_str());
                 m.duration_ms = phase_started
-                    .get(phase.as_str())
-                    .and_then(|start| ms_between(start, at));
+                    .get(phase)
+                    .and_then(|start| ms_between(*start, *at));
             }
             Event::Cancelling { hard, .. } => {
                 m.event = "cancelling";
@@ -65,101 +62,62 @@ pub(super) fn milestones(events: &[Event], run_started_at: &str) -> (Vec<Milesto
             Event::RunFinished { at, status } => {
                 m.event = "run_finished";
                 m.status = Some(status.as_str());
-                m.duration_ms = ms_between(run_started_at, at);
+                m.duration_ms = run_started_at.and_then(|start| ms_between(start, *at));
             }
             _ => continue,
         }
         milestones.push(m);
     }
-    (milestones, resumes)
+    milestones
 }
 
-/// What the journal says per node beyond [`runs::history`]: where in the journal it (last)
-/// started, where it acted, and when the process running it stopped.
-#[derive(Default)]
-struct Seen {
-    seq: usize,
-    target: Option<String>,
-    stopped_at: Option<String>,
-    expanded_into: Option<Vec<String>>,
-}
-
-pub(super) fn nodes(events: &[Event], plan: Option<&Plan>) -> Vec<NodeFacts> {
-    // The last entry of each process's stretch of the journal (a resume starts a new one).
-    let mut stretch_ends: Vec<(usize, String)> = Vec::new();
-    for (seq, e) in events.iter().enumerate() {
-        let next_is_resume = matches!(events.get(seq + 1), Some(Event::RunResumed { .. }));
-        if next_is_resume || seq + 1 == events.len() {
-            stretch_ends.push((seq, e.at().to_string()));
-        }
-    }
-    let mut seen: HashMap<(String, String), Seen> = HashMap::new();
-    for (seq, e) in events.iter().enumerate() {
-        let Some((phase, node)) = e.node() else {
-            continue;
-        };
-        let s = seen
-            .entry((phase.into(), node.into()))
-            .or_insert_with(|| Seen {
-                seq,
-                ..Seen::default()
-            });
-        match e {
-            // Mirrors `history`: a node's start is its last first attempt.
-            Event::AttemptStarted {
-                attempt, target, ..
-            } => {
-                if *attempt == 1 {
-                    s.seq = seq;
-                }
-                s.target = target.clone();
-                s.stopped_at = stretch_ends
-                    .iter()
-                    .find(|(end, _)| *end >= seq)
-                    .map(|(_, at)| at.clone());
-            }
-            Event::NodeExpanded { instances, .. } => s.expanded_into = Some(instances.clone()),
-            _ => {}
-        }
-    }
-    let mut nodes: Vec<NodeFacts> = runs::history(events)
-        .into_iter()
-        .map(|h| {
-            let s = seen
-                .remove(&(h.phase.clone(), h.node.clone()))
-                .unwrap_or_default();
-            node_facts(h, s, plan)
+pub(super) fn resumes(history: &RunHistory) -> Vec<Resume> {
+    history
+        .resumes
+        .iter()
+        .map(|r| Resume {
+            at: r.at,
+            stopped_at: r.stopped_at,
+            unknown: r.unknown.clone(),
         })
-        .collect();
+        .collect()
+}
+
+/// The journal's nodes in the order they (last) started, with their steps from the plan.
+pub(super) fn nodes(history: &RunHistory, plan: Option<&Plan>) -> Vec<NodeFacts> {
+    let mut nodes: Vec<NodeFacts> = history.nodes.iter().map(|n| node_facts(n, plan)).collect();
     nodes.sort_by_key(|n| n.seq);
     nodes
 }
 
-fn node_facts(h: NodeHistory, seen: Seen, plan: Option<&Plan>) -> NodeFacts {
-    let path = step_path(&h.node);
-    let step = plan.and_then(|p| find_step(phase_steps(p, &h.phase), &path));
-    let started = h.attempts > 0 && seen.expanded_into.is_none();
-    let target_group = started.then(|| target_group(seen.target.as_deref()));
+fn node_facts(n: &NodeRecord, plan: Option<&Plan>) -> NodeFacts {
+    let path = step_path(&n.key.node);
+    let step = plan.and_then(|p| find_step(phase_steps(p, n.key.phase), &path));
+    let started = n.attempts > 0 && n.expanded_into.is_none();
+    let target_group = started.then(|| target_group(n.target.as_deref()));
     NodeFacts {
         step: path.join("."),
         kind: step.map(|s| s.action().kind()),
         check: check_reason(&path, step),
-        target: seen.target,
+        target: n.target.clone(),
         target_group,
-        stopped_at: (h.status == "unknown").then_some(seen.stopped_at).flatten(),
-        expanded_into: seen.expanded_into,
-        seq: seen.seq,
-        phase: h.phase,
-        node: h.node,
-        status: h.status,
-        tolerated: h.tolerated,
-        attempts: h.attempts,
-        started_at: h.started_at,
-        finished_at: h.finished_at,
-        // A node that never started took no time; `history` says 0 from its end to its end.
-        duration_ms: h.duration_ms.filter(|_| h.attempts > 0),
-        exit_code: h.exit_code,
-        message: h.message,
+        stopped_at: n.stopped_at.filter(|_| n.state == NodeState::Unknown),
+        expanded_into: n.expanded_into.clone(),
+        seq: n.seq,
+        phase: n.key.phase,
+        node: n.key.node.clone(),
+        status: n.state,
+        tolerated: n.tolerated,
+        attempts: n.attempts,
+        started_at: n.started_at,
+        finished_at: n.finished_at,
+        // A node that never started took no time; the history says 0 from its end to its end.
+        duration_ms: n
+            .duration
+            .filter(|_| n.attempts > 0)
+            .map(|d| d.as_millis() as u64),
+        exit_code: n.exit_code,
+        message: n.message.clone(),
     }
 }
 
@@ -176,10 +134,10 @@ pub(super) fn steps(nodes: &[NodeFacts], plan: Option<&Plan>) -> Vec<StepFacts> 
             Some(i) => i,
             None => {
                 out.push(StepFacts {
-                    phase: n.phase.clone(),
+                    phase: n.phase,
                     step: id.to_string(),
                     name: plan
-                        .and_then(|p| find_step(phase_steps(p, &n.phase), &[id]))
+                        .and_then(|p| find_step(phase_steps(p, n.phase), &[id]))
                         .and_then(|s| s.name.as_ref())
                         .map(|name| name.value.clone()),
                     nodes: 0,
@@ -193,7 +151,7 @@ pub(super) fn steps(nodes: &[NodeFacts], plan: Option<&Plan>) -> Vec<StepFacts> 
         };
         let s = &mut out[i];
         s.nodes += 1;
-        *s.statuses.entry(n.status.clone()).or_default() += 1;
+        *s.statuses.entry(n.status.as_str()).or_default() += 1;
         s.tolerated += usize::from(n.tolerated);
         if fans_out && !instances[i].contains(&top) {
             instances[i].push(top);
@@ -209,11 +167,11 @@ pub(super) fn targets(nodes: &[NodeFacts]) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     for n in nodes.iter().filter(|n| n.ran()) {
         let node = TargetNode {
-            phase: n.phase.clone(),
+            phase: n.phase,
             node: n.node.clone(),
             kind: n.kind,
             target: n.target.clone(),
-            status: n.status.clone(),
+            status: n.status,
             tolerated: n.tolerated,
         };
         let group = n.target_group.as_deref().unwrap_or(LOCAL);
@@ -233,17 +191,17 @@ pub(super) fn targets(nodes: &[NodeFacts]) -> Vec<Target> {
 pub(super) fn failures(nodes: &[NodeFacts], dir: &Path) -> Vec<FailureFacts> {
     nodes
         .iter()
-        .filter(|n| n.failed() || n.status == "unknown")
+        .filter(|n| n.failed() || n.status == NodeState::Unknown)
         .map(|n| {
-            let log = rollbook_exec::journal::log_path(&n.phase, &n.node);
+            let log = rollbook_exec::journal::log_path(n.phase.as_str(), &n.node);
             let log_tail = tail(&dir.join(&log), LOG_TAIL_LINES);
             FailureFacts {
-                phase: n.phase.clone(),
+                phase: n.phase,
                 node: n.node.clone(),
-                status: n.status.clone(),
+                status: n.status,
                 tolerated: n.tolerated,
                 attempts: n.attempts,
-                finished_at: n.finished_at.clone(),
+                finished_at: n.finished_at,
                 target: n.target.clone(),
                 exit_code: n.exit_code,
                 message: n.message.clone(),
@@ -282,23 +240,23 @@ pub(super) fn checks(nodes: &[NodeFacts], not_reached: &[NotReached]) -> Vec<Che
         .filter(|n| n.expanded_into.is_none())
         .filter_map(|n| {
             Some(Check {
-                phase: n.phase.clone(),
+                phase: n.phase,
                 node: n.node.clone(),
                 why: n.check?,
-                status: n.status.clone(),
+                status: n.status,
                 tolerated: n.tolerated,
                 attempts: n.attempts,
-                finished_at: n.finished_at.clone(),
+                finished_at: n.finished_at,
                 duration_ms: n.duration_ms,
                 message: n.message.clone(),
             })
         });
     let never = not_reached.iter().filter_map(|n| {
         Some(Check {
-            phase: n.phase.clone(),
+            phase: n.phase,
             node: n.node.clone(),
             why: n.check?,
-            status: "not_reached".into(),
+            status: NodeState::NotReached,
             tolerated: false,
             attempts: 0,
             finished_at: None,

@@ -4,6 +4,10 @@
 
 use std::fmt::Write;
 
+use rollbook_exec::Timestamp;
+use rollbook_exec::history::NodeState;
+use rollbook_plan::compile::PhaseKind;
+
 use super::facts::{NodeFacts, Report};
 
 /// Most bars drawn one per node.
@@ -32,7 +36,7 @@ pub fn chart(report: &Report) -> String {
     let _ = writeln!(out, "    title {}", safe(&title));
     let _ = writeln!(out, "    dateFormat YYYY-MM-DD HH:mm:ss.SSS");
     let _ = writeln!(out, "    axisFormat %H:%M:%S");
-    for phase in ["steps", "on_failure", "finally"] {
+    for phase in PhaseKind::ALL {
         let nodes: Vec<&NodeFacts> = drawn.iter().copied().filter(|n| n.phase == phase).collect();
         let bars = if grouped {
             step_bars(&nodes)
@@ -66,23 +70,20 @@ pub fn chart(report: &Report) -> String {
 }
 
 fn node_bar(n: &NodeFacts) -> Option<Bar> {
-    let start = mermaid_time(n.started_at.as_deref()?)?;
+    let start = n.started_at?;
+    // An end before the start (a clock step) draws a bar of no length.
     let end = n
         .finished_at
-        .as_deref()
-        .or(n.stopped_at.as_deref())
-        .and_then(mermaid_time)
-        // Canonical times compare as text; an end before the start (a clock step) draws a
-        // bar of no length.
+        .or(n.stopped_at)
         .filter(|end| *end >= start)
-        .unwrap_or_else(|| start.clone());
+        .unwrap_or(start);
     Some(Bar {
         label: n.node.clone(),
-        start,
-        end,
+        start: mermaid_time(start),
+        end: mermaid_time(end),
         failed: n.failed(),
-        unknown: n.status == "unknown",
-        succeeded: n.status == "succeeded",
+        unknown: n.status == NodeState::Unknown,
+        succeeded: n.status == NodeState::Succeeded,
     })
 }
 
@@ -144,10 +145,11 @@ fn step_key(node: &str) -> String {
     key
 }
 
-/// A journal time as the chart's `dateFormat` reads it: `2026-11-25 13:32:14.149`, in UTC.
-fn mermaid_time(at: &str) -> Option<String> {
-    let canonical = super::utc(at)?;
-    Some(format!("{} {}", &canonical[..10], &canonical[11..23]))
+/// A journal time as the chart's `dateFormat` reads it: `2026-11-25 13:32:14.149`, in UTC
+/// (fixed width, so bars compare as text).
+fn mermaid_time(at: Timestamp) -> String {
+    let canonical = at.to_string();
+    format!("{} {}", &canonical[..10], &canonical[11..23])
 }
 
 /// Mermaid ends a task's name at `:`, and reads `;` and `#` specially.

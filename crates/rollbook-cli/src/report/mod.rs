@@ -13,32 +13,17 @@ pub mod markdown;
 mod plan;
 mod target;
 
-use std::path::Path;
-
 use clap::ValueEnum;
 
-use crate::{Failure, runs};
-
+/// What `rollbook report` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Markdown,
     Json,
 }
 
-/// `rollbook report RUN_ID`.
-pub fn cmd_report(state_dir: &Path, run_id: &str, format: Format) -> Result<u8, Failure> {
-    let run = runs::open_run(state_dir, run_id)?;
-    let report = facts::gather(&run);
-    let text = match format {
-        Format::Markdown => markdown::render(&report),
-        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
-    };
-    crate::print_stdout(&text)
-}
-
 /// A journal time in one fixed-width shape, `2026-11-25T13:32:14.149Z` (UTC, milliseconds),
 /// so that it slices and compares as text; `None` when it is not an RFC 3339 UTC time.
 pub(crate) fn utc(at: &str) -> Option<String> {
-    let time = runs::parse_time(at)?;
-    Some(humantime::format_rfc3339_millis(time).to_string())
+    rollbook_exec::Timestamp::parse(at).map(|t| t.to_string())
 }

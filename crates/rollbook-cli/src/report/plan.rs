@@ -5,8 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use rollbook_exec::Event;
-use rollbook_plan::compile::CompiledPlan;
+use rollbook_plan::compile::{CompiledPlan, PhaseKind};
 use rollbook_plan::model::Step;
 use rollbook_plan::{Checked, Plan, SourceFile};
 
@@ -39,33 +38,25 @@ pub(super) fn not_reached(
     let Some(compiled) = compile_run(checked, run) else {
         return Vec::new();
     };
-    let started: HashSet<&str> = run
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::PhaseStarted { phase, .. } => Some(phase.as_str()),
-            _ => None,
-        })
-        .collect();
-    let seen: HashSet<(&str, &str)> = nodes
-        .iter()
-        .map(|n| (n.phase.as_str(), n.node.as_str()))
-        .collect();
+    let started = &run.history.phases_started;
+    let seen: HashSet<(PhaseKind, &str)> =
+        nodes.iter().map(|n| (n.phase, n.node.as_str())).collect();
     let mut out = Vec::new();
     for phase in &compiled.phases {
-        let name = phase.kind.as_str();
+        let kind = phase.kind;
         // `finally` always runs: an unfinished run that never got there never ran it.
-        let expected = started.contains(name) || (status == "unfinished" && name == "finally");
+        let expected =
+            started.contains(&kind) || (status == "unfinished" && kind == PhaseKind::Finally);
         if !expected {
             continue;
         }
         for node in phase.graph.node_weights() {
-            if seen.contains(&(name, node.name.as_str())) {
+            if seen.contains(&(kind, node.name.as_str())) {
                 continue;
             }
             let path = step_path(&node.name);
             out.push(NotReached {
-                phase: name.to_string(),
+                phase: kind,
                 node: node.name.clone(),
                 check: check_reason(&path, Some(&node.step)),
             });
@@ -74,12 +65,11 @@ pub(super) fn not_reached(
     out
 }
 
-pub(super) fn phase_steps<'a>(plan: &'a Plan, phase: &str) -> &'a [Step] {
+pub(super) fn phase_steps(plan: &Plan, phase: PhaseKind) -> &[Step] {
     match phase {
-        "steps" => &plan.steps,
-        "on_failure" => &plan.on_failure,
-        "finally" => &plan.finally,
-        _ => &[],
+        PhaseKind::Main => &plan.steps,
+        PhaseKind::OnFailure => &plan.on_failure,
+        PhaseKind::Finally => &plan.finally,
     }
 }
 

@@ -7,6 +7,7 @@ mod exit_codes;
 mod fleet;
 mod http_plans;
 mod invalid_plans;
+mod old_journals;
 mod report;
 mod run;
 mod sql_plans;

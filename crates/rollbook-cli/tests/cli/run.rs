@@ -400,7 +400,7 @@ fn a_run_killed_mid_way_resumes_and_reruns_nothing_that_succeeded() {
     let events = rollbook_exec::journal::read_events(&sb.run_dir(&id)).unwrap();
     let replay = rollbook_exec::resume::replay(&events);
     assert_eq!(replay.finished, None);
-    let succeeded: Vec<String> = replay.prior.done.keys().map(|(_, n)| n.clone()).collect();
+    let succeeded: Vec<String> = replay.prior.done.keys().map(|k| k.node.clone()).collect();
     assert!(succeeded.len() >= 10, "only {} journaled", succeeded.len());
     // A second `run` meets the dead run's lock and says so.
     let again = StdCommand::new(&bin)

@@ -5,6 +5,7 @@ use rollbook_plan::action::Action;
 use rollbook_plan::preview;
 
 use super::*;
+use crate::result::{CommandResult, ConfirmResult};
 
 impl Engine<'_, '_> {
     pub(super) fn start_attempt(&mut self, run: &mut PhaseRun, idx: NodeIndex) {
@@ -43,8 +44,8 @@ impl Engine<'_, '_> {
         // Journaled before the runner is called: after a crash, this attempt's outcome is
         // known to be unknown.
         self.emit(Event::AttemptStarted {
-            at: now(),
-            phase: run.name.to_string(),
+            at: Timestamp::now(),
+            phase: run.kind,
             node: node_name.to_string(),
             attempt,
             target,
@@ -112,6 +113,8 @@ impl Engine<'_, '_> {
         Ok(())
     }
 
+    /// An attempt came back: journal it, then judge it (expectations, the gate), and either
+    /// finish the node with its captures or schedule what comes next.
     pub(super) fn attempt_done(
         &mut self,
         run: &mut PhaseRun,
@@ -122,140 +125,162 @@ impl Engine<'_, '_> {
     ) {
         run.running -= 1;
         let outcome = self.expect_jq(run, idx, outcome);
-        let redactor = &self.exec.redactor;
-        let (ok, message) = match &outcome {
-            Outcome::Succeeded { .. } => (true, None),
-            Outcome::Failed { message, .. } => (false, Some(redactor.redact(message))),
+        let message = match &outcome {
+            Outcome::Succeeded { .. } => None,
+            Outcome::Failed { message, .. } => Some(self.exec.redactor.redact(message)),
         };
-        let exit_code = outcome
-            .result()
-            .and_then(|r| r.get("exit_code"))
-            .and_then(Value::as_i64);
         self.emit(Event::AttemptFinished {
-            at: now(),
-            phase: run.name.to_string(),
+            at: Timestamp::now(),
+            phase: run.kind,
             node: run.graph[idx].name.clone(),
             attempt,
-            ok,
+            ok: message.is_none(),
             duration_ms: elapsed.as_millis() as u64,
-            exit_code,
+            exit_code: outcome.result().and_then(CommandResult::exit_code_in),
             message: message.clone(),
         });
-        if run.hard && !ok {
+        if run.hard && message.is_some() {
             self.finish(run, idx, NodeStatus::Cancelled, None, message);
             return;
         }
-        let settings = run.graph[idx].settings.clone();
         let ctx = self.context(run, idx);
-        if let Some(gate) = &settings.gate {
-            let held = match &outcome {
-                Outcome::Succeeded { result } => self.condition(&gate.until, result, &ctx),
-                Outcome::Failed { message, .. } => Err(message.clone()),
-            };
-            match held {
-                Ok(true) => {}
-                not_yet => {
-                    let detail = match not_yet {
-                        Err(e) => self.exec.redactor.redact(&e),
-                        _ => format!("`{}` is not true yet", gate.until),
-                    };
-                    let since = run.nodes[idx.index()]
-                        .first_start
-                        .map_or(Duration::ZERO, |t| t.elapsed());
-                    if since >= gate.deadline || run.halted {
-                        let message = if run.halted {
-                            format!("gate not met when the run stopped: {detail}")
-                        } else {
-                            format!(
-                                "gate not met within {}: {detail}",
-                                humantime::format_duration(gate.deadline)
-                            )
-                        };
-                        self.fail(run, idx, message);
-                    } else {
-                        // The last poll is at the deadline itself, even when the interval
-                        // would step past it: a gate is given its whole deadline.
-                        let next = gate.interval.min(gate.deadline - since);
-                        run.nodes[idx.index()].last_message = Some(detail);
-                        self.emit(Event::GateWaiting {
-                            at: now(),
-                            phase: run.name.to_string(),
-                            node: run.graph[idx].name.clone(),
-                            attempt,
-                            elapsed_ms: since.as_millis() as u64,
-                            deadline_ms: gate.deadline.as_millis() as u64,
-                            next_in_ms: next.as_millis() as u64,
-                        });
-                        self.wait(run, idx, next);
-                    }
-                    return;
-                }
-            }
+        if !self.gate_passed(run, idx, attempt, &outcome, &ctx) {
+            return;
         }
         match outcome {
-            Outcome::Succeeded { result } => {
-                let mut outputs = Map::new();
-                let step = run.graph[idx].step.clone();
-                for (name, expr) in step.capture.iter() {
-                    let value = self.program(&expr.value).and_then(|p| {
-                        let vars = Self::jq_vars(&ctx);
-                        p.run(&result, [&vars[0], &vars[1], &vars[2], &vars[3], &vars[4]])
-                    });
-                    match value {
-                        Ok(values) => {
-                            outputs.insert(
-                                name.value.clone(),
-                                values.into_iter().next().unwrap_or(Value::Null),
-                            );
-                        }
-                        Err(e) => {
-                            let message = format!(
-                                "capture `{}`: {}",
-                                name.value,
-                                self.exec.redactor.redact(&e)
-                            );
-                            self.fail(run, idx, message);
-                            return;
-                        }
-                    }
-                }
-                // Who answered a `confirm` step belongs in the journal (and the report).
-                let answered = result["answered_by"].as_str().map(|by| {
-                    format!(
-                        "answered {} by {by}",
-                        result["answer"].as_str().unwrap_or("yes")
-                    )
-                });
-                self.finish(
-                    run,
-                    idx,
-                    NodeStatus::Succeeded,
-                    Some(Value::Object(outputs)),
-                    answered,
-                );
-            }
+            Outcome::Succeeded { result } => self.succeed(run, idx, &result, &ctx),
             Outcome::Failed { message, .. } => {
                 let message = self.exec.redactor.redact(&message);
-                let retry = &settings.retry;
-                if u64::from(attempt) < retry.attempts && !run.halted {
-                    let mut delay = retry.delay_before(u64::from(attempt) + 1);
-                    if retry.jitter {
-                        delay = delay.mul_f64(0.5 + self.jitter.next() * 0.5);
-                    }
-                    run.nodes[idx.index()].last_message = Some(message);
-                    self.emit(Event::RetryScheduled {
-                        at: now(),
-                        phase: run.name.to_string(),
-                        node: run.graph[idx].name.clone(),
-                        next_attempt: attempt + 1,
-                        delay_ms: delay.as_millis() as u64,
-                    });
-                    self.wait(run, idx, delay);
-                } else {
-                    self.fail(run, idx, message);
+                self.retry_or_fail(run, idx, attempt, message);
+            }
+        }
+    }
+
+    /// Judges an `until` gate: `true` when there is none or it holds. Otherwise the node
+    /// fails (past its deadline, or the run is stopping) or waits for its next poll.
+    fn gate_passed(
+        &mut self,
+        run: &mut PhaseRun,
+        idx: NodeIndex,
+        attempt: u32,
+        outcome: &Outcome,
+        ctx: &Value,
+    ) -> bool {
+        let Some(gate) = run.graph[idx].settings.gate.clone() else {
+            return true;
+        };
+        let held = match outcome {
+            Outcome::Succeeded { result } => self.condition(&gate.until, result, ctx),
+            Outcome::Failed { message, .. } => Err(message.clone()),
+        };
+        let detail = match held {
+            Ok(true) => return true,
+            Err(e) => self.exec.redactor.redact(&e),
+            Ok(false) => format!("`{}` is not true yet", gate.until),
+        };
+        let since = run.nodes[idx.index()]
+            .first_start
+            .map_or(Duration::ZERO, |t| t.elapsed());
+        if since >= gate.deadline || run.halted {
+            let message = if run.halted {
+                format!("gate not met when the run stopped: {detail}")
+            } else {
+                format!(
+                    "gate not met within {}: {detail}",
+                    humantime::format_duration(gate.deadline)
+                )
+            };
+            self.fail(run, idx, message);
+            return false;
+        }
+        // The last poll is at the deadline itself, even when the interval would step past
+        // it: a gate is given its whole deadline.
+        let next = gate.interval.min(gate.deadline - since);
+        run.nodes[idx.index()].last_message = Some(detail);
+        self.emit(Event::GateWaiting {
+            at: Timestamp::now(),
+            phase: run.kind,
+            node: run.graph[idx].name.clone(),
+            attempt,
+            elapsed_ms: since.as_millis() as u64,
+            deadline_ms: gate.deadline.as_millis() as u64,
+            next_in_ms: next.as_millis() as u64,
+        });
+        self.wait(run, idx, next);
+        false
+    }
+
+    /// The node succeeded: its captures become its outputs (a capture that fails fails it).
+    fn succeed(&mut self, run: &mut PhaseRun, idx: NodeIndex, result: &Value, ctx: &Value) {
+        let outputs = match self.capture(run, idx, result, ctx) {
+            Ok(outputs) => outputs,
+            Err(message) => {
+                self.fail(run, idx, message);
+                return;
+            }
+        };
+        // Who answered a `confirm` step belongs in the journal (and the report).
+        let answered = ConfirmResult::read(result)
+            .map(|c| format!("answered {} by {}", c.answer(), c.answered_by));
+        self.finish(
+            run,
+            idx,
+            NodeStatus::Succeeded,
+            Some(Value::Object(outputs)),
+            answered,
+        );
+    }
+
+    /// The step's `capture` expressions run on its result; the first that fails says why.
+    fn capture(
+        &mut self,
+        run: &PhaseRun,
+        idx: NodeIndex,
+        result: &Value,
+        ctx: &Value,
+    ) -> Result<Map<String, Value>, String> {
+        let mut outputs = Map::new();
+        let step = run.graph[idx].step.clone();
+        let vars = Self::jq_vars(ctx);
+        for (name, expr) in step.capture.iter() {
+            let value = self
+                .program(&expr.value)
+                .and_then(|p| p.run(result, [&vars[0], &vars[1], &vars[2], &vars[3], &vars[4]]));
+            match value {
+                Ok(values) => {
+                    let first = values.into_iter().next().unwrap_or(Value::Null);
+                    outputs.insert(name.value.clone(), first);
+                }
+                Err(e) => {
+                    let e = self.exec.redactor.redact(&e);
+                    return Err(format!("capture `{}`: {e}", name.value));
                 }
             }
         }
+        Ok(outputs)
+    }
+
+    /// A failed attempt: another one after the retry delay (with jitter) while attempts are
+    /// left and the run goes on, else the node fails.
+    fn retry_or_fail(&mut self, run: &mut PhaseRun, idx: NodeIndex, attempt: u32, message: String) {
+        let retry = &run.graph[idx].settings.retry;
+        if u64::from(attempt) >= retry.attempts || run.halted {
+            self.fail(run, idx, message);
+            return;
+        }
+        let mut delay = retry.delay_before(u64::from(attempt) + 1);
+        if retry.jitter {
+            delay = delay.mul_f64(0.5 + self.jitter.next() * 0.5);
+        }
+        run.nodes[idx.index()].last_message = Some(message);
+        self.emit(Event::RetryScheduled {
+            at: Timestamp::now(),
+            phase: run.kind,
+            node: run.graph[idx].name.clone(),
+            next_attempt: attempt + 1,
+            delay_ms: delay.as_millis() as u64,
+        });
+        self.wait(run, idx, delay);
     }
 
     /// `expect.jq` of an HTTP step, checked here because it may read the run context

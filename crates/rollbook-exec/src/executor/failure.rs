@@ -101,8 +101,8 @@ impl Engine<'_, '_> {
             self.tolerated_failures += 1;
         }
         self.emit(Event::NodeFinished {
-            at: now(),
-            phase: run.name.to_string(),
+            at: Timestamp::now(),
+            phase: run.kind,
             node: run.graph[idx].name.clone(),
             status,
             outputs: if status == NodeStatus::Succeeded {

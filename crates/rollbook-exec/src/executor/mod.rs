@@ -28,7 +28,8 @@ use crate::Error;
 mod attempt;
 mod failure;
 mod phase;
-use crate::event::{Event, NodeStatus, RunStatus, now};
+use crate::event::{Event, NodeStatus, RunStatus, Timestamp};
+use crate::history::NodeKey;
 use crate::journal::Journal;
 use crate::redact::Redactor;
 use crate::runner::{Attempt, Outcome, OutputLine, OutputSink, Runners};
@@ -50,26 +51,32 @@ impl Default for Options {
 /// attempts in flight finish, then run `finally`. `abort` (the second): cancel them too.
 #[derive(Debug, Clone, Default)]
 pub struct Control {
+    /// Start nothing new.
     pub stop: CancellationToken,
+    /// Cancel the attempts in flight too.
     pub abort: CancellationToken,
 }
 
 /// What a resumed run already knows, from its journal.
 #[derive(Debug, Clone, Default)]
 pub struct Prior {
-    /// Nodes that succeeded or were skipped, by (phase, node), with their outputs.
-    pub done: HashMap<(String, String), (NodeStatus, Option<Value>)>,
+    /// Nodes that succeeded or were skipped, with their outputs.
+    pub done: HashMap<NodeKey, (NodeStatus, Option<Value>)>,
     /// Nodes whose outcome was unknown after a crash that a person said not to run again
     /// (`resume: ask`), with why: they count as skipped.
-    pub marked: HashMap<(String, String), String>,
+    pub marked: HashMap<NodeKey, String>,
 }
 
 /// What the display and `--events json` see: the journal's events and the steps' output.
 #[derive(Debug, Clone)]
 pub enum Observed {
+    /// An event, after the journal has it.
     Event(Event),
+    /// A line a step wrote (redacted).
     Output {
-        phase: &'static str,
+        /// The phase of the node that wrote it.
+        phase: PhaseKind,
+        /// The line.
         line: OutputLine,
     },
 }
@@ -77,20 +84,29 @@ pub enum Observed {
 /// How the run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
+    /// How it ended.
     pub status: RunStatus,
 }
 
 /// One run of a compiled plan.
 pub struct Execution<'a> {
+    /// The plan, compiled with its params.
     pub plan: &'a CompiledPlan,
+    /// A runner for each kind of step the plan has.
     pub runners: &'a Runners,
     /// Secret values by name, for templates.
     pub secrets: Map<String, Value>,
+    /// Hides the secrets' values in everything the run writes.
     pub redactor: Redactor,
+    /// Where the events go (synced before the run goes on).
     pub journal: &'a mut dyn Journal,
+    /// The live display or `--events json`, if any.
     pub observer: Option<mpsc::UnboundedSender<Observed>>,
+    /// Ctrl-C.
     pub control: Control,
+    /// Run-wide settings.
     pub options: Options,
+    /// What a resumed run already did.
     pub prior: Prior,
     /// `Some(unknown nodes)` when this is a resume.
     pub resumed: Option<Vec<String>>,
@@ -155,8 +171,8 @@ impl NodeState {
 
 /// The state of one phase while it runs.
 struct PhaseRun {
-    name: &'static str,
-    run_status: &'static str,
+    kind: PhaseKind,
+    run_status: RunStatus,
     graph: DiGraph<Node, ()>,
     fan_outs: Vec<FanOut>,
     nodes: Vec<NodeState>,
@@ -242,7 +258,10 @@ impl Execution<'_> {
             out_tx,
         };
         match engine.exec.resumed.clone() {
-            Some(unknown) => engine.emit(Event::RunResumed { at: now(), unknown }),
+            Some(unknown) => engine.emit(Event::RunResumed {
+                at: Timestamp::now(),
+                unknown,
+            }),
             None => {
                 let plan = engine.exec.plan;
                 let run_id = plan.context["run"]["id"]
@@ -250,7 +269,7 @@ impl Execution<'_> {
                     .unwrap_or_default()
                     .to_string();
                 engine.emit(Event::RunStarted {
-                    at: now(),
+                    at: Timestamp::now(),
                     run_id,
                     plan: plan.name.clone(),
                 });
@@ -258,7 +277,7 @@ impl Execution<'_> {
         }
         engine.flush()?;
         let mut main = engine
-            .phase(PhaseKind::Main, "running", &mut rx, &mut out_rx)
+            .phase(PhaseKind::Main, RunStatus::Running, &mut rx, &mut out_rx)
             .await?;
         let halted = main == RunStatus::Failed;
         if main == RunStatus::Succeeded && engine.tolerated_failures > 0 {
@@ -267,16 +286,20 @@ impl Execution<'_> {
         let mut status = main;
         if halted {
             let s = engine
-                .phase(PhaseKind::OnFailure, "failed", &mut rx, &mut out_rx)
+                .phase(
+                    PhaseKind::OnFailure,
+                    RunStatus::Failed,
+                    &mut rx,
+                    &mut out_rx,
+                )
                 .await?;
             if s == RunStatus::Failed {
                 status = RunStatus::Failed;
             }
         }
         let after = match main {
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Cancelled => "cancelled",
-            _ => "failed",
+            RunStatus::Succeeded | RunStatus::Cancelled => main,
+            _ => RunStatus::Failed,
         };
         let tolerated_before = engine.tolerated_failures;
         let fin = engine
@@ -287,7 +310,10 @@ impl Execution<'_> {
         if finally_failed && status == RunStatus::Succeeded {
             status = RunStatus::Failed;
         }
-        engine.emit(Event::RunFinished { at: now(), status });
+        engine.emit(Event::RunFinished {
+            at: Timestamp::now(),
+            status,
+        });
         engine.flush()?;
         Ok(RunOutcome { status })
     }
@@ -325,7 +351,7 @@ impl Engine<'_, '_> {
     async fn phase(
         &mut self,
         kind: PhaseKind,
-        run_status: &'static str,
+        run_status: RunStatus,
         rx: &mut mpsc::UnboundedReceiver<Msg>,
         out_rx: &mut mpsc::UnboundedReceiver<OutputLine>,
     ) -> Result<RunStatus, Error> {
@@ -343,20 +369,15 @@ impl Engine<'_, '_> {
             phase.fan_outs.clone(),
         );
         self.emit(Event::PhaseStarted {
-            at: now(),
-            phase: run.name.to_string(),
+            at: Timestamp::now(),
+            phase: run.kind,
             nodes: run.graph.node_count(),
         });
         // A stop before this phase (Ctrl-C during the main graph) does not stop cleanup.
-        let stop = if kind == PhaseKind::Main {
-            self.exec.control.stop.clone()
+        let control = if kind == PhaseKind::Main {
+            self.exec.control.clone()
         } else {
-            CancellationToken::new()
-        };
-        let abort = if kind == PhaseKind::Main {
-            self.exec.control.abort.clone()
-        } else {
-            CancellationToken::new()
+            Control::default()
         };
         let all: Vec<NodeIndex> = run.graph.node_indices().collect();
         self.apply_prior(&mut run, &all);
@@ -367,9 +388,30 @@ impl Engine<'_, '_> {
                 run.ready.insert(n.index());
             }
         }
+        self.drive(&mut run, &control, rx, out_rx).await?;
+        let status = self.close(&mut run);
+        self.emit(Event::PhaseFinished {
+            at: Timestamp::now(),
+            phase: run.kind,
+            status,
+        });
+        self.flush()?;
+        Ok(status)
+    }
+
+    /// The loop: starts what can start, then handles the next message (an attempt done, a
+    /// timer, a line of output, Ctrl-C), until nothing runs or waits.
+    async fn drive(
+        &mut self,
+        run: &mut PhaseRun,
+        control: &Control,
+        rx: &mut mpsc::UnboundedReceiver<Msg>,
+        out_rx: &mut mpsc::UnboundedReceiver<OutputLine>,
+    ) -> Result<(), Error> {
+        let Control { stop, abort } = control;
         loop {
-            self.schedule(&mut run);
-            self.launch(&abort)?;
+            self.schedule(run);
+            self.launch(abort)?;
             self.flush()?;
             if run.running == 0 && run.waiting == 0 {
                 break;
@@ -378,17 +420,17 @@ impl Engine<'_, '_> {
                 biased;
                 _ = abort.cancelled(), if !run.hard => {
                     run.hard = true;
-                    self.halt(&mut run, true);
-                    self.emit(Event::Cancelling { at: now(), hard: true });
+                    self.halt(run, true);
+                    self.emit(Event::Cancelling { at: Timestamp::now(), hard: true });
                 }
                 _ = stop.cancelled(), if !run.cancelled => {
-                    self.halt(&mut run, true);
-                    self.emit(Event::Cancelling { at: now(), hard: false });
+                    self.halt(run, true);
+                    self.emit(Event::Cancelling { at: Timestamp::now(), hard: false });
                 }
-                Some(line) = out_rx.recv() => self.output(&run, line)?,
+                Some(line) = out_rx.recv() => self.output(run, line)?,
                 Some(msg) = rx.recv() => match msg {
                     Msg::Done { idx, attempt, outcome, elapsed } => {
-                        self.attempt_done(&mut run, idx, attempt, outcome, elapsed);
+                        self.attempt_done(run, idx, attempt, outcome, elapsed);
                     }
                     Msg::Wake { idx } => {
                         if run.nodes[idx.index()].state == State::Waiting {
@@ -401,8 +443,14 @@ impl Engine<'_, '_> {
             }
         }
         while let Ok(line) = out_rx.try_recv() {
-            self.output(&run, line)?;
+            self.output(run, line)?;
         }
+        Ok(())
+    }
+
+    /// How the phase ended; what never started is finished as cancelled, saying so, for
+    /// `show` and the report (and is run by `resume`).
+    fn close(&mut self, run: &mut PhaseRun) -> RunStatus {
         let complete = run.nodes.iter().all(|n| matches!(n.state, State::Done(_)));
         let status = if run.cancelled {
             RunStatus::Cancelled
@@ -411,7 +459,6 @@ impl Engine<'_, '_> {
         } else {
             RunStatus::Succeeded
         };
-        // What never started is said so, for `show` and the report (and is run by `resume`).
         let why = if run.cancelled {
             "not started: the run was cancelled"
         } else {
@@ -424,25 +471,19 @@ impl Engine<'_, '_> {
             .collect();
         for n in unstarted {
             run.nodes[n.index()].state = State::Pending;
-            self.finish(&mut run, n, NodeStatus::Cancelled, None, Some(why.into()));
+            self.finish(run, n, NodeStatus::Cancelled, None, Some(why.into()));
         }
-        self.emit(Event::PhaseFinished {
-            at: now(),
-            phase: run.name.to_string(),
-            status,
-        });
-        self.flush()?;
-        Ok(status)
+        status
     }
 
     fn output(&mut self, run: &PhaseRun, mut line: OutputLine) -> Result<(), Error> {
         line.line = self.exec.redactor.redact(&line.line);
         self.exec
             .journal
-            .log(run.name, &line.node, line.stream, &line.line)?;
+            .log(run.kind.as_str(), &line.node, line.stream, &line.line)?;
         if let Some(obs) = &self.exec.observer {
             let _ = obs.send(Observed::Output {
-                phase: run.name,
+                phase: run.kind,
                 line,
             });
         }
@@ -452,7 +493,7 @@ impl Engine<'_, '_> {
     /// Marks nodes that a resumed run already finished.
     fn apply_prior(&mut self, run: &mut PhaseRun, nodes: &[NodeIndex]) {
         for &n in nodes {
-            let key = (run.name.to_string(), run.graph[n].name.clone());
+            let key = NodeKey::new(run.kind, run.graph[n].name.as_str());
             if run.graph[n].deferred.is_some() {
                 continue;
             }
@@ -569,7 +610,7 @@ impl Engine<'_, '_> {
             &run.graph,
             &run.graph[idx],
             &self.exec.secrets,
-            run.run_status,
+            run.run_status.as_str(),
             &outputs,
         )
     }
@@ -632,8 +673,8 @@ impl Engine<'_, '_> {
             .map(|f| f.instances.clone())
             .unwrap_or_default();
         self.emit(Event::NodeExpanded {
-            at: now(),
-            phase: run.name.to_string(),
+            at: Timestamp::now(),
+            phase: run.kind,
             node: run.graph[idx].name.clone(),
             instances,
         });

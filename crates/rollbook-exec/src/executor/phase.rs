@@ -5,14 +5,14 @@ use super::*;
 impl PhaseRun {
     pub(super) fn new(
         kind: PhaseKind,
-        run_status: &'static str,
+        run_status: RunStatus,
         graph: DiGraph<Node, ()>,
         fan_outs: Vec<FanOut>,
     ) -> Self {
         let n = graph.node_count();
         let k = fan_outs.len();
         let mut run = PhaseRun {
-            name: kind.as_str(),
+            kind,
             run_status,
             graph,
             nodes: (0..n).map(|_| NodeState::new()).collect(),

@@ -1,13 +1,13 @@
 use std::sync::Arc;
 
-use rollbook_plan::action::Action;
-use serde_json::json;
-
+use crate::result::ConfirmResult;
 use crate::runner::{Attempt, BoxFuture, Outcome, Runner};
+use rollbook_plan::action::Action;
 
 /// A person's answer to a `confirm` step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// They said yes.
     pub yes: bool,
     /// Who answered (the user at the terminal, or `--yes` given by whom).
     pub by: String,
@@ -25,6 +25,7 @@ pub struct ConfirmRunner {
 }
 
 impl ConfirmRunner {
+    /// A runner that asks through `prompter`.
     pub fn new(prompter: Arc<dyn Prompter>) -> Self {
         ConfirmRunner { prompter }
     }
@@ -45,13 +46,22 @@ impl Runner for ConfirmRunner {
                 _ = attempt.cancel.cancelled() => return Outcome::failed("cancelled while waiting for an answer"),
             };
             match answer {
-                Ok(Answer { yes: true, by }) => Outcome::Succeeded {
-                    result: json!({ "answer": "yes", "answered_by": by }),
-                },
-                Ok(Answer { yes: false, by }) => Outcome::Failed {
-                    message: format!("{by} answered no"),
-                    result: Some(json!({ "answer": "no", "answered_by": by })),
-                },
+                Ok(Answer { yes, by }) => {
+                    let result = ConfirmResult {
+                        yes,
+                        answered_by: by,
+                    };
+                    if yes {
+                        Outcome::Succeeded {
+                            result: result.to_value(),
+                        }
+                    } else {
+                        Outcome::Failed {
+                            message: format!("{} answered no", result.answered_by),
+                            result: Some(result.to_value()),
+                        }
+                    }
+                }
                 Err(why) => Outcome::failed(why),
             }
         })

@@ -1,11 +1,13 @@
+//! The `shell` runner: local commands through `sh`.
+
 use std::process::Stdio;
 use std::time::Duration;
 
 use rollbook_plan::action::{Action, ShellCommand};
-use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
+use crate::result::CommandResult;
 use crate::runner::{Attempt, BoxFuture, Outcome, OutputSink, Runner, Stream, Tail};
 
 /// Local commands: `run` through `sh -c`, `script` on stdin to `sh -se`. Each attempt runs in
@@ -62,34 +64,59 @@ fn kill_group(pgid: u32, signal: i32) {
     }
 }
 
+/// What a command left once it ended: its exit code and the kept ends of its streams.
+struct Finished {
+    code: Option<i64>,
+    stdout: (String, usize),
+    stderr: (String, usize),
+}
+
+/// `sh -c RUN`, or `sh -se` reading `script` on stdin, in a process group of its own.
+fn command(cmd: &ShellCommand) -> Result<Command, Outcome> {
+    let mut command = Command::new("sh");
+    match (&cmd.command, &cmd.script) {
+        (Some(c), _) => {
+            command.arg("-c").arg(c);
+        }
+        (None, Some(_)) => {
+            command.arg("-se");
+        }
+        (None, None) => return Err(Outcome::failed("a shell step needs `run` or `script`")),
+    }
+    for (k, v) in &cmd.env {
+        command.env(k, v);
+    }
+    if let Some(dir) = &cmd.cwd {
+        command.current_dir(dir);
+    }
+    command
+        .stdin(if cmd.script.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    Ok(command)
+}
+
+/// The exit code of a status; a signal counts as `128 + signal`, as shells say it.
+fn exit_code(status: std::process::ExitStatus) -> Option<i64> {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .map(i64::from)
+        .or_else(|| status.signal().map(|sig| 128 + i64::from(sig)))
+}
+
 impl ShellRunner {
     async fn run_command(&self, cmd: &ShellCommand, attempt: Attempt) -> Outcome {
-        let mut command = Command::new("sh");
-        match (&cmd.command, &cmd.script) {
-            (Some(c), _) => {
-                command.arg("-c").arg(c);
-            }
-            (None, Some(_)) => {
-                command.arg("-se");
-            }
-            (None, None) => return Outcome::failed("a shell step needs `run` or `script`"),
-        }
-        for (k, v) in &cmd.env {
-            command.env(k, v);
-        }
-        if let Some(dir) = &cmd.cwd {
-            command.current_dir(dir);
-        }
-        command
-            .stdin(if cmd.script.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        let mut command = match command(cmd) {
+            Ok(c) => c,
+            Err(outcome) => return outcome,
+        };
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -100,7 +127,6 @@ impl ShellRunner {
                 return Outcome::failed(format!("cannot start `sh`{at}: {e}"));
             }
         };
-        let pgid = child.id().unwrap_or(0);
         if let (Some(script), Some(mut stdin)) = (&cmd.script, child.stdin.take()) {
             let script = script.clone();
             tokio::spawn(async move {
@@ -108,18 +134,30 @@ impl ShellRunner {
                 let _ = stdin.shutdown().await;
             });
         }
+        match self.wait(&mut child, &attempt).await {
+            Ok(done) => CommandResult::new(done.code, done.stdout.0, done.stderr.0)
+                .with("stdout_truncated_bytes", done.stdout.1)
+                .with("stderr_truncated_bytes", done.stderr.1)
+                .into_outcome("no exit code", ""),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Streams the child's output until it exits; on cancellation stops its process group
+    /// (SIGTERM, then SIGKILL after the grace period).
+    async fn wait(&self, child: &mut Child, attempt: &Attempt) -> Result<Finished, Outcome> {
+        let pgid = child.id().unwrap_or(0);
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         let work = async {
-            let (out, err, status) = tokio::join!(
+            tokio::join!(
                 read_lines(stdout, Stream::Stdout, &attempt.output, self.tail_bytes),
                 read_lines(stderr, Stream::Stderr, &attempt.output, self.tail_bytes),
                 child.wait()
-            );
-            (out, err, status)
+            )
         };
         tokio::pin!(work);
-        let ((stdout, out_dropped), (stderr, err_dropped), status) = tokio::select! {
+        let (stdout, stderr, status) = tokio::select! {
             done = &mut work => done,
             _ = attempt.cancel.cancelled() => {
                 kill_group(pgid, libc::SIGTERM);
@@ -127,45 +165,15 @@ impl ShellRunner {
                     kill_group(pgid, libc::SIGKILL);
                     let _ = tokio::time::timeout(self.grace, &mut work).await;
                 }
-                return Outcome::failed("cancelled: the command and its process group were killed");
+                return Err(Outcome::failed("cancelled: the command and its process group were killed"));
             }
         };
-        let code = match status {
-            Ok(s) => s.code().map(i64::from).or_else(|| {
-                use std::os::unix::process::ExitStatusExt;
-                s.signal().map(|sig| 128 + i64::from(sig))
-            }),
-            Err(e) => return Outcome::failed(format!("waiting for `sh`: {e}")),
-        };
-        let json = serde_json::from_str::<Value>(stdout.trim()).unwrap_or(Value::Null);
-        let result = json!({
-            "exit_code": code,
-            "stdout": stdout,
-            "stderr": stderr,
-            "json": json,
-            "stdout_truncated_bytes": out_dropped,
-            "stderr_truncated_bytes": err_dropped,
-        });
-        match code {
-            Some(0) => Outcome::Succeeded { result },
-            code => {
-                let last = stderr
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                let code = code.map_or("no exit code".to_string(), |c| format!("exit code {c}"));
-                let message = if last.is_empty() {
-                    code
-                } else {
-                    format!("{code}: {last}")
-                };
-                Outcome::Failed {
-                    message,
-                    result: Some(result),
-                }
-            }
-        }
+        let status = status.map_err(|e| Outcome::failed(format!("waiting for `sh`: {e}")))?;
+        Ok(Finished {
+            code: exit_code(status),
+            stdout,
+            stderr,
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use rollbook_exec::event::{Event, NodeStatus, RunStatus};
 use rollbook_exec::journal::{FileJournal, RunMeta, hash_text, read_events, read_meta};
 use rollbook_exec::resume::replay;
+use rollbook_plan::compile::PhaseKind;
 use serde_json::{Map, json};
 
 use crate::*;
@@ -95,8 +96,12 @@ fn write_events(dir: &Path, events: &[Event], tail: &str) {
     f.write_all(tail.as_bytes()).unwrap();
 }
 
-fn key(phase: &str, node: &str) -> (String, String) {
-    (phase.to_string(), node.to_string())
+fn key(phase: &str, node: &str) -> NodeKey {
+    let phase = PhaseKind::ALL
+        .into_iter()
+        .find(|p| p.as_str() == phase)
+        .expect("a phase");
+    NodeKey::new(phase, node)
 }
 
 /// Where the journal first says `node`'s attempt 1 started.
@@ -132,7 +137,7 @@ async fn the_file_journal_holds_one_end_per_node_and_attempts_in_order() {
     assert_eq!(counts, expected);
     // Every attempt is journaled as started before it is journaled as finished, and a node
     // ends after its last attempt.
-    let mut open: HashMap<(String, String, u32), usize> = HashMap::new();
+    let mut open: HashMap<(PhaseKind, String, u32), usize> = HashMap::new();
     let mut closed = 0;
     for (i, e) in events.iter().enumerate() {
         match e {
@@ -142,7 +147,7 @@ async fn the_file_journal_holds_one_end_per_node_and_attempts_in_order() {
                 attempt,
                 ..
             } => {
-                let prev = open.insert((phase.clone(), node.clone(), *attempt), i);
+                let prev = open.insert((*phase, node.clone(), *attempt), i);
                 assert!(prev.is_none(), "attempt {attempt} of {node} started twice");
             }
             Event::AttemptFinished {
@@ -151,7 +156,7 @@ async fn the_file_journal_holds_one_end_per_node_and_attempts_in_order() {
                 attempt,
                 ..
             } => {
-                let started = open.remove(&(phase.clone(), node.clone(), *attempt));
+                let started = open.remove(&(*phase, node.clone(), *attempt));
                 assert!(
                     started.is_some(),
                     "attempt {attempt} of {node} finished unstarted"
@@ -180,9 +185,12 @@ async fn the_file_journal_holds_one_end_per_node_and_attempts_in_order() {
     );
     // Only the main graph's nodes count as done: a resume runs `on_failure` and `finally`
     // again, since they report on the run as it ends.
-    let main_graph = expected.keys().filter(|(p, _)| p == "steps").count();
+    let main_graph = expected
+        .keys()
+        .filter(|k| k.phase == PhaseKind::Main)
+        .count();
     assert_eq!(r.prior.done.len(), main_graph);
-    assert!(r.prior.done.keys().all(|(p, _)| p == "steps"));
+    assert!(r.prior.done.keys().all(|k| k.phase == PhaseKind::Main));
 }
 
 #[tokio::test(start_paused = true)]
@@ -200,7 +208,7 @@ async fn a_journal_cut_after_an_attempt_started_replays_that_node_as_unknown() {
     let r = replay(&read);
     assert_eq!(r.unknown, [key("steps", "c")]);
     assert_eq!(r.finished, None);
-    let mut done: Vec<_> = r.prior.done.keys().map(|(_, n)| n.clone()).collect();
+    let mut done: Vec<_> = r.prior.done.keys().map(|k| k.node.clone()).collect();
     done.sort();
     assert_eq!(done, ["a", "b", "fan[x]", "fan[y]"]);
     assert!(
@@ -220,7 +228,7 @@ async fn resuming_runs_only_the_nodes_not_done() {
     let crashed = state.path().join("crashed");
     write_events(&crashed, &events[..=cut], "");
     let r = replay(&read_events(&crashed).unwrap());
-    let unknown: Vec<String> = r.unknown.iter().map(|(_, n)| n.clone()).collect();
+    let unknown: Vec<String> = r.unknown.iter().map(|k| k.node.clone()).collect();
 
     let s = scripted();
     let mut journal = FileJournal::open(&crashed).unwrap();

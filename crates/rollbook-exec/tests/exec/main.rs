@@ -6,6 +6,9 @@
 //! They run on tokio's paused clock (`start_paused = true`), so simulated minutes take no
 //! real time and every instant is exact. The tests in `shell` run the real `ShellRunner`.
 
+// Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
+#![allow(missing_docs)]
+
 mod cancel;
 mod expect;
 mod failures;
@@ -19,6 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rollbook_exec::NodeKey;
 use rollbook_exec::event::{Event, NodeStatus, RunStatus};
 use rollbook_exec::executor::{Control, Execution, Options, Prior};
 use rollbook_exec::journal::Journal;
@@ -509,7 +513,7 @@ pub fn phases_started(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::PhaseStarted { phase, .. } => Some(phase.clone()),
+            Event::PhaseStarted { phase, .. } => Some(phase.to_string()),
             _ => None,
         })
         .collect()
@@ -589,11 +593,13 @@ pub async fn run_scripted(
 }
 
 /// Every (phase, node) that got a `NodeFinished`, with how many.
-pub fn finish_counts(events: &[Event]) -> HashMap<(String, String), usize> {
+pub fn finish_counts(events: &[Event]) -> HashMap<NodeKey, usize> {
     let mut counts = HashMap::new();
     for e in events {
         if let Event::NodeFinished { phase, node, .. } = e {
-            *counts.entry((phase.clone(), node.clone())).or_default() += 1;
+            *counts
+                .entry(NodeKey::new(*phase, node.as_str()))
+                .or_default() += 1;
         }
     }
     counts

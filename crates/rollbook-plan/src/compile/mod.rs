@@ -90,6 +90,18 @@ impl std::str::FromStr for PhaseKind {
     }
 }
 
+impl PartialEq<str> for PhaseKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for PhaseKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A plan with params bound and every step expanded into concrete nodes.
 #[derive(Debug, Clone)]
 pub struct CompiledPlan {

@@ -2,8 +2,45 @@
 
 use std::time::Duration;
 
+use rollbook_exec::Timestamp;
+
 use crate::report::utc;
 use crate::runs::short;
+
+/// A time the report shows: a journal [`Timestamp`], or a time as `run.json` writes it.
+pub(super) trait Moment {
+    /// `2026-11-25T13:32:14.149Z`, or `None` when it is not a time.
+    fn canonical(&self) -> Option<String>;
+    /// As written, for a time that does not read.
+    fn raw(&self) -> String;
+}
+
+impl Moment for Timestamp {
+    fn canonical(&self) -> Option<String> {
+        Some(self.to_string())
+    }
+    fn raw(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Moment for str {
+    fn canonical(&self) -> Option<String> {
+        utc(self)
+    }
+    fn raw(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Moment for String {
+    fn canonical(&self) -> Option<String> {
+        utc(self)
+    }
+    fn raw(&self) -> String {
+        self.clone()
+    }
+}
 
 /// A duration in milliseconds as `show` prints one: `340ms`, `4s`, `1m12s`.
 pub(super) fn took(ms: u64) -> String {
@@ -11,24 +48,26 @@ pub(super) fn took(ms: u64) -> String {
 }
 
 /// `2026-11-25`, the day of a time.
-pub(super) fn day_of(at: &str) -> String {
-    utc(at).map_or_else(|| at.chars().take(10).collect(), |t| t[..10].to_string())
+pub(super) fn day_of(at: &(impl Moment + ?Sized)) -> String {
+    at.canonical().map_or_else(
+        || at.raw().chars().take(10).collect(),
+        |t| t[..10].to_string(),
+    )
 }
 
 /// `13:32:14`, with the day in front when it is not `day`.
-pub(super) fn clock(at: &str, day: &str) -> String {
-    match utc(at) {
+pub(super) fn clock(at: &(impl Moment + ?Sized), day: &str) -> String {
+    match at.canonical() {
         Some(t) if &t[..10] == day => t[11..19].to_string(),
         Some(t) => format!("{} {}", &t[..10], &t[11..19]),
-        None => at.to_string(),
+        None => at.raw(),
     }
 }
 
 /// `2026-11-25 13:32:14 UTC`.
-pub(super) fn when(at: &str) -> String {
-    utc(at).map_or(at.to_string(), |t| {
-        format!("{} {} UTC", &t[..10], &t[11..19])
-    })
+pub(super) fn when(at: &(impl Moment + ?Sized)) -> String {
+    at.canonical()
+        .map_or(at.raw(), |t| format!("{} {} UTC", &t[..10], &t[11..19]))
 }
 
 /// Free text (reasons, messages): on one line, with what would turn into HTML or break a

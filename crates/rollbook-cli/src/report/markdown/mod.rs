@@ -9,6 +9,8 @@ use std::fmt::Write;
 
 use rollbook_plan::params::display_value;
 
+use rollbook_exec::history::NodeState;
+
 use super::facts::{LOCAL, Milestone, NodeFacts, Report};
 use super::utc;
 use inline::*;
@@ -86,8 +88,8 @@ fn duration_line(r: &Report) -> String {
         .resumes
         .iter()
         .filter_map(|res| {
-            let from = res.stopped_at.as_deref()?;
-            crate::runs::duration_between(from, &res.at).map(|d| d.as_millis() as u64)
+            let from = res.stopped_at?;
+            res.at.since(from).map(|d| d.as_millis() as u64)
         })
         .sum();
     if stopped > 0 {
@@ -114,7 +116,7 @@ fn summary(out: &mut String, r: &Report) {
             let _ = writeln!(out, "- **Finished**: {}", when(at));
         }
         None => {
-            let last = run.last_event_at.as_deref().map_or("-".into(), when);
+            let last = run.last_event_at.map_or("-".into(), |at| when(&at));
             let _ = writeln!(
                 out,
                 "- **Finished**: not finished; the journal ends at {last} (a crash, or still running)"
@@ -145,8 +147,8 @@ fn summary(out: &mut String, r: &Report) {
         };
         let _ = writeln!(out, "- **Resumed**: {times}");
         for res in &r.resumes {
-            let stopped = res.stopped_at.as_deref().map_or(String::new(), |s| {
-                format!(", after it stopped at {}", when(s))
+            let stopped = res.stopped_at.map_or(String::new(), |s| {
+                format!(", after it stopped at {}", when(&s))
             });
             let unknown = if res.unknown.is_empty() {
                 String::new()
@@ -172,7 +174,13 @@ fn counts(r: &Report) -> String {
         .filter(|n| n.expanded_into.is_none())
         .collect();
     let mut parts = Vec::new();
-    for status in ["succeeded", "failed", "unknown", "cancelled", "skipped"] {
+    for status in [
+        NodeState::Succeeded,
+        NodeState::Failed,
+        NodeState::Unknown,
+        NodeState::Cancelled,
+        NodeState::Skipped,
+    ] {
         let count = nodes.iter().filter(|n| n.status == status).count();
         if count == 0 {
             continue;
@@ -222,8 +230,8 @@ fn timeline(out: &mut String, r: &Report) {
         text(&run.reason)
     );
     for res in &r.resumes {
-        let stopped = res.stopped_at.as_deref().map_or(String::new(), |at| {
-            format!(", after it stopped at {}", clock(at, &day))
+        let stopped = res.stopped_at.map_or(String::new(), |at| {
+            format!(", after it stopped at {}", clock(&at, &day))
         });
         let _ = writeln!(
             out,
@@ -249,11 +257,13 @@ fn timeline(out: &mut String, r: &Report) {
             );
         }
         None => {
-            let last = run.last_event_at.as_deref().unwrap_or(&run.started_at);
+            let last = match &run.last_event_at {
+                Some(at) => clock(at, &day),
+                None => clock(&run.started_at, &day),
+            };
             let _ = writeln!(
                 out,
-                "- **{}** - Rollback stopped without an end (last journal entry)",
-                clock(last, &day)
+                "- **{last}** - Rollback stopped without an end (last journal entry)"
             );
         }
     }
@@ -278,21 +288,21 @@ fn timeline(out: &mut String, r: &Report) {
 
 /// The template's "Full functionality verified", as far as the run's own checks tell.
 fn verified_line(r: &Report, day: &str) -> String {
-    let passed = r.checks.iter().filter(|c| c.status == "succeeded").count();
-    let total = r.checks.len();
-    let last = r
+    let passed = r
         .checks
         .iter()
-        .filter_map(|c| c.finished_at.as_deref())
-        .max_by_key(|at| utc(at));
+        .filter(|c| c.status == NodeState::Succeeded)
+        .count();
+    let total = r.checks.len();
+    let last = r.checks.iter().filter_map(|c| c.finished_at).max();
     match last {
         Some(at) if total == 1 && passed == 1 => format!(
             "**{}** - Full functionality verified: {BLANK}; the run's one check passed",
-            clock(at, day)
+            clock(&at, day)
         ),
         Some(at) if total > 0 && passed == total => format!(
             "**{}** - Full functionality verified: {BLANK}; all {total} checks of the run passed",
-            clock(at, day)
+            clock(&at, day)
         ),
         _ if total == 0 => {
             format!("**HH:MM:SS** - Full functionality verified: {BLANK}; the run has no checks")
@@ -318,7 +328,7 @@ fn check_tally(r: &Report) -> String {
         let count = r
             .checks
             .iter()
-            .filter(|c| outcome(&c.status) == word)
+            .filter(|c| outcome(c.status.as_str()) == word)
             .count();
         if count > 0 {
             parts.push(format!("{count} {word}"));
@@ -328,7 +338,7 @@ fn check_tally(r: &Report) -> String {
 }
 
 fn milestone_row(out: &mut String, m: &Milestone, day: &str) {
-    let phase = m.phase.as_deref().unwrap_or_default();
+    let phase = m.phase.map(|p| p.as_str()).unwrap_or_default();
     let what = match m.event {
         "run_started" => "**run started**".to_string(),
         "run_resumed" => match m.unknown.as_deref() {
@@ -361,10 +371,7 @@ fn milestone_row(out: &mut String, m: &Milestone, day: &str) {
 }
 
 fn node_row(out: &mut String, n: &NodeFacts, day: &str) {
-    let time = n
-        .started_at
-        .as_deref()
-        .map_or(String::new(), |at| clock(at, day));
+    let time = n.started_at.map_or(String::new(), |at| clock(&at, day));
     let (what, status) = match &n.expanded_into {
         Some(instances) => (
             format!(

@@ -2,6 +2,9 @@
 
 use std::fmt::Write;
 
+use rollbook_exec::history::NodeState;
+use rollbook_plan::compile::PhaseKind;
+
 use super::inline::*;
 use super::{BLANK, check_tally};
 use crate::report::facts::{LOCAL, NodeFacts, Report};
@@ -16,7 +19,7 @@ pub(super) fn targets(out: &mut String, r: &Report) {
     let failed_on: Vec<String> = r
         .targets
         .iter()
-        .filter(|t| t.nodes.iter().any(|n| n.status != "succeeded"))
+        .filter(|t| t.nodes.iter().any(|n| n.status != NodeState::Succeeded))
         .map(|t| format!("**{}**", text(&t.target)))
         .collect();
     let remote = r.targets.iter().filter(|t| t.target != LOCAL).count();
@@ -85,7 +88,11 @@ pub(super) fn checks(out: &mut String, r: &Report) {
         let _ = writeln!(out, "No step of this run is a check.\n");
         return;
     }
-    let passed = r.checks.iter().filter(|c| c.status == "succeeded").count();
+    let passed = r
+        .checks
+        .iter()
+        .filter(|c| c.status == NodeState::Succeeded)
+        .count();
     let total = r.checks.len();
     if passed == total && total == 1 {
         let _ = writeln!(out, "**The one check passed.**\n");
@@ -172,7 +179,7 @@ pub(super) fn failures(out: &mut String, r: &Report) {
     let not_run: Vec<&NodeFacts> = r
         .nodes
         .iter()
-        .filter(|n| n.status == "cancelled" || n.status == "skipped")
+        .filter(|n| n.status == NodeState::Cancelled || n.status == NodeState::Skipped)
         .collect();
     if !not_run.is_empty() || !r.not_reached.is_empty() {
         let _ = writeln!(out, "### Not run\n");
@@ -266,14 +273,20 @@ fn resolution(out: &mut String, r: &Report) {
             .as_deref()
             .filter(|n| !n.contains("{{"))
             .map_or(String::new(), |n| format!(" ({})", text(n)));
-        let phase = if s.phase == "steps" {
+        let phase = if s.phase == PhaseKind::Main {
             String::new()
         } else {
             format!(" in `{}`", s.phase)
         };
         let mut parts: Vec<String> = Vec::new();
-        for status in ["succeeded", "failed", "unknown", "cancelled", "skipped"] {
-            let Some(count) = s.statuses.get(status) else {
+        for status in [
+            NodeState::Succeeded,
+            NodeState::Failed,
+            NodeState::Unknown,
+            NodeState::Cancelled,
+            NodeState::Skipped,
+        ] {
+            let Some(count) = s.statuses.get(status.as_str()) else {
                 continue;
             };
             let mut part = if s.nodes == 1 {
@@ -283,9 +296,9 @@ fn resolution(out: &mut String, r: &Report) {
             } else {
                 format!("{count} {status}")
             };
-            if status == "failed" && s.tolerated == *count {
+            if status == NodeState::Failed && s.tolerated == *count {
                 part.push_str(" (tolerated)");
-            } else if status == "failed" && s.tolerated > 0 {
+            } else if status == NodeState::Failed && s.tolerated > 0 {
                 let _ = write!(part, " ({} tolerated)", s.tolerated);
             }
             parts.push(part);

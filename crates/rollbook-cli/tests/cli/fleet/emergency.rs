@@ -152,7 +152,7 @@ fn the_emergency_rollback_killed_mid_way_resumes_to_the_same_fleet_as_an_uninter
     let before = rollbook_exec::journal::read_events(&dir).unwrap();
     let replay = rollbook_exec::resume::replay(&before);
     assert_eq!(replay.finished, None, "the run was cut off");
-    let done: Vec<String> = replay.prior.done.keys().map(|(_, n)| n.clone()).collect();
+    let done: Vec<String> = replay.prior.done.keys().map(|k| k.node.clone()).collect();
     assert!(done.iter().any(|n| n == "rollback-database"), "{done:?}");
     assert!(restored(&before) < 27, "killed too late to prove anything");
 

@@ -1,0 +1,93 @@
+//! `rollbook show RUN_ID`: a run's nodes as its journal tells them.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use rollbook_exec::journal;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Failure;
+use crate::runs::{self, JournaledRun, NodeHistory, open_run, run_status, short};
+
+/// `rollbook show RUN_ID`.
+pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
+    let JournaledRun {
+        dir, meta, history, ..
+    } = open_run(state_dir, run_id)?;
+    let status = run_status(&history);
+    let nodes = runs::history(&history);
+    let mut out = String::new();
+    if json {
+        #[derive(Serialize)]
+        struct Show<'a> {
+            run: &'a journal::RunMeta,
+            status: &'a str,
+            nodes: &'a [NodeHistory],
+        }
+        let doc = Show {
+            run: &meta,
+            status,
+            nodes: &nodes,
+        };
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        );
+        crate::print(&out);
+        return Ok(());
+    }
+    let _ = writeln!(out, "run {} of {} — {status}", meta.run_id, meta.plan);
+    let _ = writeln!(
+        out,
+        "  by {} on {} at {}: {}",
+        meta.user, meta.host, meta.started_at, meta.reason
+    );
+    if !meta.params.is_empty() {
+        let params: Vec<String> = meta
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", rollbook_plan::params::display_value(v)))
+            .collect();
+        let _ = writeln!(out, "  params {}", params.join(" "));
+    }
+    let width = nodes.iter().map(|n| n.node.len()).max().unwrap_or(4).max(4);
+    let mut phase = None;
+    for n in &nodes {
+        if phase != Some(n.phase) {
+            phase = Some(n.phase);
+            let _ = writeln!(out, "\n{}:", n.phase);
+        }
+        let duration = n
+            .duration_ms
+            .map_or("-".into(), |ms| short(std::time::Duration::from_millis(ms)));
+        let mut line = format!(
+            "  {:<width$}  {:<9}  {:>7}  {} {}",
+            n.node,
+            n.status,
+            duration,
+            n.attempts,
+            if n.attempts == 1 {
+                "attempt "
+            } else {
+                "attempts"
+            }
+        );
+        if let Some(code) = n.exit_code {
+            line.push_str(&format!("  exit {code}"));
+        }
+        if let Some(m) = &n.message {
+            line.push_str(&format!("  {m}"));
+        }
+        if let Some(Value::Object(o)) = &n.outputs
+            && !o.is_empty()
+        {
+            line.push_str(&format!("  outputs {}", Value::Object(o.clone())));
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let _ = writeln!(out, "\nlogs: {}", dir.join("logs").display());
+    crate::print(&out);
+    Ok(())
+}
