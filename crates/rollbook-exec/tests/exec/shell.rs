@@ -37,6 +37,22 @@ async fn run_shell(cmd: ShellCommand) -> Outcome {
         .await
 }
 
+fn script(text: &str) -> ShellCommand {
+    ShellCommand {
+        command: None,
+        script: Some(text.into()),
+        ..command("")
+    }
+}
+
+/// Runs `plan` with the real shell runner and an in-memory journal.
+async fn execute_shell(plan: &CompiledPlan, setup: Setup) -> (RunStatus, MemJournal) {
+    let runners = Runners::new().with(ShellRunner::default());
+    let mut journal = MemJournal::default();
+    let status = execute(plan, &runners, setup, &mut journal).await;
+    (status, journal)
+}
+
 fn result(outcome: &Outcome) -> &Value {
     outcome.result().expect("a result document")
 }
@@ -75,24 +91,12 @@ async fn a_non_zero_exit_fails_with_the_code_and_the_last_stderr_line() {
 
 #[tokio::test]
 async fn a_script_runs_with_sh_se_and_stops_at_the_first_failing_line() {
-    let o = run_shell(ShellCommand {
-        command: None,
-        script: Some("echo one\nfalse\necho two\n".into()),
-        env: Vec::new(),
-        cwd: None,
-    })
-    .await;
+    let o = run_shell(script("echo one\nfalse\necho two\n")).await;
     assert!(matches!(o, Outcome::Failed { .. }), "{o:?}");
     assert_eq!(result(&o)["exit_code"], json!(1));
     assert_eq!(result(&o)["stdout"], json!("one\n"));
 
-    let o = run_shell(ShellCommand {
-        command: None,
-        script: Some("echo one\necho two\n".into()),
-        env: Vec::new(),
-        cwd: None,
-    })
-    .await;
+    let o = run_shell(script("echo one\necho two\n")).await;
     assert!(matches!(o, Outcome::Succeeded { .. }), "{o:?}");
     assert_eq!(result(&o)["stdout"], json!("one\ntwo\n"));
 }
@@ -120,8 +124,12 @@ fn pgrep(pattern: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The step starts two processes in the background, writes their pids down, and waits: only
+/// the timeout can end it. Afterwards, no process the step started may be left.
 #[tokio::test]
 async fn a_timeout_kills_the_whole_process_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids_file = dir.path().join("pids");
     // A unique sleep length marks the processes this test starts.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -135,45 +143,47 @@ version: 1
 name: hang
 steps:
   - id: hang
-    timeout: 1s
-    shell: {{ run: "sleep {marker} & sleep {marker}; echo never" }}
-"#
+    timeout: 5s
+    shell: {{ run: "sleep {marker} & echo $! >> {pids}; sleep {marker} & echo $! >> {pids}; wait; echo never" }}
+"#,
+        pids = pids_file.display()
     ));
-    let runners = Runners::new().with(ShellRunner::default());
-    let mut journal = MemJournal::default();
-    let run = execute(&plan, &runners, Setup::default(), &mut journal);
-    let look = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        pgrep(&pattern).len()
-    };
-    let (status, seen) = tokio::join!(run, look);
-    // Clean up whatever is left (only the processes with this test's marker), then judge.
+    let (status, journal) = execute_shell(&plan, Setup::default()).await;
+    let started: Vec<u32> = std::fs::read_to_string(&pids_file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    // The killed processes may take a moment to be gone; a minute is plenty.
     let mut left = pgrep(&pattern);
-    for _ in 0..50 {
+    for _ in 0..600 {
         if left.is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
         left = pgrep(&pattern);
     }
+    // Clean up whatever is left (only the processes with this test's marker), then judge.
     for pid in &left {
         let _ = Command::new("kill")
             .arg("-KILL")
             .arg(pid.to_string())
             .status();
     }
-    assert!(
-        seen >= 2,
-        "the test's processes were not found while running ({seen})"
+    assert_eq!(
+        started.len(),
+        2,
+        "the step had not started both processes when it timed out: {started:?}"
     );
     assert!(
         left.is_empty(),
-        "processes left after the timeout: {left:?}"
+        "processes left after the timeout: {left:?} (the step started {started:?})"
     );
     assert_eq!(status, RunStatus::Failed);
     let (st, message, _) = finish_of(&journal.events, "steps", "hang");
     assert_eq!(st, NodeStatus::Failed);
-    assert!(message.unwrap_or_default().contains("timed out after 1s"));
+    let message = message.unwrap_or_default();
+    assert!(message.contains("timed out after 5s"), "{message}");
 }
 
 #[tokio::test]
@@ -198,9 +208,7 @@ steps:
         redactor: Redactor::new([secret.to_string()]),
         ..Setup::default()
     };
-    let runners = Runners::new().with(ShellRunner::default());
-    let mut journal = MemJournal::default();
-    let status = execute(&plan, &runners, setup, &mut journal).await;
+    let (status, journal) = execute_shell(&plan, setup).await;
     assert_eq!(status, RunStatus::Failed);
 
     let lines: Vec<_> = journal

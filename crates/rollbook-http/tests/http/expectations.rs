@@ -165,11 +165,7 @@ async fn body_contains_says_what_it_looked_for_and_what_it_got() {
 
 #[tokio::test]
 async fn a_refused_connection_fails_with_the_cause() {
-    // Bind and drop a listener to find a port nothing listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (_reserved, port) = crate::closed_port();
     let url = format!("http://127.0.0.1:{port}/health");
     let tried = attempt(get_req(&url)).await;
     let message = tried.message();

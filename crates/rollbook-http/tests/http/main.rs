@@ -68,6 +68,16 @@ pub async fn serve(router: Router) -> Server {
     Server { addr, task }
 }
 
+/// A loopback port that refuses connections, reserved while the socket lives: bound, never
+/// listening (a port found by binding and closing a listener could be taken by another test
+/// in the meantime).
+pub fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 /// Counts the requests a server saw. Clones share the count.
 #[derive(Clone, Default)]
 pub struct Hits(Arc<AtomicUsize>);

@@ -49,6 +49,15 @@ async fn a_changed_host_key_is_refused_loudly() {
 #[tokio::test]
 async fn hashed_known_hosts_entries_are_understood() {
     let f = fleet();
+    // The file must really be hashed (scripts/ssh-fleet stops when `ssh-keygen -H` fails):
+    // a plain copy would let this test pass without reading a hashed entry.
+    let hashed = std::fs::read_to_string(f.dir.join("known_hosts_hashed")).unwrap();
+    assert!(
+        !hashed.is_empty()
+            && hashed.lines().all(|l| l.starts_with("|1|"))
+            && !hashed.contains("127.0.0.10"),
+        "known_hosts_hashed is not hashed:\n{hashed}"
+    );
     let runner = SshRunner::new(SshOptions {
         identity: Some(f.key.clone()),
         known_hosts: Some(f.dir.join("known_hosts_hashed")),
@@ -110,15 +119,27 @@ async fn a_refused_connection_says_so() {
     );
 }
 
+/// As unprivileged users (as root, "sudo ok" would prove nothing): one whom sudoers lets
+/// become root, and one it does not.
 #[tokio::test]
 async fn the_preflight_checks_auth_and_sudo() {
     let f = fleet();
-    let mut cmd = f.command(13, "true");
+    let mut cmd = f.command_as(&f.plain_user, 13, "true");
     cmd.sudo = true;
     let result = f.runner().check(&Action::Ssh(cmd)).await;
     assert_eq!(
         result.unwrap(),
-        format!("host key ok, authenticated as {}, sudo ok", f.user)
+        format!("host key ok, authenticated as {}, sudo ok", f.plain_user)
+    );
+    let mut cmd = f.command_as(&f.nosudo_user, 13, "true");
+    cmd.sudo = true;
+    let refused = f.runner().check(&Action::Ssh(cmd)).await.unwrap_err();
+    assert!(
+        refused.starts_with(&format!(
+            "host key ok, authenticated as {}, but `sudo -n true` failed",
+            f.nosudo_user
+        )),
+        "{refused}"
     );
     let unknown = f.runner().check(&Action::Ssh(f.other(201, "true"))).await;
     assert!(unknown.unwrap_err().starts_with("unknown host key"));

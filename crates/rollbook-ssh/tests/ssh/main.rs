@@ -17,7 +17,13 @@ use tokio_util::sync::CancellationToken;
 pub struct Fleet {
     pub dir: PathBuf,
     pub port: u16,
+    /// Who runs the tests (root where CI runs): most tests log in as this user.
     pub user: String,
+    /// An unprivileged user whom sudoers lets become root (`sudo -n`), for the tests where
+    /// privileges matter.
+    pub plain_user: String,
+    /// An unprivileged user with no sudo rights.
+    pub nosudo_user: String,
     pub key: PathBuf,
     pub known_hosts: PathBuf,
     pub hosts: usize,
@@ -37,6 +43,8 @@ pub fn fleet() -> Fleet {
         dir: PathBuf::from(var("ROLLBOOK_TEST_SSH_DIR")),
         port: var("ROLLBOOK_TEST_SSH_PORT").parse().unwrap(),
         user: var("ROLLBOOK_TEST_SSH_USER"),
+        plain_user: var("ROLLBOOK_TEST_SSH_PLAIN_USER"),
+        nosudo_user: var("ROLLBOOK_TEST_SSH_NOSUDO_USER"),
         key: PathBuf::from(var("ROLLBOOK_TEST_SSH_KEY")),
         known_hosts: PathBuf::from(var("ROLLBOOK_TEST_SSH_KNOWN_HOSTS")),
         hosts: var("ROLLBOOK_TEST_SSH_HOSTS").parse().unwrap(),
@@ -56,6 +64,14 @@ impl Fleet {
     /// An `ssh` action on fleet address `127.0.0.<n>`.
     pub fn command(&self, n: u8, run: &str) -> SshCommand {
         self.at(&format!("127.0.0.{n}"), run)
+    }
+
+    /// An `ssh` action on fleet address `127.0.0.<n>`, logged in as `user`.
+    pub fn command_as(&self, user: &str, n: u8, run: &str) -> SshCommand {
+        SshCommand {
+            user: Some(user.to_string()),
+            ..self.command(n, run)
+        }
     }
 
     /// An `ssh` action on the other sshd: `127.0.1.200` (changed key) or `.201` (unknown).

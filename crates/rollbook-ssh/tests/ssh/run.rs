@@ -40,17 +40,42 @@ async fn a_script_goes_to_sh_se_and_stops_at_the_first_failure() {
     assert_eq!(lines, ["one"]);
 }
 
+/// As an unprivileged user (as root, sudo would prove nothing): not root without sudo, root
+/// with it.
 #[tokio::test]
 async fn sudo_runs_through_sudo_n() {
     let f = fleet();
     let runner = f.runner();
-    let mut cmd = f.command(4, "id -u");
-    cmd.sudo = true;
-    let (out, _) = attempt(&runner, cmd).await;
-    let Outcome::Succeeded { result } = out else {
-        panic!("{out:?}")
+    let uid = |sudo: bool| {
+        let mut cmd = f.command_as(&f.plain_user, 4, "id -u");
+        cmd.sudo = sudo;
+        let runner = &runner;
+        async move {
+            let (out, _) = attempt(runner, cmd).await;
+            let Outcome::Succeeded { result } = out else {
+                panic!("{out:?}")
+            };
+            result["stdout"].as_str().unwrap().trim().to_string()
+        }
     };
-    assert_eq!(result["stdout"], "0\n");
+    let without = uid(false).await;
+    assert_ne!(without, "0", "{} is root without sudo", f.plain_user);
+    assert!(without.parse::<u32>().is_ok(), "{without}");
+    assert_eq!(uid(true).await, "0");
+}
+
+/// A user whom sudoers does not know: the command is not run, and the failure says why.
+#[tokio::test]
+async fn sudo_without_the_right_fails_the_attempt() {
+    let f = fleet();
+    let mut cmd = f.command_as(&f.nosudo_user, 4, "id -u");
+    cmd.sudo = true;
+    let (out, lines) = attempt(&f.runner(), cmd).await;
+    let Outcome::Failed { message, .. } = out else {
+        panic!("ran under sudo as {}: {out:?}", f.nosudo_user)
+    };
+    assert!(!lines.iter().any(|l| l == "0"), "{lines:?}");
+    assert!(message.contains("sudo"), "{message} {lines:?}");
 }
 
 #[tokio::test]
@@ -99,47 +124,62 @@ async fn cancelled_command_is_gone(sudo: bool) {
     let runner = f.runner();
     let m = marker();
     let pattern = format!("sleep 300.{m}");
-    let mut cmd = f.command(7, &format!("{pattern} & {pattern}; echo done"));
+    // Under sudo as an unprivileged user, so the command really runs as another user (root)
+    // than the session: stopping it takes more than closing the channel.
+    let mut cmd = if sudo {
+        f.command_as(
+            &f.plain_user,
+            7,
+            &format!("{pattern} & {pattern}; echo done"),
+        )
+    } else {
+        f.command(7, &format!("{pattern} & {pattern}; echo done"))
+    };
     cmd.sudo = sudo;
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let seen = pattern.clone();
     let watcher = tokio::spawn(async move {
         // Cancel once the command runs on the host, as a timeout would.
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            let ps = std::process::Command::new("pgrep")
-                .args(["-f", &seen])
-                .output()
-                .unwrap();
-            if !ps.stdout.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for(
+            || !pgrep(&seen).is_empty(),
+            "the command to run on the host",
+        )
+        .await;
         stop.cancel();
     });
-    let started = Instant::now();
-    let (out, _) = attempt_with(&runner, cmd, cancel).await;
+    // The command would sleep for 300 s: only the cancel can end the attempt sooner.
+    let (out, _) = tokio::time::timeout(LIMIT, attempt_with(&runner, cmd, cancel))
+        .await
+        .expect("the cancel did not stop the attempt");
     watcher.await.unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "the cancel did not stop the attempt"
-    );
     let Outcome::Failed { message, .. } = out else {
         panic!("{out:?}")
     };
     assert!(message.starts_with("cancelled"), "{message}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The processes on the host get the signal; the kernel ends them soon after.
+    wait_for(|| pgrep(&pattern).is_empty(), "the command to be gone").await;
+}
+
+/// A generous bound on waiting for something that takes milliseconds: a test that would hang
+/// fails instead, naming what it waited for. Not a measure: no test asserts a duration.
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn wait_for(mut ready: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < LIMIT, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The processes whose command line matches `pattern`, as `pgrep -af` lists them.
+fn pgrep(pattern: &str) -> String {
     let ps = std::process::Command::new("pgrep")
-        .args(["-f", &pattern])
+        .args(["-af", pattern])
         .output()
         .unwrap();
-    assert!(
-        ps.stdout.is_empty(),
-        "still running on the host: {}",
-        String::from_utf8_lossy(&ps.stdout)
-    );
+    String::from_utf8_lossy(&ps.stdout).into_owned()
 }
 
 #[tokio::test]

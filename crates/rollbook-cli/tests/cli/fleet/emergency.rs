@@ -125,14 +125,11 @@ fn the_emergency_rollback_killed_mid_way_resumes_to_the_same_fleet_as_an_uninter
     fleet.reset();
     assert_eq!(fleet.units("us-east-op-1")["zeitwork-operator"], BROKEN);
     let mut child = fleet.spawn(RUN);
-    let id = loop {
-        let ids = fleet.run_ids();
-        let new: Vec<&String> = ids.iter().filter(|i| **i != run).collect();
-        if let Some(id) = new.first() {
-            break id.to_string();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let new_run = || fleet.run_ids().into_iter().find(|i| *i != run);
+    wait_until(Duration::from_secs(60), "the second run to start", || {
+        new_run().is_some()
+    });
+    let id = new_run().unwrap();
     let dir = fleet.state_dir().join("runs").join(&id);
     let restored = |events: &[Event]| {
         events

@@ -18,10 +18,12 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use serde_json::Value;
+
+pub use crate::{Ran, Running, wait_until};
 
 /// The fleet, held by one test.
 pub struct Fleet {
@@ -115,42 +117,35 @@ impl Fleet {
             .unwrap_or_else(|| panic!("{name} is not in the fleet's env"))
     }
 
-    /// `rollbook` as an operator runs it from the fleet's ops checkout with its env sourced.
+    /// `rollbook` as an operator runs it from the fleet's ops checkout with its env sourced
+    /// (and nothing else of `ROLLBOOK_*` from the environment the tests run in).
     pub fn rollbook(&self) -> Command {
-        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("rollbook"));
-        self.setup(&mut cmd);
-        Command::from_std(cmd)
+        Command::from_std(self.command())
     }
 
-    fn setup(&self, cmd: &mut StdCommand) {
-        cmd.current_dir(self.ops())
-            .env("ROLLBOOK_STATE_DIR", self.state_dir())
-            .env("NO_COLOR", "1");
+    fn command(&self) -> StdCommand {
+        let mut cmd = crate::rollbook_command(&self.ops());
+        cmd.env("ROLLBOOK_STATE_DIR", self.state_dir());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd
     }
 
     /// Runs `rollbook ARGS` to its end; its exit code, stdout and stderr.
     pub fn run(&self, args: &[&str]) -> Ran {
-        let out = self.rollbook().args(args).output().unwrap();
-        Ran {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.rollbook().args(args).output().unwrap().into()
     }
 
-    /// Starts `rollbook ARGS` in the background.
-    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
-        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("rollbook"));
-        self.setup(&mut cmd);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    /// Starts `rollbook ARGS` in the background; killed if the test ends before it does.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        Running::spawn(
+            self.command()
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        )
     }
 
     /// The run ids in the state dir.
@@ -350,27 +345,6 @@ impl Fleet {
     }
 }
 
-/// What a finished `rollbook` process left.
-pub struct Ran {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Ran {
-    #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
 /// A plain HTTP/1.1 request to the fleet's API on 127.0.0.1:8080; the response body.
 fn http(method: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect("127.0.0.1:8080").expect("the fleet API");
@@ -408,15 +382,6 @@ fn unchunk(mut body: &str) -> String {
         body = &rest[n + 2..];
     }
     out
-}
-
-/// Waits up to `limit` for `ready`.
-pub fn wait_until(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < limit, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 pub const GOOD: &str = "4.1.0";

@@ -187,9 +187,8 @@ fn ctrl_c_while_waiting_for_a_drain_puts_the_node_back_in_service_and_notifies()
     super::wait_until(std::time::Duration::from_secs(60), "the drain", || {
         !history(&fleet.api()).is_empty()
     });
-    // SAFETY: kill(2) on the child this test spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    child.signal(libc::SIGINT);
+    let out = child.wait_with_output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
 

@@ -175,9 +175,8 @@ fn ctrl_c_during_the_rollout_lets_the_node_in_flight_finish_then_finally_notifie
     wait_until(Duration::from_secs(60), "us-east-op-1 to restart", || {
         operator_events(&fleet).len() >= 2
     });
-    // SAFETY: kill(2) on the child this test spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    child.signal(libc::SIGINT);
+    let out = child.wait_with_output();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
 

@@ -3,7 +3,7 @@
 //! printed, in order (times, run ids, durations and pids aside; `...` stands for lines left
 //! out). So the tour never rots.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use super::Fleet;
 
@@ -147,7 +147,8 @@ fn the_tour_runs_as_written() {
     )
     .unwrap();
     let dir = fleet.dir.display().to_string();
-    let mut script = String::from("exec 2>&1\n");
+    // Whatever the page left running in the background ends with the script.
+    let mut script = String::from("exec 2>&1\ntrap 'kill -9 $(jobs -p) 2>/dev/null' EXIT\n");
     for (i, s) in shown.iter().enumerate() {
         let command = s.command.replace("/tmp/rollbook-fleet", &dir);
         script.push_str(&format!(
@@ -160,17 +161,17 @@ fn the_tour_runs_as_written() {
         std::env::var("PATH").unwrap_or_default()
     );
     let mut cmd = Command::new("bash");
-    cmd.arg("-c")
+    crate::clean_env(&mut cmd)
+        .arg("-c")
         .arg(&script)
         .current_dir(crate::workspace())
         .env("PATH", path)
-        .env("NO_COLOR", "1");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ROLLBOOK_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd.env("ROLLBOOK_FLEET_DIR", &dir).output().unwrap();
+        .env("ROLLBOOK_FLEET_DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Killed with everything it started if this test fails before the page's end.
+    let out = crate::Running::spawn(&mut cmd).wait_with_output();
     let transcript = String::from_utf8_lossy(&out.stdout).into_owned();
 
     for (i, s) in shown.iter().enumerate() {

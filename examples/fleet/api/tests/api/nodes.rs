@@ -3,6 +3,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::start;
 
@@ -113,16 +115,16 @@ async fn a_stuck_node_keeps_its_instances_until_released() {
 
     f.post_api("/api/v1/nodes/node-101/drain").await;
     f.post_api("/api/v1/nodes/node-102/drain").await;
-    tokio::time::sleep(Duration::from_millis(600)).await; // six steps
+    // The free node drains to the end (only the stuck host is held) while the stuck one, asked
+    // first, has not lost an instance.
+    f.poll_node("node-102", Duration::from_secs(20), |n| {
+        n["status"] == "drained"
+    })
+    .await;
     let stuck = f.get_api("/api/v1/nodes/node-101").await.json();
     assert_eq!(
         stuck,
         node("node-101", "us-east-worker-1", "us-east", "draining", 3)
-    );
-    let free = f.get_api("/api/v1/nodes/node-102").await.json();
-    assert_eq!(
-        free["status"], "drained",
-        "only the stuck host is held: {free}"
     );
 
     let released = Instant::now();
@@ -177,9 +179,11 @@ async fn enable_makes_a_node_active_where_its_drain_left_it() {
 #[tokio::test]
 async fn drains_and_enables_are_recorded_in_order_with_a_utc_time() {
     let f = start().await;
+    let before = OffsetDateTime::now_utc();
     f.post_api("/api/v1/nodes/node-101/drain").await;
     f.post_api("/api/v1/nodes/node-101/enable").await;
     f.post_api("/api/v1/nodes/node-201/drain").await;
+    let after = OffsetDateTime::now_utc();
     let history = f.get_api("/_fleet/state").await.json()["node_history"].clone();
     let calls: Vec<(Value, Value, Value)> = history
         .as_array()
@@ -200,12 +204,43 @@ async fn drains_and_enables_are_recorded_in_order_with_a_utc_time() {
         ]
     );
     for h in history.as_array().unwrap() {
-        let at = h["at"].as_str().unwrap();
-        // 2024-05-01T12:00:00.123Z
-        assert_eq!(at.len(), 24, "{at}");
-        assert!(
-            at.ends_with('Z') && at.as_bytes()[10] == b'T' && at.starts_with("20"),
-            "{at}"
-        );
+        assert_utc_time_between(h["at"].as_str().unwrap(), before, after);
+    }
+}
+
+/// `at` is an RFC 3339 time in UTC (`Z`), to the millisecond at most, between `before` and
+/// `after`. RFC 3339 drops a fraction's trailing zeros (`12:00:20.99Z`, `12:00:20Z`), so
+/// the text's length says nothing: the time is parsed.
+fn assert_utc_time_between(at: &str, before: OffsetDateTime, after: OffsetDateTime) {
+    let parsed = OffsetDateTime::parse(at, &Rfc3339).unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert!(at.ends_with('Z'), "not written in UTC: {at}");
+    assert_eq!(parsed.nanosecond() % 1_000_000, 0, "finer than a ms: {at}");
+    // The recorded time is cut to the millisecond: it may be up to 1 ms before `before`.
+    let earliest = before - time::Duration::milliseconds(1);
+    assert!(
+        earliest <= parsed && parsed <= after,
+        "{at} is not between {before} and {after}"
+    );
+}
+
+#[test]
+fn a_utc_time_is_parsed_whatever_its_fraction_looks_like() {
+    let day = |s: &str| OffsetDateTime::parse(s, &Rfc3339).unwrap();
+    let (before, after) = (day("2024-05-01T12:00:20Z"), day("2024-05-01T12:00:21Z"));
+    for at in [
+        "2024-05-01T12:00:20.123Z",
+        "2024-05-01T12:00:20.99Z",
+        "2024-05-01T12:00:20.5Z",
+        "2024-05-01T12:00:20Z",
+    ] {
+        assert_utc_time_between(at, before, after);
+    }
+    for wrong in [
+        "2024-05-01T14:00:20.123+02:00",
+        "2024-05-01T12:00:22.123Z",
+        "2024-05-01T12:00:20.1234Z",
+    ] {
+        let failed = std::panic::catch_unwind(|| assert_utc_time_between(wrong, before, after));
+        assert!(failed.is_err(), "{wrong} was accepted");
     }
 }

@@ -122,9 +122,9 @@ fn run_binary(dir: &std::path::Path) -> Running {
 }
 
 impl Running {
-    /// Waits for the exit for up to 10 s (then kills it and fails).
+    /// Waits for the exit for up to a minute (then kills it and fails).
     fn exit_code(&mut self) -> Option<i32> {
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
