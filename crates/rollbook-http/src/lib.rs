@@ -45,20 +45,30 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Request failures are not errors: they are [`Outcome::Failed`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A TLS file (`ca_file`, `client_cert`, `client_key`) could not be read.
     #[error("{what} `{path}`: {source}")]
     Read {
+        /// Which file it is, as the plan calls it.
         what: &'static str,
+        /// The path the plan gave.
         path: String,
+        /// Why it could not be read.
         source: std::io::Error,
     },
+    /// A TLS file was read but holds no usable certificate or key.
     #[error("{what} `{path}`: {message}")]
     Pem {
+        /// Which file it is, as the plan calls it.
         what: &'static str,
+        /// The path the plan gave.
         path: String,
+        /// What is wrong with its contents.
         message: String,
     },
+    /// rustls refused the configuration (a key that does not match its certificate).
     #[error("TLS setup: {0}")]
     Tls(#[from] rustls::Error),
+    /// reqwest could not build a client with these settings.
     #[error("HTTP client setup: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -111,18 +121,41 @@ impl HttpRunner {
         Ok(prepared)
     }
 
+    /// One request: prepared, sent, its response read (bounded) and judged.
     async fn attempt(&self, req: &HttpRequest, out: &OutputSink) -> Outcome {
         let shown = shown_url(&req.url);
-        let url = match Url::parse(&req.url) {
-            Ok(u) => u,
-            Err(e) => {
-                out.line(
-                    Stream::Stderr,
-                    &format!("{} {shown} -> invalid URL", req.method),
-                );
-                return Outcome::failed(format!("invalid URL `{shown}`: {e}"));
-            }
+        let (client, request) = match self.request(req, &shown, out) {
+            Ok(ready) => ready,
+            Err(failed) => return failed,
         };
+        match receive(&client, request, req, &shown, out).await {
+            Ok(response) => response.judge(req),
+            Err(failed) => failed,
+        }
+    }
+
+    /// The request as it will be sent, with the client for its TLS settings; a request that
+    /// cannot be built fails the attempt without anything sent.
+    fn request(
+        &self,
+        req: &HttpRequest,
+        shown: &str,
+        out: &OutputSink,
+    ) -> Result<(Client, reqwest::Request), Outcome> {
+        let not_sent = |message: String| {
+            out.line(
+                Stream::Stderr,
+                &format!("{} {shown} -> not sent", req.method),
+            );
+            Outcome::failed(message)
+        };
+        let url = Url::parse(&req.url).map_err(|e| {
+            out.line(
+                Stream::Stderr,
+                &format!("{} {shown} -> invalid URL", req.method),
+            );
+            Outcome::failed(format!("invalid URL `{shown}`: {e}"))
+        })?;
         self.learn_address(req, &url);
         // Also for an `http://` URL: a redirect may lead to `https://`, unverified.
         if req.tls.insecure {
@@ -134,99 +167,11 @@ impl HttpRunner {
                 ),
             );
         }
-        let prepared = match self.prepared(&req.tls) {
-            Ok(p) => p,
-            Err(e) => {
-                out.line(
-                    Stream::Stderr,
-                    &format!("{} {shown} -> not sent", req.method),
-                );
-                return Outcome::failed(e.to_string());
-            }
-        };
-        let request = match build_request(&prepared.client, req, url) {
-            Ok(r) => r,
-            Err(message) => {
-                out.line(
-                    Stream::Stderr,
-                    &format!("{} {shown} -> not sent", req.method),
-                );
-                return Outcome::failed(message);
-            }
-        };
-        let started = Instant::now();
-        let response = match prepared.client.execute(request).await {
-            Ok(r) => r,
-            Err(e) => {
-                let why = describe(&e, req.tls.insecure);
-                out.line(
-                    Stream::Stderr,
-                    &format!(
-                        "{} {shown} -> failed after {} ms",
-                        req.method,
-                        started.elapsed().as_millis()
-                    ),
-                );
-                return Outcome::failed(format!("{} {shown}: {why}", req.method));
-            }
-        };
-        let status = response.status().as_u16();
-        let headers = header_map(response.headers());
-        let (bytes, truncated) = match read_bounded(response, MAX_BODY_BYTES).await {
-            Ok(b) => b,
-            Err(e) => {
-                out.line(
-                    Stream::Stderr,
-                    &format!("{} {shown} -> {status}, body not read", req.method),
-                );
-                return Outcome::failed(format!(
-                    "{} {shown}: {status}, reading the body: {}",
-                    req.method,
-                    describe(&e, req.tls.insecure)
-                ));
-            }
-        };
-        let elapsed = started.elapsed();
-        let body = lossy_text(&bytes, truncated);
-        let parsed = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
-        let cut = if truncated {
-            ", truncated at 10 MiB"
-        } else {
-            ""
-        };
-        out.line(
-            Stream::Stdout,
-            &format!(
-                "{} {shown} -> {status} in {} ms ({} bytes{cut})",
-                req.method,
-                elapsed.as_millis(),
-                bytes.len()
-            ),
-        );
-        let expect = Expect {
-            status: req.expect_status.as_ref(),
-            body_contains: req.expect_body_contains.as_deref(),
-        };
-        let verdict = expect.check(&Seen {
-            status,
-            body: &body,
-            truncated,
-        });
-        let result = json!({
-            "status": status,
-            "headers": headers,
-            "body": body,
-            "json": parsed,
-            "truncated": truncated,
-            "elapsed_ms": elapsed.as_millis() as u64,
-        });
-        match verdict {
-            Ok(()) => Outcome::Succeeded { result },
-            Err(message) => Outcome::Failed {
-                message,
-                result: Some(result),
-            },
-        }
+        let prepared = self
+            .prepared(&req.tls)
+            .map_err(|e| not_sent(e.to_string()))?;
+        let request = build_request(&prepared.client, req, url).map_err(not_sent)?;
+        Ok((prepared.client, request))
     }
 
     /// The inventory places the URL's host at `req.address`: connect there.
@@ -356,6 +301,106 @@ impl std::fmt::Display for RedirectError {
 }
 
 impl std::error::Error for RedirectError {}
+
+/// A response as read: status, headers and the body up to [`MAX_BODY_BYTES`].
+struct Received {
+    status: u16,
+    headers: Map<String, Value>,
+    bytes: Vec<u8>,
+    truncated: bool,
+    elapsed: std::time::Duration,
+}
+
+/// Sends the request and reads its response, saying on the step's output what came back.
+async fn receive(
+    client: &Client,
+    request: reqwest::Request,
+    req: &HttpRequest,
+    shown: &str,
+    out: &OutputSink,
+) -> Result<Received, Outcome> {
+    let started = Instant::now();
+    let response = client.execute(request).await.map_err(|e| {
+        out.line(
+            Stream::Stderr,
+            &format!(
+                "{} {shown} -> failed after {} ms",
+                req.method,
+                started.elapsed().as_millis()
+            ),
+        );
+        let why = describe(&e, req.tls.insecure);
+        Outcome::failed(format!("{} {shown}: {why}", req.method))
+    })?;
+    let status = response.status().as_u16();
+    let headers = header_map(response.headers());
+    let (bytes, truncated) = read_bounded(response, MAX_BODY_BYTES).await.map_err(|e| {
+        out.line(
+            Stream::Stderr,
+            &format!("{} {shown} -> {status}, body not read", req.method),
+        );
+        Outcome::failed(format!(
+            "{} {shown}: {status}, reading the body: {}",
+            req.method,
+            describe(&e, req.tls.insecure)
+        ))
+    })?;
+    let elapsed = started.elapsed();
+    let cut = if truncated {
+        ", truncated at 10 MiB"
+    } else {
+        ""
+    };
+    out.line(
+        Stream::Stdout,
+        &format!(
+            "{} {shown} -> {status} in {} ms ({} bytes{cut})",
+            req.method,
+            elapsed.as_millis(),
+            bytes.len()
+        ),
+    );
+    Ok(Received {
+        status,
+        headers,
+        bytes,
+        truncated,
+        elapsed,
+    })
+}
+
+impl Received {
+    /// The step's expectations applied; the result document (`status`, `headers`, `body`,
+    /// `json`, `truncated`, `elapsed_ms`) either way.
+    fn judge(self, req: &HttpRequest) -> Outcome {
+        let body = lossy_text(&self.bytes, self.truncated);
+        let parsed = serde_json::from_slice::<Value>(&self.bytes).unwrap_or(Value::Null);
+        let expect = Expect {
+            status: req.expect_status.as_ref(),
+            body_contains: req.expect_body_contains.as_deref(),
+        };
+        let verdict = expect.check(&Seen {
+            status: self.status,
+            body: &body,
+            truncated: self.truncated,
+        });
+        let result = json!({
+            "status": self.status,
+            "headers": self.headers,
+            "body": body,
+            "json": parsed,
+            "truncated": self.truncated,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+        });
+        match verdict {
+            Ok(()) => Outcome::Succeeded { result },
+            Err(message) => Outcome::Failed {
+                message,
+                result: Some(result),
+            },
+        }
+    }
+}
 
 fn build_request(client: &Client, req: &HttpRequest, url: Url) -> Result<reqwest::Request, String> {
     let method = Method::from_bytes(req.method.as_bytes())

@@ -48,6 +48,7 @@ pub struct SqlRunner {
 }
 
 impl SqlRunner {
+    /// A runner with no connections yet: pools open on first use, one per URL.
     pub fn new() -> Self {
         SqlRunner::default()
     }

@@ -12,9 +12,11 @@ use url::Url;
 /// The SQL dialect, from the URL's scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
+    /// PostgreSQL (`postgres://`, `postgresql://`).
     Postgres,
     /// MySQL and MariaDB: one wire protocol, told apart after connecting.
     MySql,
+    /// SQLite (`sqlite:`), a file on the controller.
     Sqlite,
 }
 
@@ -40,6 +42,7 @@ impl Dialect {
 /// A database URL, understood well enough to connect and to talk about it safely.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// Which database speaks at the other end.
     pub dialect: Dialect,
     /// The URL as sqlx takes it (`mariadb://` becomes `mysql://`). Holds the password: never
     /// shown.

@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 /// What the config says about one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostConfig {
+    /// `HostName`: the address to connect to instead of the name.
     pub host_name: Option<String>,
+    /// `User`: the login user.
     pub user: Option<String>,
+    /// `Port`.
     pub port: Option<u16>,
+    /// `IdentityFile` lines, in the order written, `~` expanded.
     pub identity_files: Vec<PathBuf>,
 }
 

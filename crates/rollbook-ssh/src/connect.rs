@@ -17,18 +17,25 @@ use crate::Error;
 pub struct Target {
     /// The name the plan used (for messages).
     pub name: String,
+    /// The address connected to (from the inventory, `~/.ssh/config` or the name itself).
     pub address: String,
+    /// The TCP port (22 unless the plan, the inventory or `~/.ssh/config` says otherwise).
     pub port: u16,
+    /// The login user.
     pub user: String,
     /// Tried in order after the agent's keys.
     pub identity_files: Vec<PathBuf>,
     /// The plan's or `--known-hosts` file first, then `~/.ssh/known_hosts`.
     pub known_hosts: Vec<PathBuf>,
+    /// What to do with a host key the known_hosts files do not have.
     pub policy: HostKeyPolicyName,
+    /// How long the TCP connect and the handshake may take.
     pub connect_timeout: Duration,
 }
 
 impl Target {
+    /// The host as messages name it: `web-1 (10.0.0.5:22)`, or `address:port` when the
+    /// plan named the address itself.
     pub fn label(&self) -> String {
         if self.name == self.address {
             format!("{}:{}", self.address, self.port)

@@ -28,12 +28,16 @@ use connect::{HostKeyCheck, connect};
 /// Why a host could not be reached. A step's own failure (a non-zero exit) is not one.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The TCP connection or the SSH handshake failed.
     #[error("{0}")]
     Connect(String),
+    /// The host's key is unknown or does not match known_hosts.
     #[error("{0}")]
     HostKey(String),
+    /// No offered key or agent identity was accepted.
     #[error("{0}")]
     Auth(String),
+    /// The connection is up but a channel (a session for a command) could not be opened.
     #[error("{0}")]
     Channel(String),
 }
@@ -47,7 +51,9 @@ pub struct SshOptions {
     pub identity: Option<PathBuf>,
     /// `--known-hosts`: checked first, before `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
+    /// Commands in flight on one connection at most (sshd's `MaxSessions` is 10 by default).
     pub channels_per_host: usize,
+    /// How often an idle connection is probed, so a dead host is noticed.
     pub keepalive: Duration,
     /// Bytes of stdout and stderr kept in the result document.
     pub tail_bytes: usize,
@@ -94,6 +100,7 @@ pub struct SshRunner {
 }
 
 impl SshRunner {
+    /// A runner with no connections yet: each host is connected on its first step.
     pub fn new(options: SshOptions) -> Self {
         SshRunner {
             options,

@@ -7,6 +7,9 @@
 //! run a compiled plan through `rollbook_exec::Execution` with the real [`HttpRunner`]. They
 //! run on real time: the durations are kept short (tens to hundreds of milliseconds).
 
+// Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
+#![allow(missing_docs)]
+
 mod check;
 mod drain;
 mod expectations;

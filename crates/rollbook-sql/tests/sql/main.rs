@@ -9,6 +9,9 @@
 //! Tests that run plans go through the real executor (`rollbook_exec::Execution`) with the
 //! real runner, as `rollbook run` does; the others call the runner directly.
 
+// Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
+#![allow(missing_docs)]
+
 mod check;
 mod connect;
 mod guard;

@@ -1,6 +1,9 @@
 //! The SSH runner against real OpenSSH servers on loopback (`scripts/ssh-fleet`, started by
 //! `scripts/test`). Without the fleet these tests fail and say how to start it.
 
+// Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
+#![allow(missing_docs)]
+
 mod hosts;
 mod rolling;
 mod run;
