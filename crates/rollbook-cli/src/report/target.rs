@@ -1,5 +1,7 @@
 //! Where a journaled target is, to group nodes by the machine or service they acted on.
 
+use url::Url;
+
 use super::facts::LOCAL;
 
 /// Where a target is, for grouping: the host of `deploy@web-1:22 (10.0.0.1)`, the URL host of
@@ -18,27 +20,24 @@ pub fn target_group(target: Option<&str>) -> String {
     if let Some((method, url)) = target.split_once(' ')
         && !method.is_empty()
         && method.chars().all(|c| c.is_ascii_uppercase())
-        && url.contains("://")
+        && let Ok(url) = Url::parse(url)
     {
-        return host_of(authority(url)).into();
+        return url.host_str().unwrap_or(LOCAL).to_string();
     }
-    if let Some((_, rest)) = target.split_once("://") {
-        // A database URL: its host and database name, or a SQLite file.
-        let rest = rest.split(['?', '#']).next().unwrap_or(rest);
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-        return rest.trim_end_matches('/').to_string();
+    if target.contains("://")
+        && let Ok(url) = Url::parse(target)
+    {
+        // A database URL: its host, port and database name, or a SQLite file.
+        let host = url.host_str().unwrap_or_default();
+        let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+        return format!("{host}{port}{}", url.path())
+            .trim_end_matches('/')
+            .to_string();
     }
     // An SSH target: `user@host:port (address)`.
     let target = target.split(" (").next().unwrap_or(target);
     let target = target.rsplit_once('@').map_or(target, |(_, h)| h);
     host_of(target).into()
-}
-
-/// The `host:port` of a URL, without its `user:pass@`.
-fn authority(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    rest.rsplit_once('@').map_or(rest, |(_, h)| h)
 }
 
 /// `host:port` without the port (`[::1]:80` keeps its brackets).
@@ -70,6 +69,14 @@ mod tests {
             "db.internal:5432/app"
         );
         assert_eq!(g("sqlite:///tmp/x.db"), "/tmp/x.db");
+        assert_eq!(
+            g("mysql://root@127.0.0.1/test?password=***"),
+            "127.0.0.1/test"
+        );
+        assert_eq!(
+            g("GET https://ops:p%40ss@API.internal:8443/x"),
+            "api.internal"
+        );
         assert_eq!(g("connection db"), "connection db");
         assert_eq!(g("local, in /tmp"), "local");
         assert_eq!(target_group(None), "local");
