@@ -378,8 +378,14 @@ fn display_mode(args: &RunArgs) -> Mode {
 
 /// Ctrl-C once stops starting steps, twice aborts the running ones, three times exits.
 async fn on_ctrl_c(control: Control) {
+    use tokio::signal::unix::{SignalKind, signal};
+    // One listener for the whole run: a press that comes while the last one is being handled
+    // is counted, not lost (a new `ctrl_c()` each time round would miss it).
+    let Ok(mut interrupts) = signal(SignalKind::interrupt()) else {
+        return;
+    };
     let mut presses = 0;
-    while tokio::signal::ctrl_c().await.is_ok() {
+    while interrupts.recv().await.is_some() {
         presses += 1;
         match presses {
             1 => control.stop.cancel(),
