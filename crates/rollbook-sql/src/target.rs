@@ -82,23 +82,40 @@ impl Target {
                 ));
             }
         };
-        let mut secrets = vec![url.to_string()];
         if dialect == Dialect::Sqlite {
-            let path = rest.trim_start_matches("//");
-            let path = path.split('?').next().unwrap_or(path);
-            return Ok(Target {
-                dialect,
-                connect_url,
-                host: if path.is_empty() {
-                    ":memory:".into()
-                } else {
-                    path.into()
-                },
-                user: None,
-                database: Some(path.to_string()),
-                secrets,
-            });
+            return Ok(Target::sqlite(url, rest, connect_url));
         }
+        Target::server(url, &scheme, rest, dialect, connect_url)
+    }
+
+    /// A SQLite file (or `:memory:`): no host, no user, no password.
+    fn sqlite(url: &str, rest: &str, connect_url: String) -> Target {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        Target {
+            dialect: Dialect::Sqlite,
+            connect_url,
+            host: if path.is_empty() {
+                ":memory:".into()
+            } else {
+                path.into()
+            },
+            user: None,
+            database: Some(path.to_string()),
+            secrets: vec![url.to_string()],
+        }
+    }
+
+    /// A database server's URL, `SCHEME://USER:PASSWORD@HOST:PORT/DATABASE?…`, read with the
+    /// `url` crate; its password (in the authority or a `password=` parameter) is kept as a
+    /// secret, as written and percent-decoded.
+    fn server(
+        url: &str,
+        scheme: &str,
+        rest: &str,
+        dialect: Dialect,
+        connect_url: String,
+    ) -> Result<Target, String> {
         let not_a_url = || {
             format!(
                 "`{}` is not a database URL: expected {scheme}://USER@HOST:PORT/DATABASE",
@@ -112,6 +129,7 @@ impl Target {
         let user = Some(parsed.username())
             .filter(|u| !u.is_empty())
             .map(decode);
+        let mut secrets = vec![url.to_string()];
         let raw_query_password = parsed.query().and_then(|q| {
             q.split('&')
                 .find_map(|kv| kv.strip_prefix("password="))

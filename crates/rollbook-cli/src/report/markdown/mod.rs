@@ -166,6 +166,15 @@ fn summary(out: &mut String, r: &Report) {
     );
 }
 
+/// The node states the report counts, in the order it names them.
+pub(super) const COUNTED: [NodeState; 5] = [
+    NodeState::Succeeded,
+    NodeState::Failed,
+    NodeState::Unknown,
+    NodeState::Cancelled,
+    NodeState::Skipped,
+];
+
 /// `14 nodes: 11 succeeded, 2 failed (1 tolerated), 1 cancelled`.
 fn counts(r: &Report) -> String {
     let nodes: Vec<&NodeFacts> = r
@@ -174,13 +183,7 @@ fn counts(r: &Report) -> String {
         .filter(|n| n.expanded_into.is_none())
         .collect();
     let mut parts = Vec::new();
-    for status in [
-        NodeState::Succeeded,
-        NodeState::Failed,
-        NodeState::Unknown,
-        NodeState::Cancelled,
-        NodeState::Skipped,
-    ] {
+    for status in COUNTED {
         let count = nodes.iter().filter(|n| n.status == status).count();
         if count == 0 {
             continue;

@@ -279,13 +279,7 @@ fn resolution(out: &mut String, r: &Report) {
             format!(" in `{}`", s.phase)
         };
         let mut parts: Vec<String> = Vec::new();
-        for status in [
-            NodeState::Succeeded,
-            NodeState::Failed,
-            NodeState::Unknown,
-            NodeState::Cancelled,
-            NodeState::Skipped,
-        ] {
+        for status in super::COUNTED {
             let Some(count) = s.statuses.get(status.as_str()) else {
                 continue;
             };
