@@ -83,7 +83,8 @@ fn login_user() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
         .filter(|u| !u.is_empty())
-        .or_else(user_from_passwd)
+        // `USER` is not set under cron: the name in /etc/passwd.
+        .or_else(|| passwd_field(0))
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -94,11 +95,6 @@ pub fn current_user() -> String {
         Ok(by) if by != user => format!("{user} (sudo by {by})"),
         _ => user,
     }
-}
-
-/// The name of this process's user in /etc/passwd (when `USER` is not set, as under cron).
-fn user_from_passwd() -> Option<String> {
-    passwd_field(0)
 }
 
 /// Field `index` of this process's user's line in /etc/passwd (0 the name, 5 the home).

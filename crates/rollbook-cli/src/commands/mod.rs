@@ -80,7 +80,7 @@ pub fn compile_source(
     style: diagnostics::Style,
 ) -> Result<CompiledPlan, Failure> {
     let checked = rollbook_plan::check(file.source.clone(), file.stem());
-    let plan = valid_plan(checked.plan.as_ref(), &checked, style)?;
+    let plan = valid_plan(&checked, style)?;
     let mut input = ParamInput::from_args(params).map_err(|e| Failure::invalid(e.to_string()))?;
     if let Some(source) = &files.params {
         input.file = rollbook_plan::load_params_file(source)
@@ -96,23 +96,14 @@ pub fn compile_source(
 }
 
 /// The plan of a check without errors; otherwise its diagnostics are printed (exit 2).
-pub fn valid_plan<'a>(
-    plan: Option<&'a Plan>,
-    checked: &Checked,
-    style: diagnostics::Style,
-) -> Result<&'a Plan, Failure> {
+pub fn valid_plan(checked: &Checked, style: diagnostics::Style) -> Result<&Plan, Failure> {
     if !checked.is_ok() {
-        say_part!(
-            "{}",
-            diagnostics::render_all(
-                std::slice::from_ref(checked),
-                diagnostics::Format::Human,
-                style
-            )
-        );
-        return Err(Failure::AlreadyReported(crate::exit::INVALID));
+        return Err(diagnostics_failure(checked, style));
     }
-    plan.ok_or_else(|| Failure::invalid("the plan could not be read"))
+    checked
+        .plan
+        .as_ref()
+        .ok_or_else(|| Failure::invalid("the plan could not be read"))
 }
 
 /// A compile error, with the plan's file, line and column when it points somewhere.
@@ -146,9 +137,18 @@ fn side_file_failure(
         plan: None,
         diagnostics: diags.to_vec(),
     };
+    diagnostics_failure(&checked, style)
+}
+
+/// Prints a file's diagnostics; nothing is left to say but exit code 2.
+fn diagnostics_failure(checked: &Checked, style: diagnostics::Style) -> Failure {
     say_part!(
         "{}",
-        diagnostics::render_all(&[checked], diagnostics::Format::Human, style)
+        diagnostics::render_all(
+            std::slice::from_ref(checked),
+            diagnostics::Format::Human,
+            style
+        )
     );
     Failure::AlreadyReported(crate::exit::INVALID)
 }

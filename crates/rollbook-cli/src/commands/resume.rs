@@ -28,10 +28,10 @@ pub fn run(
     let JournaledRun {
         dir,
         mut meta,
-        events,
+        history,
         ..
     } = crate::runs::open_run(state_dir, run_id)?;
-    let replay = rollbook_exec::resume::replay(&events);
+    let replay = Replay::from(history);
     if replay.finished == Some(RunStatus::Succeeded) {
         say!("run {run_id} already succeeded: nothing to resume");
         return Ok(());
@@ -77,8 +77,10 @@ fn plan_to_resume(
             copy.display()
         ))
     })?;
-    let current = std::fs::read_to_string(&meta.plan_path).ok();
-    let Some(text) = current.filter(|t| journal::hash_text(t) != meta.plan_hash) else {
+    let current = std::fs::read_to_string(&meta.plan_path)
+        .ok()
+        .map(|text| (journal::hash_text(&text), text));
+    let Some((hash, text)) = current.filter(|(hash, _)| *hash != meta.plan_hash) else {
         return Ok(kept);
     };
     if !allow_changed_plan {
@@ -89,7 +91,7 @@ fn plan_to_resume(
             copy.display()
         )));
     }
-    meta.plan_hash = journal::hash_text(&text);
+    meta.plan_hash = hash;
     journal::replace_plan(dir, meta, &text)?;
     Ok(text)
 }
@@ -106,7 +108,7 @@ fn compile(
         .file_stem()
         .and_then(|s| s.to_str());
     let checked = rollbook_plan::check(SourceFile::new(meta.plan_path.clone(), plan_text), stem);
-    let plan = super::valid_plan(checked.plan.as_ref(), &checked, style)?;
+    let plan = super::valid_plan(&checked, style)?;
     crate::runs::compile_as_run(plan, meta, dir).map_err(Failure::invalid)
 }
 
