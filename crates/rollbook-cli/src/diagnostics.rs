@@ -225,12 +225,14 @@ fn github(checked: &[Checked]) -> String {
         .flat_map(|c| &c.diagnostics)
         .filter(|d| d.is_error())
         .count();
+    let warnings = checked.iter().map(|c| c.diagnostics.len()).sum::<usize>() - errors;
     let plans = checked.len();
     let _ = writeln!(
         out,
-        "rollbook: {plans} {} checked, {errors} {}",
+        "rollbook: {plans} {} checked, {errors} {}, {warnings} {}",
         if plans == 1 { "plan" } else { "plans" },
-        if errors == 1 { "error" } else { "errors" }
+        if errors == 1 { "error" } else { "errors" },
+        if warnings == 1 { "warning" } else { "warnings" }
     );
     out
 }

@@ -104,6 +104,9 @@ pub enum Command {
         paths: Vec<PathBuf>,
         #[arg(long, value_enum, default_value_t = diagnostics::Format::Human)]
         format: diagnostics::Format,
+        /// Fail (exit 2) on warnings too, as CI should.
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// List the plans: name, severity, steps, description.
     List {
@@ -296,9 +299,11 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
         ..
     } = cli;
     match command {
-        Command::Validate { paths, format } => {
-            commands::validate::run(&plans_dir, paths, format, style)
-        }
+        Command::Validate {
+            paths,
+            format,
+            deny_warnings,
+        } => commands::validate::run(&plans_dir, paths, format, deny_warnings, style),
         Command::List { format } => commands::list::run(&plans_dir, format, style),
         Command::Plan {
             plan,

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{HostKeyPolicy, RowsExpect, StatusExpect};
+pub use crate::shell::ShellText;
 
 /// One concrete thing to do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,10 +60,10 @@ pub struct SshCommand {
     pub port: Option<u16>,
     /// The user: the step's, else the inventory host's, else the default.
     pub user: Option<String>,
-    /// `run`: one command line.
-    pub command: Option<String>,
+    /// `run`: one command line (values as variable references, see [`ShellText`]).
+    pub command: Option<ShellText>,
     /// `script`: sent on stdin to `sh -se`.
-    pub script: Option<String>,
+    pub script: Option<ShellText>,
     /// Run through `sudo -n`.
     pub sudo: bool,
     /// Variables exported (quoted) before the command: the defaults', then the step's.
@@ -195,10 +196,11 @@ pub struct SqlStatement {
 /// A command on the machine running rollbook.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShellCommand {
-    /// `run`: one command line for `sh -c`.
-    pub command: Option<String>,
+    /// `run`: one command line for `sh -c` (values as variable references, see
+    /// [`ShellText`]).
+    pub command: Option<ShellText>,
     /// `script`: sent on stdin to `sh -se`.
-    pub script: Option<String>,
+    pub script: Option<ShellText>,
     /// Variables set for the command.
     pub env: Vec<(String, String)>,
     /// The directory to run in.

@@ -17,6 +17,7 @@ pub mod params;
 pub mod preview;
 pub mod render;
 pub mod schema;
+pub mod shell;
 pub mod template;
 pub mod validate;
 pub mod yaml;

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::action::{Action, HttpBody};
+use crate::action::{Action, HttpBody, ShellText};
 use crate::compile::{CompiledPlan, Node, Phase};
 use crate::model::{RowsExpect, StatusExpect};
 use crate::params::display_value;
@@ -225,8 +225,8 @@ pub fn describe(action: &Action) -> Preview {
 /// The environment, command or script of an `ssh` or `shell` action, as shown.
 fn command_lines(
     env: &[(String, String)],
-    command: &Option<String>,
-    script: &Option<String>,
+    command: &Option<ShellText>,
+    script: &Option<ShellText>,
     body: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) {
@@ -235,11 +235,11 @@ fn command_lines(
             .map(|(k, v)| format!("export {k}={}", shell_quote(v))),
     );
     if let Some(c) = command {
-        body.extend(lines(&format!("$ {c}")));
+        body.extend(lines(&format!("$ {}", c.shown)));
     }
     if let Some(s) = script {
         notes.push("script on stdin to `sh -se`".into());
-        body.extend(lines(s));
+        body.extend(lines(&s.shown));
     }
 }
 

@@ -87,9 +87,11 @@ impl R<'_> {
             .render(&t.value, self.ctx, Escape::None)
             .map_err(|message| RenderError { field, message })
     }
-    fn shell(&self, field: &'static str, t: &model::Template) -> Result<String, RenderError> {
+    /// Shell code: each value placed as data where it stands ([`crate::shell`]).
+    fn shell(&self, field: &'static str, t: &model::Template) -> Result<ShellText, RenderError> {
         self.r
             .render(&t.value, self.ctx, Escape::Shell)
+            .and_then(|text| crate::shell::build(&text))
             .map_err(|message| RenderError { field, message })
     }
     fn opt(
@@ -103,7 +105,7 @@ impl R<'_> {
         &self,
         field: &'static str,
         t: &Option<model::Template>,
-    ) -> Result<Option<String>, RenderError> {
+    ) -> Result<Option<ShellText>, RenderError> {
         t.as_ref().map(|t| self.shell(field, t)).transpose()
     }
     fn pairs(
@@ -467,7 +469,7 @@ fn statement(r: &R<'_>, s: &model::Statement) -> Result<SqlStatement, RenderErro
     })
 }
 
-/// A `shell` step: each value substituted into `run` or `script` is one quoted word.
+/// A `shell` step: each value in `run` or `script` reaches the shell as data.
 fn shell(r: &R<'_>, a: &model::ShellAction) -> Result<ShellCommand, RenderError> {
     Ok(ShellCommand {
         command: r.opt_shell("shell.run", &a.run)?,

@@ -4,8 +4,8 @@
 //! - `inventory[params.region]` is accepted as sugar for `lookup inventory params.region`, as
 //!   operators write it;
 //! - the escaping depends on where the text goes: values substituted into shell commands are
-//!   shell-quoted, everything else (URLs, JSON strings, headers) is left as is. `{{{ }}}` is the
-//!   explicit, reviewable way to splice a value unquoted.
+//!   marked and then placed as data by [`crate::shell`], everything else (URLs, JSON strings,
+//!   headers) is left as is. `{{{ }}}` is the explicit, reviewable way to splice text.
 
 use std::borrow::Cow;
 
@@ -16,7 +16,8 @@ use serde_json::Value;
 /// How a rendered value is escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
-    /// Each `{{ value }}` becomes one shell word.
+    /// Each `{{ value }}` is marked ([`crate::shell::mark_value`]) for
+    /// [`crate::shell::build`] to place as data where it stands.
     Shell,
     /// Values are inserted as they are.
     None,
@@ -29,6 +30,8 @@ pub struct Reference {
     pub path: Vec<String>,
     /// Written as `{{ x }}` (escaped), not `{{{ x }}}` or as a helper argument.
     pub escaped: bool,
+    /// Its text is spliced as written: inside `{{{ }}}`.
+    pub spliced: bool,
 }
 
 /// A template that failed to parse.
@@ -179,6 +182,7 @@ fn walk(template: &Template, out: &mut Vec<Reference>, in_new_context: bool) {
         match element {
             TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => {
                 let escaped = matches!(element, TemplateElement::Expression(_));
+                let first = out.len();
                 let is_call = !h.params.is_empty() || !h.hash.is_empty();
                 match (&h.name, is_call) {
                     (Parameter::Name(name), false) => push_path(out, name, escaped, in_new_context),
@@ -191,6 +195,9 @@ fn walk(template: &Template, out: &mut Vec<Reference>, in_new_context: bool) {
                     for p in h.params.iter().chain(h.hash.values()) {
                         push_param(out, p, escaped, in_new_context);
                     }
+                }
+                for r in &mut out[first..] {
+                    r.spliced = !escaped;
                 }
             }
             TemplateElement::HelperBlock(h) => {
@@ -239,7 +246,11 @@ fn push_path(out: &mut Vec<Reference>, raw: &str, escaped: bool, in_new_context:
         .split(['.', '/'])
         .map(|s| s.trim_start_matches('[').trim_end_matches(']').to_string())
         .collect();
-    out.push(Reference { path, escaped });
+    out.push(Reference {
+        path,
+        escaped,
+        spliced: false,
+    });
 }
 
 /// The step ids a (validated) template reads as `steps.ID...`, found without a full parse:
@@ -402,7 +413,7 @@ impl Renderer {
             r
         };
         Renderer {
-            shell: registry(|s| shell_quote(s).into_owned()),
+            shell: registry(crate::shell::mark_value),
             plain: registry(handlebars::no_escape),
         }
     }

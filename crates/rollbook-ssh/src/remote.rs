@@ -1,4 +1,5 @@
-//! The command lines sent to the host. Everything substituted is shell-quoted.
+//! The command lines sent to the host. Everything substituted is shell-quoted; template values
+//! arrive as exported variables that the step's code refers to.
 //!
 //! A command's first words on stderr name its process group (read from `/proc`, without a
 //! fork): sshd makes every channel's shell a session and group leader of its own, so a
@@ -32,17 +33,22 @@ const ANNOUNCE_GROUP: &str =
 /// The remote command line for a step, and what to send on its stdin (a script).
 pub fn command(cmd: &SshCommand) -> (String, Option<Vec<u8>>) {
     let mut inner = String::from(ANNOUNCE_GROUP);
-    for (k, v) in &cmd.env {
+    let code = cmd.command.as_ref().or(cmd.script.as_ref());
+    let values = code.map_or(&[][..], |c| &c.values[..]);
+    // The step's variables, then the template values its code refers to: single-quoted
+    // assignments, exported so that a shell the command starts sees them too (sshd's
+    // `AcceptEnv` cannot be relied on to pass them).
+    for (k, v) in cmd.env.iter().chain(values) {
         inner.push_str(&format!("export {k}={}; ", shell_quote(v)));
     }
     let stdin = match (&cmd.command, &cmd.script) {
         (Some(c), _) => {
-            inner.push_str(c);
+            inner.push_str(&c.code);
             None
         }
         (None, Some(script)) => {
             inner.push_str("exec sh -se");
-            Some(script.clone().into_bytes())
+            Some(script.code.clone().into_bytes())
         }
         (None, None) => {
             inner.push_str("true");

@@ -1,4 +1,5 @@
-//! `rollbook validate [PATHS...]`: every problem of every plan, at once.
+//! `rollbook validate [PATHS...]`: every problem of every plan, at once. `--deny-warnings`
+//! fails on warnings too.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ pub fn run(
     plans_dir: &Path,
     paths: Vec<PathBuf>,
     format: diagnostics::Format,
+    deny_warnings: bool,
     style: diagnostics::Style,
 ) -> Result<(), Failure> {
     let paths = if paths.is_empty() {
@@ -25,6 +27,13 @@ pub fn run(
     }
     if checked.iter().any(|c| !c.is_ok()) {
         return Err(Failure::AlreadyReported(exit::INVALID));
+    }
+    let warnings: usize = checked.iter().map(|c| c.diagnostics.len()).sum();
+    if deny_warnings && warnings > 0 {
+        let s = if warnings == 1 { "" } else { "s" };
+        return Err(Failure::invalid(format!(
+            "{warnings} warning{s}, and --deny-warnings makes warnings errors"
+        )));
     }
     Ok(())
 }

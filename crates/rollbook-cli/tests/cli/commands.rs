@@ -55,6 +55,56 @@ fn validate_github_format_prints_annotations_on_stdout() {
     );
 }
 
+const WARNINGS: &str = "crates/rollbook-cli/tests/fixtures/warnings/shell-values.yaml";
+
+#[test]
+fn validate_warnings_pass_and_deny_warnings_makes_them_exit_2() {
+    let out = rollbook().args(["validate", WARNINGS]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ok: 1 plan valid, 4 warnings"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = rollbook()
+        .args([
+            "validate",
+            "--deny-warnings",
+            "--format",
+            "github",
+            WARNINGS,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    let codes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("::warning "))
+        .filter_map(|l| l.split("title=rollbook ").nth(1)?.split("::").next())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "needless-quotes",
+            "raw-splice",
+            "value-in-code",
+            "raw-splice"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.ends_with("1 plan checked, 0 errors, 4 warnings\n"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("4 warnings, and --deny-warnings makes warnings errors"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn validate_of_a_missing_path_is_a_usage_error() {
     let out = rollbook()

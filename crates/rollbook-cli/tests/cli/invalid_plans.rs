@@ -44,3 +44,31 @@ fn json_and_github_formats_carry_line_and_column() {
         diagnostics::render_all(std::slice::from_ref(&checked), Format::Github, Style::PLAIN);
     insta::assert_snapshot!(github);
 }
+
+/// Plans that run but hold what `validate` warns about (`tests/fixtures/warnings/`): their
+/// warnings, as people and as CI annotations see them.
+#[test]
+fn warning_fixtures_validate_with_located_warnings() {
+    let dir = crate::crate_dir().join("tests/fixtures/warnings");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = format!("fixtures/warnings/{stem}.yaml");
+        let checked = rollbook_plan::check(SourceFile::new(name, text), Some(&stem));
+        assert!(checked.is_ok(), "{stem}.yaml should validate");
+        assert!(
+            !checked.diagnostics.is_empty(),
+            "{stem}.yaml has no warning"
+        );
+        let checked = std::slice::from_ref(&checked);
+        let human = diagnostics::render_all(checked, Format::Human, Style::PLAIN);
+        insta::assert_snapshot!(format!("warnings__{stem}"), human);
+        let github = diagnostics::render_all(checked, Format::Github, Style::PLAIN);
+        insta::assert_snapshot!(format!("warnings__{stem}__github"), github);
+    }
+}

@@ -307,6 +307,73 @@ fn a_hostile_param_reaches_the_shell_as_one_word() {
     assert_eq!(log, format!("out | {hostile}\n"));
 }
 
+/// The positions of a run that only the whole binary has: a param, `run.reason`, an `env`
+/// value and a `for_each` item, each in double quotes, in `sh -c '…'` and in a heredoc.
+#[test]
+fn params_reason_env_and_items_reach_the_shell_as_data() {
+    let sb = Sandbox::new();
+    let out = sb.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let canary = sb.path().join("canary");
+    let body = r#"params:
+  v: { type: string }
+  out: { type: string }
+steps:
+  - id: param
+    shell:
+      env: { CANARY: "{{ params.out }}/../canary" }
+      run: 'printf %s "{{ params.v }}" > {{ params.out }}/param; sh -c ''printf %s {{ params.v }} > "$0"'' {{ params.out }}/param-sh'
+  - id: reason
+    needs: [param]
+    shell:
+      env: { CANARY: "{{ params.out }}/../canary" }
+      script: |
+        cat > {{ params.out }}/reason <<EOF
+        {{ run.reason }}
+        EOF
+  - id: env
+    needs: [reason]
+    shell:
+      env: { V: "{{ params.v }}", CANARY: "{{ params.out }}/../canary" }
+      run: printf %s "$V" > {{ params.out }}/env
+  - id: items
+    needs: [env]
+    for_each: ["$(touch \"$CANARY\")", "a'b\"c", "x\nEOF\ntouch \"$CANARY\"\n", "-n"]
+    shell:
+      env: { CANARY: "{{ params.out }}/../canary" }
+      run: printf %s {{ item }} > {{ params.out }}/item-{{ index }}
+"#;
+    sb.plan("positions", body);
+    let hostile = "a \"b\" 'c' $(touch \"$CANARY\") `touch \"$CANARY\"`\nEOF\n; touch \"$CANARY\"";
+    let reason = "rollback\nEOF\ntouch \"$CANARY\"\n$(touch \"$CANARY\")";
+    let ran = sb.run(&[
+        "run",
+        "positions",
+        "--reason",
+        reason,
+        "--param",
+        &format!("v={hostile}"),
+        "--param",
+        &format!("out={}", out.display()),
+    ]);
+    ran.assert_code(0);
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    assert_eq!(read("param"), hostile);
+    assert_eq!(read("param-sh"), hostile);
+    assert_eq!(read("reason"), format!("{reason}\n"));
+    assert_eq!(read("env"), hostile);
+    let items = [
+        "$(touch \"$CANARY\")",
+        "a'b\"c",
+        "x\nEOF\ntouch \"$CANARY\"\n",
+        "-n",
+    ];
+    for (i, item) in items.iter().enumerate() {
+        assert_eq!(read(&format!("item-{i}")), *item);
+    }
+    assert!(!canary.exists(), "a value ran as code");
+}
+
 #[test]
 fn events_json_writes_one_event_per_line() {
     let sb = Sandbox::new();

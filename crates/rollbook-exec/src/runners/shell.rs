@@ -71,19 +71,23 @@ struct Finished {
     stderr: (String, usize),
 }
 
-/// `sh -c RUN`, or `sh -se` reading `script` on stdin, in a process group of its own.
+/// `sh -c RUN`, or `sh -se` reading `script` on stdin, in a process group of its own. The
+/// template values the code refers to are in its environment (not on its command line, where
+/// any user could read them in `ps`).
 fn command(cmd: &ShellCommand) -> Result<Command, Outcome> {
     let mut command = Command::new("sh");
-    match (&cmd.command, &cmd.script) {
+    let code = match (&cmd.command, &cmd.script) {
         (Some(c), _) => {
-            command.arg("-c").arg(c);
+            command.arg("-c").arg(&c.code);
+            c
         }
-        (None, Some(_)) => {
+        (None, Some(s)) => {
             command.arg("-se");
+            s
         }
         (None, None) => return Err(Outcome::failed("a shell step needs `run` or `script`")),
-    }
-    for (k, v) in &cmd.env {
+    };
+    for (k, v) in cmd.env.iter().chain(&code.values) {
         command.env(k, v);
     }
     if let Some(dir) = &cmd.cwd {
@@ -128,7 +132,7 @@ impl ShellRunner {
             }
         };
         if let (Some(script), Some(mut stdin)) = (&cmd.script, child.stdin.take()) {
-            let script = script.clone();
+            let script = script.code.clone();
             tokio::spawn(async move {
                 let _ = stdin.write_all(script.as_bytes()).await;
                 let _ = stdin.shutdown().await;

@@ -17,6 +17,7 @@ mod journal;
 mod retries;
 mod scheduling;
 mod shell;
+mod values;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -397,7 +398,12 @@ impl Runner for ScriptedRunner {
             let Action::Shell(c) = action else {
                 return Outcome::failed("the scripted runner got another kind of step");
             };
-            let command = c.command.clone().or(c.script.clone()).unwrap_or_default();
+            let command = c
+                .command
+                .as_ref()
+                .or(c.script.as_ref())
+                .map(|t| t.shown.clone())
+                .unwrap_or_default();
             let behaviour = self.behaviour(&command);
             let n = attempt.number;
             self.record(Mark::Start, &command, &attempt.node, n, false, false);

@@ -81,6 +81,48 @@ impl<'p> Validator<'p> {
             self.reference(&r, t, scope, sink);
         }
         self.helpers_exist(t, &parsed);
+        if sink == Sink::Shell {
+            self.shell_placements(t);
+        }
+    }
+
+    /// Where each value stands in a shell command: quotes that do nothing, and values inside
+    /// another language's code.
+    fn shell_placements(&mut self, t: &Template) {
+        use crate::shell::Position;
+        for (range, p) in crate::shell::placements(&t.value) {
+            let expr = &t.value[range.clone()];
+            let quoted = matches!(p.position, Position::DoubleQuoted | Position::SingleQuoted);
+            if quoted && p.alone_in_quotes && p.depth == 0 {
+                let span = self.inside(t.span, &t.value, range.start - 1, range.len() + 2);
+                self.push(
+                    Diagnostic::warning(
+                        "needless-quotes",
+                        span,
+                        format!("the quotes around `{expr}` are not needed"),
+                    )
+                    .label("quotes around a value")
+                    .help(format!(
+                        "a value always reaches the shell as one word, whatever it holds: write `{expr}` without quotes"
+                    )),
+                );
+            }
+            let in_text = quoted || matches!(p.position, Position::Heredoc { .. });
+            if let Some(program) = p.interpreter.filter(|_| in_text && !p.alone_in_quotes) {
+                let span = self.inside(t.span, &t.value, range.start, range.len());
+                self.push(
+                    Diagnostic::warning(
+                        "value-in-code",
+                        span,
+                        format!("`{expr}` is written into `{program}`'s own code"),
+                    )
+                    .label(format!("a value inside {program} code"))
+                    .help(format!(
+                        "the shell passes it as data, but `{program}` reads the text as code: pass the value as an argument or variable of its own (`jq --arg`, `awk -v`, `psql -v`), or use a `sql` step with `args`"
+                    )),
+                );
+            }
+        }
     }
 
     /// Reports a template that does not parse, at its last unclosed `{{` when that is why.
@@ -230,8 +272,26 @@ impl<'p> Validator<'p> {
         }
     }
 
-    /// No secret in a `confirm` question, and no value spliced into SQL text.
+    /// No secret in a `confirm` question, and no value spliced into SQL text; a value given at
+    /// run time spliced into a command as code is worth a warning.
     fn reference_fits_sink(&mut self, r: &Reference, span: Span, shown: &str, sink: Sink) {
+        if matches!(sink, Sink::Shell | Sink::Sql)
+            && r.spliced
+            && let Some(source) = spliced_source(&r.path)
+        {
+            let language = if sink == Sink::Shell { "shell" } else { "SQL" };
+            self.push(
+                Diagnostic::warning(
+                    "raw-splice",
+                    span,
+                    format!("`{{{{{{ {shown} }}}}}}` splices {source} into the {language} text as code"),
+                )
+                .label(format!("{source} as {language} code"))
+                .help(format!(
+                    "whoever sets {source} can run any {language}: write `{{{{ {shown} }}}}` to pass it as data; keep `{{{{{{ }}}}}}` only for text the plan's authors control"
+                )),
+            );
+        }
         if sink == Sink::Terminal && r.path.first().is_some_and(|p| p == "secrets") {
             self.push(
                 Diagnostic::error(
@@ -384,5 +444,18 @@ fn unknown_name<'a>(
     match did_you_mean(name, known) {
         Some(s) => d.help(format!("did you mean `{s}`?")),
         None => d.help(declare),
+    }
+}
+
+/// Who sets the value a spliced reference reads, when it is not the plan's author: a param,
+/// the item of a `for_each`, a step's output, the run's reason.
+fn spliced_source(path: &[String]) -> Option<String> {
+    let field = |i: usize| path.get(i).map_or("?", String::as_str);
+    match path.first()?.as_str() {
+        "params" => Some(format!("the param `{}`", field(1))),
+        "item" | "index" => Some("the item of a `for_each`".into()),
+        "steps" => Some(format!("the output `{}` of step `{}`", field(3), field(1))),
+        "run" if field(1) == "reason" => Some("the run's reason".into()),
+        _ => None,
     }
 }

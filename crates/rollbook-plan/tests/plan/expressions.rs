@@ -49,25 +49,36 @@ fn references_list_every_name_read() {
 }
 
 #[test]
-fn values_in_shell_commands_are_quoted_as_one_word() {
+fn values_in_shell_commands_become_variables_and_the_dry_run_shows_them_quoted() {
     let r = Renderer::new();
     let ctx =
         json!({"params": {"v": "x; rm -rf / 'quoted' $(touch /tmp/owned)", "plain": "us-east-1"}});
-    let out = r
-        .render(
-            "echo {{ params.v }} {{ params.plain }}",
-            &ctx,
-            Escape::Shell,
-        )
-        .unwrap();
+    let render = |src: &str| {
+        rollbook_plan::shell::build(&r.render(src, &ctx, Escape::Shell).unwrap()).unwrap()
+    };
+    let out = render("echo {{ params.v }} {{ params.plain }}");
+    assert_eq!(out.code, r#"echo "${ROLLBOOK_V1}" "${ROLLBOOK_V2}""#);
     assert_eq!(
-        out,
+        out.values,
+        [
+            (
+                "ROLLBOOK_V1".to_string(),
+                "x; rm -rf / 'quoted' $(touch /tmp/owned)".to_string()
+            ),
+            ("ROLLBOOK_V2".to_string(), "us-east-1".to_string()),
+        ]
+    );
+    assert_eq!(
+        out.shown,
         r#"echo 'x; rm -rf / '\''quoted'\'' $(touch /tmp/owned)' us-east-1"#
     );
-    let raw = r
-        .render("echo {{{ params.plain }}}", &ctx, Escape::Shell)
-        .unwrap();
-    assert_eq!(raw, "echo us-east-1");
+    // `{{{ }}}` splices text: the one way a value becomes code, and the dry run shows it.
+    let raw = render("echo {{{ params.plain }}}");
+    assert_eq!(
+        (raw.code.as_str(), raw.shown.as_str()),
+        ("echo us-east-1", "echo us-east-1")
+    );
+    assert!(raw.values.is_empty());
     assert_eq!(template::shell_quote(""), "''");
 }
 

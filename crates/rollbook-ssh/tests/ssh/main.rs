@@ -7,6 +7,7 @@
 mod hosts;
 mod rolling;
 mod run;
+mod values;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -88,7 +89,7 @@ impl Fleet {
             address: address.to_string(),
             port: Some(self.port),
             user: Some(self.user.clone()),
-            command: Some(run.to_string()),
+            command: Some(run.into()),
             script: None,
             sudo: false,
             env: Vec::new(),
