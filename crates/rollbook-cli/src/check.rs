@@ -9,7 +9,7 @@ use std::fmt::Write;
 use rollbook_exec::runner::Runners;
 use rollbook_plan::compile::CompiledPlan;
 use rollbook_plan::preview::describe;
-use rollbook_plan::render::{node_context, render_action};
+use rollbook_plan::render::{RunState, node_context, render_action};
 use rollbook_plan::template::Renderer;
 use serde_json::{Map, Value};
 
@@ -41,7 +41,14 @@ pub async fn preflight(
                 continue; // nothing to reach
             }
             let no_outputs = |_| None;
-            let ctx = node_context(plan, &phase.graph, node, secrets, "running", &no_outputs);
+            let ctx = node_context(
+                plan,
+                &phase.graph,
+                node,
+                secrets,
+                RunState::running(),
+                &no_outputs,
+            );
             let rendered = if node.deferred.is_some() {
                 Err("expands at run time".to_string())
             } else {

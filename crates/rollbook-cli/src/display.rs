@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rollbook_exec::executor::Observed;
-use rollbook_exec::{Event, NodeStatus, RunStatus};
+use rollbook_exec::{Event, NodeStatus, RunStatus, Tolerated};
 use tokio::sync::mpsc;
 
 /// How the run is shown.
@@ -107,7 +107,12 @@ fn line_for(o: &Observed) -> Option<String> {
             }
             Event::Cancelling { hard: true, .. } => "cancelling the running steps".into(),
             Event::PhaseFinished { phase, status, .. } => format!("{phase}: {}", status.as_str()),
-            Event::RunFinished { status, .. } => format!("run {}", status.as_str()),
+            Event::RunFinished { status, tolerated, .. } => {
+                match crate::runs::tolerated_summary(tolerated) {
+                    Some(t) => format!("run {}; {t}", status.as_str()),
+                    None => format!("run {}", status.as_str()),
+                }
+            }
         },
     })
 }
@@ -190,9 +195,9 @@ async fn live(total: usize, mut rx: mpsc::UnboundedReceiver<Observed>) {
     overall.finish();
 }
 
-/// The one-line verdict printed when a run ends.
-pub fn verdict(status: RunStatus, run_id: &str) -> String {
-    match status {
+/// The one-line verdict printed when a run ends, with the failures it went on after.
+pub fn verdict(status: RunStatus, run_id: &str, tolerated: &[Tolerated]) -> String {
+    let line = match status {
         RunStatus::Succeeded => format!("run {run_id} succeeded"),
         RunStatus::Failed => format!(
             "run {run_id} failed: `rollbook show {run_id}` for what happened, `rollbook resume {run_id}` to go on"
@@ -201,5 +206,9 @@ pub fn verdict(status: RunStatus, run_id: &str) -> String {
             format!("run {run_id} was cancelled: `rollbook resume {run_id}` to go on")
         }
         RunStatus::Running => format!("run {run_id} stopped"),
+    };
+    match crate::runs::tolerated_summary(tolerated) {
+        Some(t) => format!("{line}; {t}"),
+        None => line,
     }
 }

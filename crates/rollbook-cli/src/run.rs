@@ -352,7 +352,10 @@ pub(crate) fn execute(
         outcome
     })?;
     if mode != Mode::Json {
-        crate::say!("{}", display::verdict(outcome.status, run_id));
+        crate::say!(
+            "{}",
+            display::verdict(outcome.status, run_id, &outcome.tolerated)
+        );
     }
     match outcome.status {
         RunStatus::Succeeded => Ok(()),

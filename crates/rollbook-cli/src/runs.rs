@@ -2,10 +2,11 @@
 //! `commands/`): reading a run's directory, its nodes as `show` lists them, compiling its
 //! plan as it ran.
 
+use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use rollbook_exec::history::{NodeRecord, NodeState, RunHistory};
-use rollbook_exec::{Event, Timestamp, journal};
+use rollbook_exec::{Event, Timestamp, Tolerated, journal};
 use rollbook_plan::compile::PhaseKind;
 use serde::Serialize;
 use serde_json::Value;
@@ -20,6 +21,42 @@ pub(crate) fn short(d: std::time::Duration) -> String {
     humantime::format_duration(std::time::Duration::from_secs(d.as_secs()))
         .to_string()
         .replace(' ', "")
+}
+
+/// Most tolerated failures a line names; the others are counted.
+pub(crate) const MOST_NAMED_TOLERATED: usize = 10;
+
+/// A tolerated failure's node as lines name it: `notify`, or `finally/notify` outside the
+/// main graph (ids are unique per phase only).
+pub(crate) fn tolerated_name(t: &Tolerated) -> String {
+    if t.phase == PhaseKind::Main {
+        t.node.clone()
+    } else {
+        format!("{}/{}", t.phase, t.node)
+    }
+}
+
+/// `1 failure tolerated: notify`, `12 failures tolerated: a, b, ... and 2 more`; `None` when
+/// the run tolerated none. What the end line, `runs` and `show` say.
+pub(crate) fn tolerated_summary(tolerated: &[Tolerated]) -> Option<String> {
+    if tolerated.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = tolerated
+        .iter()
+        .take(MOST_NAMED_TOLERATED)
+        .map(tolerated_name)
+        .collect();
+    let mut list = names.join(", ");
+    if tolerated.len() > names.len() {
+        let _ = write!(list, " and {} more", tolerated.len() - names.len());
+    }
+    let noun = if tolerated.len() == 1 {
+        "failure"
+    } else {
+        "failures"
+    };
+    Some(format!("{} {noun} tolerated: {list}", tolerated.len()))
 }
 
 /// One node as `show` tells it (the `--format json` shape).

@@ -48,6 +48,20 @@ impl RunStatus {
     }
 }
 
+/// A failure the run went on after: a step with `on_failure: continue`, or a failed
+/// `for_each` instance within its rollout's `max_failures`. `run.tolerated` in templates and
+/// jq is the list of these, and `run_finished` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tolerated {
+    /// The phase of the node.
+    pub phase: PhaseKind,
+    /// The node, e.g. `restart[web-2].start`.
+    pub node: String,
+    /// Why it failed (redacted).
+    #[serde(default)]
+    pub message: String,
+}
+
 /// One thing that happened. `at` is RFC 3339 (UTC, milliseconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -197,6 +211,10 @@ pub enum Event {
         at: Timestamp,
         /// How it ended.
         status: RunStatus,
+        /// The failures the run went on after, in the order they ended (not written when
+        /// there are none; journals written before it have none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tolerated: Vec<Tolerated>,
     },
 }
 
@@ -319,6 +337,32 @@ mod tests {
         let line = serde_json::to_string(&new).unwrap();
         assert!(
             line.ends_with(r#""attempt":1,"target":"deploy@web-1:22"}"#),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), new);
+    }
+
+    #[test]
+    fn run_finished_reads_journals_written_before_tolerated_failures() {
+        let old = r#"{"event":"run_finished","at":"2026-11-25T13:32:12.124Z","status":"failed"}"#;
+        let event: Event = serde_json::from_str(old).unwrap();
+        assert!(
+            matches!(&event, Event::RunFinished { status: RunStatus::Failed, tolerated, .. } if tolerated.is_empty())
+        );
+        assert_eq!(serde_json::to_string(&event).unwrap(), old);
+
+        let new = Event::RunFinished {
+            at: Timestamp::parse("2026-11-25T13:32:12.124Z").unwrap(),
+            status: RunStatus::Succeeded,
+            tolerated: vec![Tolerated {
+                phase: PhaseKind::Main,
+                node: "notify".into(),
+                message: "timed out after 5s".into(),
+            }],
+        };
+        let line = serde_json::to_string(&new).unwrap();
+        assert!(
+            line.ends_with(r#""status":"succeeded","tolerated":[{"phase":"steps","node":"notify","message":"timed out after 5s"}]}"#),
             "{line}"
         );
         assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), new);

@@ -10,7 +10,7 @@ use rollbook_plan::compile::PhaseKind;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::event::{Event, NodeStatus, RunStatus, Timestamp};
+use crate::event::{Event, NodeStatus, RunStatus, Timestamp, Tolerated};
 
 /// A node of a run: its phase and its name there (`roll[us-east-op-2].restore`). Ordered as
 /// the phases run, then by name.
@@ -256,12 +256,32 @@ impl RunHistory {
             Event::PhaseStarted { phase, .. } if !self.phases_started.contains(phase) => {
                 self.phases_started.push(*phase);
             }
-            Event::RunFinished { at, status } => {
+            Event::RunFinished { at, status, .. } => {
                 self.finished = Some(*status);
                 self.finished_at = Some(*at);
             }
             _ => {}
         }
+    }
+
+    /// The failures the run went on after, as the nodes' last ends tell them (journals written
+    /// before `run_finished` listed them included): phases in run order, nodes in the order
+    /// they (last) started. A node a resume ran again counts as it ended the last time.
+    pub fn tolerated(&self) -> Vec<Tolerated> {
+        let mut failed: Vec<&NodeRecord> = self
+            .nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Failed && n.tolerated)
+            .collect();
+        failed.sort_by_key(|n| (n.key.phase, n.seq));
+        failed
+            .into_iter()
+            .map(|n| Tolerated {
+                phase: n.key.phase,
+                node: n.key.node.clone(),
+                message: n.message.clone().unwrap_or_default(),
+            })
+            .collect()
     }
 
     /// The record of a node, if the journal mentions it.
@@ -337,5 +357,59 @@ fn node_event(
         }
         Event::NodeExpanded { instances, .. } => n.expanded_into = Some(instances.clone()),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: u32) -> Timestamp {
+        Timestamp::parse(&format!("2026-11-25T13:32:{s:02}.000Z")).unwrap()
+    }
+
+    fn end(s: u32, phase: PhaseKind, node: &str, status: NodeStatus, tolerated: bool) -> Event {
+        Event::NodeFinished {
+            at: at(s),
+            phase,
+            node: node.into(),
+            status,
+            outputs: None,
+            message: Some(format!("{node} ended")),
+            tolerated,
+        }
+    }
+
+    #[test]
+    fn tolerated_lists_failed_nodes_the_run_went_on_after_as_they_last_ended() {
+        let events = [
+            end(1, PhaseKind::Finally, "notify", NodeStatus::Failed, true),
+            end(2, PhaseKind::Main, "notice", NodeStatus::Failed, true),
+            // A member of a tolerated instance that never ran is not a failure.
+            end(
+                3,
+                PhaseKind::Main,
+                "roll[b].start",
+                NodeStatus::Cancelled,
+                true,
+            ),
+            end(4, PhaseKind::Main, "restore", NodeStatus::Failed, false),
+            end(5, PhaseKind::Main, "probe", NodeStatus::Failed, true),
+            Event::RunResumed {
+                at: at(6),
+                unknown: Vec::new(),
+            },
+            // Ran again by the resume, and succeeded this time.
+            end(7, PhaseKind::Main, "probe", NodeStatus::Succeeded, false),
+        ];
+        let tolerated: Vec<String> = RunHistory::fold(&events)
+            .tolerated()
+            .iter()
+            .map(|t| format!("{}/{}: {}", t.phase, t.node, t.message))
+            .collect();
+        assert_eq!(
+            tolerated,
+            ["steps/notice: notice ended", "finally/notify: notify ended"]
+        );
     }
 }

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Error;
-use crate::event::{Event, RunStatus, Timestamp};
+use crate::event::{Event, RunStatus, Timestamp, Tolerated};
+use crate::history::RunHistory;
 use crate::runner::Stream;
 
 /// Where a run's events go.
@@ -288,6 +289,9 @@ pub struct RunSummary {
     pub status: RunStatus,
     /// When it finished, if it did.
     pub finished_at: Option<Timestamp>,
+    /// The failures it went on after (not written when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerated: Vec<Tolerated>,
 }
 
 /// Every run under the state dir, newest first.
@@ -302,22 +306,12 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<RunSummary>, Error> {
     for entry in entries.flatten() {
         let path = entry.path();
         let Ok(meta) = read_meta(&path) else { continue };
-        let events = read_events(&path).unwrap_or_default();
-        let (status, finished_at) = events
-            .iter()
-            .rev()
-            .find_map(|e| match e {
-                Event::RunFinished { at, status } => Some((*status, Some(*at))),
-                Event::RunStarted { .. } | Event::RunResumed { .. } => {
-                    Some((RunStatus::Running, None))
-                }
-                _ => None,
-            })
-            .unwrap_or((RunStatus::Running, None));
+        let history = RunHistory::fold(&read_events(&path).unwrap_or_default());
         runs.push(RunSummary {
             meta,
-            status,
-            finished_at,
+            status: history.finished.unwrap_or(RunStatus::Running),
+            finished_at: history.finished.and(history.finished_at),
+            tolerated: history.tolerated(),
         });
     }
     // Newest first by start time (milliseconds, UTC, so it sorts as text); ids only break

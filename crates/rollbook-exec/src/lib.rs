@@ -25,7 +25,7 @@ pub mod resume;
 pub mod runner;
 pub mod runners;
 
-pub use event::{Event, NodeStatus, RunStatus, Timestamp};
+pub use event::{Event, NodeStatus, RunStatus, Timestamp, Tolerated};
 pub use executor::{Control, Execution, Options, RunOutcome};
 pub use history::{NodeKey, NodeRecord, NodeState, RunHistory};
 pub use runner::{Attempt, Outcome, OutputLine, OutputSink, Runner, Runners, Stream};

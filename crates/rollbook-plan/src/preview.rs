@@ -9,7 +9,7 @@ use crate::action::{Action, HttpBody, ShellText};
 use crate::compile::{CompiledPlan, Node, Phase};
 use crate::model::{RowsExpect, StatusExpect};
 use crate::params::display_value;
-use crate::render::{node_context, render_action};
+use crate::render::{RunState, node_context, render_action};
 use crate::template::{Escape, Renderer, redact_url, shell_quote};
 
 /// The rendered action of one node, as lines for people.
@@ -57,7 +57,16 @@ pub fn preview_context(plan: &CompiledPlan, phase: &Phase, node: &Node) -> Value
         crate::compile::PhaseKind::OnFailure => "failed",
         crate::compile::PhaseKind::Finally => "<succeeded|failed|cancelled>",
     };
-    let mut ctx = node_context(plan, &phase.graph, node, &secrets, status, &placeholders);
+    // After the main graph, one placeholder failure shows what a template makes of the list.
+    let tolerated = match phase.kind {
+        crate::compile::PhaseKind::Main => json!([]),
+        _ => json!([{ "phase": "<phase>", "node": "<node>", "message": "<message>" }]),
+    };
+    let run = RunState {
+        status,
+        tolerated: &tolerated,
+    };
+    let mut ctx = node_context(plan, &phase.graph, node, &secrets, run, &placeholders);
     if node.deferred.is_some() {
         ctx["item"] = json!("<item>");
         ctx["index"] = json!("<index>");

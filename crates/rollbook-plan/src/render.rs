@@ -11,6 +11,28 @@ use crate::compile::{CompiledPlan, Node};
 use crate::model::{self, ActionRef, Connection};
 use crate::template::{Escape, Renderer};
 
+/// What a phase knows of the run around it: `run.status` and `run.tolerated`.
+#[derive(Debug, Clone, Copy)]
+pub struct RunState<'a> {
+    /// `running` in the main graph, `failed` in `on_failure`, how the main graph ended in
+    /// `finally`.
+    pub status: &'a str,
+    /// The failures the run went on after, before the phase began: a list of
+    /// `{phase, node, message}` (empty in the main graph).
+    pub tolerated: &'a Value,
+}
+
+impl RunState<'static> {
+    /// The main graph's: `running`, nothing tolerated yet.
+    pub fn running() -> Self {
+        static NONE: Value = Value::Array(Vec::new());
+        RunState {
+            status: "running",
+            tolerated: &NONE,
+        }
+    }
+}
+
 /// The template context of one node: the plan's (`params`, `inventory`, `plan`, `run`) plus
 /// `secrets`, the outputs of the steps it reads, and its item.
 ///
@@ -21,12 +43,13 @@ pub fn node_context(
     graph: &DiGraph<Node, ()>,
     node: &Node,
     secrets: &Map<String, Value>,
-    run_status: &str,
+    run: RunState<'_>,
     outputs: &dyn Fn(NodeIndex) -> Option<Value>,
 ) -> Value {
     let mut ctx = plan.context.clone();
     ctx["secrets"] = Value::Object(secrets.clone());
-    ctx["run"]["status"] = json!(run_status);
+    ctx["run"]["status"] = json!(run.status);
+    ctx["run"]["tolerated"] = run.tolerated.clone();
     let mut steps = Map::new();
     for (id, nodes) in &node.inputs {
         let values: Vec<Value> = nodes

@@ -51,6 +51,10 @@ pub fn run(state_dir: &Path, json: bool) -> Result<(), Failure> {
             r.meta.user,
             r.meta.reason
         );
+        // Under the run's plan, which failures it went on after.
+        if let Some(t) = crate::runs::tolerated_summary(&r.tolerated) {
+            let _ = writeln!(out, "{:<22}  {t}", "");
+        }
     }
     crate::print(&out);
     Ok(())

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::path::Path;
 
-use rollbook_exec::journal;
+use rollbook_exec::{Tolerated, journal};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,6 +16,7 @@ pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
         dir, meta, history, ..
     } = open_run(state_dir, run_id)?;
     let status = run_status(&history);
+    let tolerated = history.tolerated();
     let nodes = runs::history(&history);
     let mut out = String::new();
     if json {
@@ -23,11 +24,15 @@ pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
         struct Show<'a> {
             run: &'a journal::RunMeta,
             status: &'a str,
+            /// Written only when the run went on after failures.
+            #[serde(skip_serializing_if = "<[Tolerated]>::is_empty")]
+            tolerated: &'a [Tolerated],
             nodes: &'a [NodeHistory],
         }
         let doc = Show {
             run: &meta,
             status,
+            tolerated: &tolerated,
             nodes: &nodes,
         };
         let _ = writeln!(
@@ -51,6 +56,9 @@ pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
             .map(|(k, v)| format!("{k}={}", rollbook_plan::params::display_value(v)))
             .collect();
         let _ = writeln!(out, "  params {}", params.join(" "));
+    }
+    if let Some(t) = runs::tolerated_summary(&tolerated) {
+        let _ = writeln!(out, "  {t}");
     }
     let width = nodes.iter().map(|n| n.node.len()).max().unwrap_or(4).max(4);
     let mut phase = None;

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use rollbook_exec::Timestamp;
 use rollbook_exec::history::NodeState;
+use rollbook_exec::{Timestamp, Tolerated};
 use rollbook_plan::compile::PhaseKind;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -54,6 +54,10 @@ pub struct RunFacts {
     pub severity: Option<&'static str>,
     /// `succeeded`, `failed`, `cancelled` or `unfinished`.
     pub status: &'static str,
+    /// The failures the run went on after (`on_failure: continue`, `max_failures`): they do
+    /// not make it fail. Not written when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tolerated: Vec<Tolerated>,
     pub started_at: String,
     /// The last `run_finished`; `null` while unfinished.
     pub finished_at: Option<Timestamp>,
@@ -263,6 +267,7 @@ pub fn gather(run: &JournaledRun) -> Report {
                 .and_then(|p| p.severity.as_ref())
                 .map(|s| s.value.as_str()),
             status,
+            tolerated: history.tolerated(),
             started_at: meta.started_at.clone(),
             finished_at,
             last_event_at,

@@ -59,7 +59,7 @@ pub(super) fn milestones(events: &[Event], run_started_at: Option<Timestamp>) ->
                 m.event = "cancelling";
                 m.hard = Some(*hard);
             }
-            Event::RunFinished { at, status } => {
+            Event::RunFinished { at, status, .. } => {
                 m.event = "run_finished";
                 m.status = Some(status.as_str());
                 m.duration_ms = run_started_at.and_then(|start| ms_between(start, *at));

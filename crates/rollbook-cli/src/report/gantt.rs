@@ -1,6 +1,8 @@
-//! The run as a Mermaid `gantt` chart: one section per phase, one bar per node that ran,
-//! failed nodes `crit`. Past [`MOST_BARS`] nodes, one bar per step instead (a big fan-out
-//! drawn node by node is a wall of bars nobody reads).
+//! The run as a Mermaid `gantt` chart: one section per phase, one bar per node that ran. A
+//! failure that stopped the run is `crit` (red); a failure the run went on after is
+//! `done, crit` (grey with a red border) and says `(tolerated)`; a node in flight at a crash
+//! is `active`; a success `done`. Past [`MOST_BARS`] nodes, one bar per step instead (a big
+//! fan-out drawn node by node is a wall of bars nobody reads).
 
 use std::fmt::Write;
 
@@ -18,9 +20,30 @@ struct Bar {
     label: String,
     start: String,
     end: String,
+    /// A failure the run did not go on after.
     failed: bool,
+    /// A failure the run went on after (`on_failure: continue`, `max_failures`).
+    tolerated: bool,
     unknown: bool,
     succeeded: bool,
+}
+
+impl Bar {
+    /// The Mermaid tags: what stopped the run first, then what is unknown, then what was
+    /// tolerated.
+    fn tags(&self) -> &'static str {
+        if self.failed {
+            "crit, "
+        } else if self.unknown {
+            "active, "
+        } else if self.tolerated {
+            "done, crit, "
+        } else if self.succeeded {
+            "done, "
+        } else {
+            ""
+        }
+    }
 }
 
 /// The chart's Mermaid source (without the code fence).
@@ -48,19 +71,11 @@ pub fn chart(report: &Report) -> String {
         }
         let _ = writeln!(out, "    section {phase}");
         for bar in bars {
-            let tag = if bar.failed {
-                "crit, "
-            } else if bar.unknown {
-                "active, "
-            } else if bar.succeeded {
-                "done, "
-            } else {
-                ""
-            };
             let _ = writeln!(
                 out,
-                "    {} :{tag}{}, {}",
+                "    {} :{}{}, {}",
                 safe(&bar.label),
+                bar.tags(),
                 bar.start,
                 bar.end
             );
@@ -77,26 +92,61 @@ fn node_bar(n: &NodeFacts) -> Option<Bar> {
         .or(n.stopped_at)
         .filter(|end| *end >= start)
         .unwrap_or(start);
+    let tolerated = n.failed() && n.tolerated;
     Some(Bar {
-        label: n.node.clone(),
+        label: if tolerated {
+            format!("{} (tolerated)", n.node)
+        } else {
+            n.node.clone()
+        },
         start: mermaid_time(start),
         end: mermaid_time(end),
-        failed: n.failed(),
+        failed: n.failed() && !tolerated,
+        tolerated,
         unknown: n.status == NodeState::Unknown,
         succeeded: n.status == NodeState::Succeeded,
     })
 }
 
+/// How many nodes a step bar stands for, and how many of them failed.
+#[derive(Default)]
+struct Tally {
+    nodes: usize,
+    failed: usize,
+    tolerated: usize,
+}
+
+impl Tally {
+    fn add(&mut self, bar: &Bar) {
+        self.nodes += 1;
+        self.failed += usize::from(bar.failed || bar.tolerated);
+        self.tolerated += usize::from(bar.tolerated);
+    }
+
+    /// `restart[*].start x6, 2 failed (1 tolerated)`.
+    fn label(&self, key: &str) -> String {
+        let mut label = format!("{key} x{}", self.nodes);
+        if self.failed > 0 {
+            let _ = write!(label, ", {} failed", self.failed);
+        }
+        if self.tolerated == self.failed && self.failed > 0 {
+            label.push_str(" (tolerated)");
+        } else if self.tolerated > 0 {
+            let _ = write!(label, " ({} tolerated)", self.tolerated);
+        }
+        label
+    }
+}
+
 /// One bar per step (`restart[*].stop`), from its first start to its last end.
 fn step_bars(nodes: &[&NodeFacts]) -> Vec<Bar> {
-    let mut bars: Vec<(String, usize, usize, Bar)> = Vec::new();
+    let mut bars: Vec<(String, Tally, Bar)> = Vec::new();
     for n in nodes {
         let Some(bar) = node_bar(n) else { continue };
         let key = step_key(&n.node);
         match bars.iter_mut().find(|(k, ..)| *k == key) {
-            Some((_, count, failed, b)) => {
-                *count += 1;
-                *failed += usize::from(bar.failed);
+            Some((_, tally, b)) => {
+                tally.add(&bar);
                 if bar.start < b.start {
                     b.start = bar.start;
                 }
@@ -104,22 +154,20 @@ fn step_bars(nodes: &[&NodeFacts]) -> Vec<Bar> {
                     b.end = bar.end;
                 }
                 b.failed |= bar.failed;
+                b.tolerated |= bar.tolerated;
                 b.unknown |= bar.unknown;
                 b.succeeded &= bar.succeeded;
             }
             None => {
-                let failed = usize::from(bar.failed);
-                bars.push((key, 1, failed, bar));
+                let mut tally = Tally::default();
+                tally.add(&bar);
+                bars.push((key, tally, bar));
             }
         }
     }
     bars.into_iter()
-        .map(|(key, count, failed, mut bar)| {
-            bar.label = if failed > 0 {
-                format!("{key} x{count}, {failed} failed")
-            } else {
-                format!("{key} x{count}")
-            };
+        .map(|(key, tally, mut bar)| {
+            bar.label = tally.label(&key);
             bar
         })
         .collect()

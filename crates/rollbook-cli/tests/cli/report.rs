@@ -104,7 +104,8 @@ fn report_of_a_real_rolling_restart_holds_the_runs_facts() {
         .arg(format!("workdir={}", workdir.display()))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    // web-2 failing is within the rollout's `max_failures: 1`: tolerated, so the run succeeds.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let state = dir.path().join(".rollbook");
     let id = only_run(&state);
     let meta: Value = serde_json::from_str(
@@ -133,7 +134,14 @@ fn report_of_a_real_rolling_restart_holds_the_runs_facts() {
     );
     assert!(md.contains(&format!("- **Reason**: {reason}")), "{md}");
     assert!(md.contains(&format!("- **Run by**: {user}@")), "{md}");
-    assert!(md.contains("- **Rollback status**: **failed**"), "{md}");
+    assert!(
+        md.contains("- **Rollback status**: **succeeded** (1 failure tolerated)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- **Tolerated failures**: `restart[web-2].start`; the run went on after it"),
+        "{md}"
+    );
     assert!(
         md.contains("### `restart[web-2].start` (failed, tolerated: the run went on)"),
         "{md}"
@@ -156,7 +164,7 @@ fn report_of_a_real_rolling_restart_holds_the_runs_facts() {
     let gantt = section(&md, "## Gantt");
     assert!(gantt.contains("```mermaid\ngantt\n"), "{gantt}");
     assert!(
-        gantt.contains("    restart[web-2].start :crit, "),
+        gantt.contains("    restart[web-2].start (tolerated) :done, crit, "),
         "{gantt}"
     );
     for heading in [
@@ -172,7 +180,15 @@ fn report_of_a_real_rolling_restart_holds_the_runs_facts() {
     let json: Value = serde_json::from_str(&report(&state, &id, "json")).unwrap();
     assert_eq!(json["run"]["reason"], reason);
     assert_eq!(json["run"]["user"], user);
-    assert_eq!(json["run"]["status"], "failed");
+    assert_eq!(json["run"]["status"], "succeeded");
+    assert_eq!(
+        json["run"]["tolerated"],
+        serde_json::json!([{
+            "phase": "steps",
+            "node": "restart[web-2].start",
+            "message": "exit code 1: web-2 did not come back"
+        }])
+    );
     assert_eq!(json["run"]["severity"], "low");
     let failures = json["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{failures:?}");
@@ -312,8 +328,9 @@ steps:
         ssh: { host: "{{ item }}", run: "true" }
 "#;
 
-/// A run directory with `hosts` × 2 nodes, every one succeeded but `roll[h-7].start`.
-fn write_big_run(state: &Path, id: &str, hosts: usize) {
+/// A run directory with `hosts` × 2 nodes, every one succeeded but `roll[h-7].start`, and
+/// the `tolerated` nodes, which failed and were tolerated.
+fn write_big_run(state: &Path, id: &str, hosts: usize, tolerated: &[&str]) {
     let dir = state.join("runs").join(id);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("plan.yaml"), BIG_PLAN).unwrap();
@@ -335,7 +352,9 @@ fn write_big_run(state: &Path, id: &str, hosts: usize) {
             let second = i % 60;
             let started = format!("2026-11-29T10:00:{second:02}.{ms:03}Z");
             let finished = format!("2026-11-29T10:00:{second:02}.{:03}Z", ms + 150);
-            let ok = !(i == 7 && step == "start");
+            let went_on = tolerated.contains(&node.as_str());
+            let stopped_the_run = i == 7 && step == "start";
+            let ok = !stopped_the_run && !went_on;
             let status = if ok { "succeeded" } else { "failed" };
             events.extend([
                 json!({
@@ -348,7 +367,7 @@ fn write_big_run(state: &Path, id: &str, hosts: usize) {
                 }),
                 json!({
                     "event": "node_finished", "at": finished, "phase": "steps", "node": node,
-                    "status": status,
+                    "status": status, "tolerated": went_on,
                 }),
             ]);
         }
@@ -363,7 +382,7 @@ fn write_big_run(state: &Path, id: &str, hosts: usize) {
 #[test]
 fn a_big_fan_out_is_drawn_one_bar_per_step() {
     let dir = tempfile::tempdir().unwrap();
-    write_big_run(dir.path(), "20261129-100000-b1b1", 150);
+    write_big_run(dir.path(), "20261129-100000-b1b1", 150, &[]);
     let md = report(dir.path(), "20261129-100000-b1b1", "markdown");
     let gantt = section(&md, "## Gantt");
     assert!(
@@ -379,9 +398,44 @@ fn a_big_fan_out_is_drawn_one_bar_per_step() {
         ]
     );
     // Up to the limit, one bar per node.
-    write_big_run(dir.path(), "20261129-100000-b2b2", 100);
+    write_big_run(dir.path(), "20261129-100000-b2b2", 100, &[]);
     let md = report(dir.path(), "20261129-100000-b2b2", "markdown");
     let gantt = section(&md, "## Gantt");
     assert_eq!(gantt.lines().filter(|l| l.contains(" :")).count(), 200);
     assert!(gantt.contains("    roll[h-7].start :crit, "), "{gantt}");
+}
+
+#[test]
+fn a_tolerated_failure_is_drawn_apart_from_the_failure_that_stopped_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let tolerated = ["roll[h-3].stop", "roll[h-9].start"];
+    write_big_run(dir.path(), "20261129-100000-b3b3", 150, &tolerated);
+    let md = report(dir.path(), "20261129-100000-b3b3", "markdown");
+    let bars: Vec<&str> = section(&md, "## Gantt")
+        .lines()
+        .filter(|l| l.contains(" :"))
+        .collect();
+    assert_eq!(
+        bars,
+        [
+            "    roll[*].stop x150, 1 failed (tolerated) :done, crit, 2026-11-29 10:00:00.100, 2026-11-29 10:00:59.250",
+            "    roll[*].start x150, 2 failed (1 tolerated) :crit, 2026-11-29 10:00:00.300, 2026-11-29 10:00:59.450",
+        ]
+    );
+    write_big_run(dir.path(), "20261129-100000-b4b4", 20, &tolerated);
+    let md = report(dir.path(), "20261129-100000-b4b4", "markdown");
+    let gantt = section(&md, "## Gantt");
+    assert!(gantt.contains("    roll[h-7].start :crit, "), "{gantt}");
+    assert!(
+        gantt.contains("    roll[h-3].stop (tolerated) :done, crit, "),
+        "{gantt}"
+    );
+    assert!(
+        gantt.contains("    roll[h-9].start (tolerated) :done, crit, "),
+        "{gantt}"
+    );
+    assert!(
+        md.contains("- **Tolerated failures**: `roll[h-3].stop` and `roll[h-9].start`;"),
+        "{md}"
+    );
 }

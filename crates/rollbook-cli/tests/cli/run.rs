@@ -165,6 +165,122 @@ fn a_failed_run_exits_1_and_names_the_failure() {
     assert!(err.contains("f | status=failed"), "{err}");
 }
 
+/// A notice that fails on a step that may fail, then the real work; `finally` reports.
+const TOLERATED: &str = r#"steps:
+  - id: notice
+    on_failure: continue
+    shell: { run: 'echo slack is down >&2; exit 7' }
+  - id: restore
+    needs: [notice]
+    shell: { run: echo restored }
+on_failure:
+  - id: page
+    shell: { run: touch paged }
+finally:
+  - id: report
+    shell:
+      run: |
+        echo status={{ run.status }}
+        echo tolerated={{#each run.tolerated}}{{ this.phase }}/{{ this.node }}/{{ this.message }},{{/each}}
+"#;
+
+#[test]
+fn a_run_whose_only_failure_was_tolerated_exits_0_and_every_view_names_it() {
+    let sb = Sandbox::new();
+    sb.plan("tolerated", TOLERATED);
+    let out = sb.run(&["run", "tolerated", "--reason", "test"]);
+    out.assert_code(0);
+    let id = sb.run_ids().pop().unwrap();
+    let err = &out.stderr;
+    assert!(
+        err.contains("notice FAILED (the run goes on): exit code 7: slack is down"),
+        "{err}"
+    );
+    assert!(err.contains("restore succeeded"), "{err}");
+    // `finally` sees the run succeeded, and the failure in `run.tolerated`.
+    assert!(err.contains("report | status=succeeded\n"), "{err}");
+    assert!(
+        err.contains("report | tolerated=steps/notice/exit code 7: slack is down,\n"),
+        "{err}"
+    );
+    // The end line names what was tolerated; `on_failure` did not start.
+    assert_eq!(
+        err.lines().last(),
+        Some(format!("run {id} succeeded; 1 failure tolerated: notice").as_str()),
+        "{err}"
+    );
+    assert!(!sb.path().join("paged").exists(), "on_failure ran: {err}");
+    assert!(!sb.journal(&id).contains(r#""phase":"on_failure""#));
+
+    let runs = sb.run(&["runs"]).assert_code(0).stdout.clone();
+    let mut lines = runs.lines().skip_while(|l| !l.starts_with(&id));
+    let row = lines.next().unwrap_or_else(|| panic!("{runs}"));
+    assert!(row.contains(" succeeded "), "{runs}");
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some("1 failure tolerated: notice"),
+        "{runs}"
+    );
+    let runs = sb.run(&["runs", "--format", "json"]).assert_code(0).json();
+    assert_eq!(runs[0]["tolerated"][0]["node"], "notice");
+
+    let show = sb.run(&["show", &id]).assert_code(0).stdout.clone();
+    assert!(show.contains("— succeeded\n"), "{show}");
+    assert!(show.contains("\n  1 failure tolerated: notice\n"), "{show}");
+    let show = sb.show(&id);
+    assert_eq!(show["status"], "succeeded");
+    assert_eq!(
+        show["tolerated"],
+        serde_json::json!([{
+            "phase": "steps",
+            "node": "notice",
+            "message": "exit code 7: slack is down"
+        }])
+    );
+
+    let report = sb.run(&["report", &id]).assert_code(0).stdout.clone();
+    assert!(
+        report.contains("- **Rollback status**: **succeeded** (1 failure tolerated)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("- **Tolerated failures**: `notice`; the run went on after it"),
+        "{report}"
+    );
+    assert!(
+        report.contains("    notice (tolerated) :done, crit, "),
+        "{report}"
+    );
+    let report = sb
+        .run(&["report", &id, "--format", "json"])
+        .assert_code(0)
+        .json();
+    assert_eq!(report["run"]["status"], "succeeded");
+    assert_eq!(report["run"]["tolerated"], show["tolerated"]);
+}
+
+#[test]
+fn events_json_ends_with_the_tolerated_failures() {
+    let sb = Sandbox::new();
+    sb.plan("tolerated", TOLERATED);
+    let out = sb.run(&["run", "tolerated", "--reason", "test", "--events", "json"]);
+    out.assert_code(0);
+    let last: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        last,
+        serde_json::json!({
+            "event": "run_finished",
+            "at": last["at"],
+            "status": "succeeded",
+            "tolerated": [{
+                "phase": "steps",
+                "node": "notice",
+                "message": "exit code 7: slack is down"
+            }]
+        })
+    );
+}
+
 #[test]
 fn an_invalid_plan_or_missing_secret_exits_2_before_anything_runs() {
     let sb = Sandbox::new();

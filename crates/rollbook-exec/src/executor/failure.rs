@@ -98,7 +98,12 @@ impl Engine<'_, '_> {
         state.outputs = outputs.clone();
         let outputs = outputs.map(|o| self.exec.redactor.redact_value(&o));
         if status == NodeStatus::Failed && state.tolerated {
-            self.tolerated_failures += 1;
+            // The message is redacted already (every failure message is, before `fail`).
+            self.tolerated.push(Tolerated {
+                phase: run.kind,
+                node: run.graph[idx].name.clone(),
+                message: message.clone().unwrap_or_default(),
+            });
         }
         self.emit(Event::NodeFinished {
             at: Timestamp::now(),

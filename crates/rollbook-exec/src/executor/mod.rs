@@ -16,7 +16,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use rollbook_plan::compile::{CompiledPlan, FanOut, InstanceRef, Node, PhaseKind, expand_deferred};
 use rollbook_plan::jq::{self, Program};
 use rollbook_plan::model::OnFailure;
-use rollbook_plan::render::{node_context, render_action};
+use rollbook_plan::render::{RunState, node_context, render_action};
 use rollbook_plan::template::{Renderer, eval_single};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -28,7 +28,7 @@ use crate::Error;
 mod attempt;
 mod failure;
 mod phase;
-use crate::event::{Event, NodeStatus, RunStatus, Timestamp};
+use crate::event::{Event, NodeStatus, RunStatus, Timestamp, Tolerated};
 use crate::history::NodeKey;
 use crate::journal::Journal;
 use crate::redact::Redactor;
@@ -86,6 +86,8 @@ pub enum Observed {
 pub struct RunOutcome {
     /// How it ended.
     pub status: RunStatus,
+    /// The failures it went on after, in the order they ended.
+    pub tolerated: Vec<Tolerated>,
 }
 
 /// One run of a compiled plan.
@@ -173,6 +175,8 @@ impl NodeState {
 struct PhaseRun {
     kind: PhaseKind,
     run_status: RunStatus,
+    /// `run.tolerated` for this phase's templates: the failures tolerated before it began.
+    run_tolerated: Value,
     graph: DiGraph<Node, ()>,
     fan_outs: Vec<FanOut>,
     nodes: Vec<NodeState>,
@@ -230,9 +234,9 @@ struct Engine<'e, 'a> {
     /// Attempts prepared this turn, started together after one journal sync.
     launches: Vec<Launch>,
     jitter: Jitter,
-    /// Failures the run went on after (`on_failure: continue`, tolerated rollout failures):
-    /// the run still ends `failed`, but they do not trigger `on_failure`.
-    tolerated_failures: usize,
+    /// Failures the run went on after (`on_failure: continue`, failed instances within
+    /// `max_failures`): they neither fail the run nor trigger `on_failure`.
+    tolerated: Vec<Tolerated>,
     tx: mpsc::UnboundedSender<Msg>,
     out_tx: mpsc::UnboundedSender<OutputLine>,
 }
@@ -253,7 +257,7 @@ impl Execution<'_> {
             batch: Vec::new(),
             launches: Vec::new(),
             jitter: Jitter(seed),
-            tolerated_failures: 0,
+            tolerated: Vec::new(),
             tx,
             out_tx,
         };
@@ -276,16 +280,14 @@ impl Execution<'_> {
             }
         }
         engine.flush()?;
-        let mut main = engine
+        let main = engine
             .phase(PhaseKind::Main, RunStatus::Running, &mut rx, &mut out_rx)
             .await?;
-        let halted = main == RunStatus::Failed;
-        if main == RunStatus::Succeeded && engine.tolerated_failures > 0 {
-            main = RunStatus::Failed;
-        }
+        // Only a failure that halted the main graph fails the run and starts `on_failure`;
+        // tolerated failures are reported (`run.tolerated`, `run_finished`), not counted.
         let mut status = main;
-        if halted {
-            let s = engine
+        if main == RunStatus::Failed {
+            engine
                 .phase(
                     PhaseKind::OnFailure,
                     RunStatus::Failed,
@@ -293,29 +295,21 @@ impl Execution<'_> {
                     &mut out_rx,
                 )
                 .await?;
-            if s == RunStatus::Failed {
-                status = RunStatus::Failed;
-            }
         }
-        let after = match main {
-            RunStatus::Succeeded | RunStatus::Cancelled => main,
-            _ => RunStatus::Failed,
-        };
-        let tolerated_before = engine.tolerated_failures;
         let fin = engine
-            .phase(PhaseKind::Finally, after, &mut rx, &mut out_rx)
+            .phase(PhaseKind::Finally, main, &mut rx, &mut out_rx)
             .await?;
-        let finally_failed =
-            fin == RunStatus::Failed || engine.tolerated_failures > tolerated_before;
-        if finally_failed && status == RunStatus::Succeeded {
+        if fin == RunStatus::Failed && status == RunStatus::Succeeded {
             status = RunStatus::Failed;
         }
+        let tolerated = engine.tolerated.clone();
         engine.emit(Event::RunFinished {
             at: Timestamp::now(),
             status,
+            tolerated: tolerated.clone(),
         });
         engine.flush()?;
-        Ok(RunOutcome { status })
+        Ok(RunOutcome { status, tolerated })
     }
 }
 
@@ -368,6 +362,7 @@ impl Engine<'_, '_> {
             phase.graph.clone(),
             phase.fan_outs.clone(),
         );
+        run.run_tolerated = serde_json::to_value(&self.tolerated).unwrap_or_default();
         self.emit(Event::PhaseStarted {
             at: Timestamp::now(),
             phase: run.kind,
@@ -610,7 +605,10 @@ impl Engine<'_, '_> {
             &run.graph,
             &run.graph[idx],
             &self.exec.secrets,
-            run.run_status.as_str(),
+            RunState {
+                status: run.run_status.as_str(),
+                tolerated: &run.run_tolerated,
+            },
             &outputs,
         )
     }

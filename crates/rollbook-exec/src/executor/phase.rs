@@ -14,6 +14,7 @@ impl PhaseRun {
         let mut run = PhaseRun {
             kind,
             run_status,
+            run_tolerated: Value::Array(Vec::new()),
             graph,
             nodes: (0..n).map(|_| NodeState::new()).collect(),
             fan_outs,

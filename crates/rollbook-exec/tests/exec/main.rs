@@ -514,6 +514,18 @@ pub fn finish_of(events: &[Event], phase: &str, node: &str) -> (NodeStatus, Opti
     f[0].clone()
 }
 
+/// The failures `run_finished` says the run went on after, as `phase/node: message`.
+#[track_caller]
+pub fn tolerated_at_end(events: &[Event]) -> Vec<String> {
+    match events.last() {
+        Some(Event::RunFinished { tolerated, .. }) => tolerated
+            .iter()
+            .map(|t| format!("{}/{}: {}", t.phase, t.node, t.message))
+            .collect(),
+        other => panic!("the journal does not end with run_finished: {other:?}"),
+    }
+}
+
 /// Which phases started, in order.
 pub fn phases_started(events: &[Event]) -> Vec<String> {
     events

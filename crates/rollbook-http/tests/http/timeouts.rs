@@ -1,5 +1,6 @@
 //! Retries of a failing health check, and attempts that take too long: the executor's
-//! timeout cancels the attempt and the runner lets go at once.
+//! timeout cancels the attempt and the runner lets go at once; a notice that times out on a
+//! step that may fail (`on_failure: continue`) does not fail the run.
 //!
 //! The slow endpoint never answers, so only the timeout or the cancel under test can end an
 //! attempt; a runner that kept waiting would hold the test until `LET_GO` (a generous bound
@@ -7,10 +8,13 @@
 
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use rollbook_exec::NodeStatus;
+use rollbook_exec::event::Event;
 use rollbook_exec::event::RunStatus;
 use tokio_util::sync::CancellationToken;
 
@@ -166,4 +170,84 @@ async fn a_cancelled_attempt_returns_at_once_and_says_so() {
         "{}",
         tried.text()
     );
+}
+
+/// `/slow` never answers (the notice); `/restore` answers 200; `/report` keeps the bodies
+/// `finally` posts.
+fn notice_and_report(hits: &Hits, reports: &Arc<Mutex<Vec<String>>>) -> Router {
+    let reports = reports.clone();
+    slow(hits)
+        .route("/restore", post(|| async { "restored" }))
+        .route(
+            "/report",
+            post(move |body: String| {
+                let reports = reports.clone();
+                async move {
+                    reports.lock().unwrap().push(body);
+                    "ok"
+                }
+            }),
+        )
+}
+
+const NOTICE_PLAN: &str = r#"
+version: 1
+name: notice
+params:
+  base: { type: string, required: true }
+steps:
+  - id: notice
+    http: { url: "{{ params.base }}/slow" }
+    timeout: 300ms
+    on_failure: continue
+  - id: restore
+    needs: [notice]
+    http: { method: POST, url: "{{ params.base }}/restore", expect: { status: 200 } }
+on_failure:
+  - id: page
+    http: { method: POST, url: "{{ params.base }}/report", json: { text: "page" } }
+finally:
+  - id: report
+    http:
+      method: POST
+      url: "{{ params.base }}/report"
+      json:
+        status: "{{ run.status }}"
+        tolerated: "{{#each run.tolerated}}{{ this.node }}: {{ this.message }}{{/each}}"
+"#;
+
+#[tokio::test]
+async fn a_notice_that_times_out_on_a_continue_step_does_not_fail_the_run() {
+    let hits = Hits::default();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let server = serve(notice_and_report(&hits, &reports)).await;
+    let arg = format!("base=http://{}", server.addr);
+    let ran = ends("the run", run_plan(NOTICE_PLAN, &[&arg], &[])).await;
+
+    let (status, _, message) = ran.journal.finished("notice");
+    assert_eq!(status, NodeStatus::Failed);
+    let message = message.unwrap();
+    assert!(message.contains("timed out"), "{message}");
+    assert_eq!(hits.get(), 1);
+    assert_eq!(ran.journal.finished("restore").0, NodeStatus::Succeeded);
+    assert_eq!(
+        ran.status,
+        RunStatus::Succeeded,
+        "{:#?}",
+        ran.journal.events
+    );
+    match ran.journal.events.last() {
+        Some(Event::RunFinished { tolerated, .. }) => {
+            let nodes: Vec<&str> = tolerated.iter().map(|t| t.node.as_str()).collect();
+            assert_eq!(nodes, ["notice"]);
+        }
+        other => panic!("the run did not end: {other:?}"),
+    }
+    // `on_failure` did not run; `finally` saw the run succeed and the notice in
+    // `run.tolerated`.
+    let reports = reports.lock().unwrap().clone();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let report: serde_json::Value = serde_json::from_str(&reports[0]).unwrap();
+    assert_eq!(report["status"], "succeeded");
+    assert_eq!(report["tolerated"], format!("notice: {message}"));
 }

@@ -14,7 +14,7 @@ const ROOTS: &[&str] = &[
     "run",
     "plan",
 ];
-const RUN_FIELDS: &[&str] = &["id", "reason", "status", "user", "started_at"];
+const RUN_FIELDS: &[&str] = &["id", "reason", "status", "tolerated", "user", "started_at"];
 const PLAN_FIELDS: &[&str] = &["name", "severity"];
 
 impl<'p> Validator<'p> {

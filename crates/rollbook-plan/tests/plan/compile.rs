@@ -292,3 +292,35 @@ fn an_inventory_file_replaces_a_group() {
     assert_eq!(c.hosts["op-9"].address.as_ref().unwrap().value, "127.0.0.9");
     assert_eq!(names(&c.phases[0])[1], "roll[op-9].stop");
 }
+
+const TOLERATED: &str = r#"
+version: 1
+name: tolerated
+steps:
+  - id: notice
+    name: "{{ run.status }}: {{ json run.tolerated }}"
+    on_failure: continue
+    shell: { run: "echo notice" }
+finally:
+  - id: report
+    name: "{{ run.status }}:{{#each run.tolerated}} {{ this.node }} ({{ this.message }}){{/each}}"
+    when: '$run.tolerated | length > 0'
+    shell: { run: "echo report" }
+"#;
+
+#[test]
+fn run_tolerated_is_a_known_name_and_the_dry_run_shows_a_placeholder_after_the_main_graph() {
+    let c = compile_with(TOLERATED, &[]);
+    let renderer = rollbook_plan::template::Renderer::new();
+    let title = |phase: &Phase| {
+        let node = &phase.graph[phase.graph.node_indices().next().unwrap()];
+        rollbook_plan::preview::preview(&c, phase, node, &renderer).title
+    };
+    assert_eq!(title(&c.phases[0]).as_deref(), Some("running: []"));
+    assert_eq!(
+        title(&c.phases[2]).as_deref(),
+        Some("<succeeded|failed|cancelled>: <node> (<message>)")
+    );
+    let misspelt = TOLERATED.replace("json run.tolerated", "json run.toleratd");
+    assert_eq!(crate::codes(&misspelt), ["unknown-name"]);
+}

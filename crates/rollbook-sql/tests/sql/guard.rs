@@ -178,3 +178,81 @@ async fn a_commit_inside_a_runner_transaction_is_refused_before_anything_runs() 
     );
     assert_eq!(db.strings("SELECT COUNT(*) FROM t").await, [["5"]]);
 }
+
+/// A guarded UPDATE that would touch 3 rows where 2 are allowed, on a step that may fail
+/// (`on_failure: continue`); a step after it; `finally` writes what it tolerated into the
+/// database, through bound arguments.
+const TOLERATED_GUARD: &str = r#"
+version: 1
+name: tolerated-guard
+params:
+  url: { type: string, required: true }
+steps:
+  - id: bump
+    on_failure: continue
+    sql:
+      url: "{{ params.url }}"
+      transaction: true
+      query: UPDATE t SET v = v + 1 WHERE id <= $1
+      args: [3]
+      expect:
+        rows_affected: { max: 2 }
+  - id: after
+    needs: [bump]
+    sql:
+      url: "{{ params.url }}"
+      query: UPDATE t SET v = 0 WHERE id = $1
+      args: [5]
+finally:
+  - id: record
+    when: '$run.status == "succeeded"'
+    sql:
+      url: "{{ params.url }}"
+      query: INSERT INTO notes (node, message) VALUES ($1, $2)
+      args: ["{{ run.tolerated.[0].node }}", "{{ run.tolerated.[0].message }}"]
+"#;
+
+async fn a_rolled_back_guard_on_a_continue_step_is_tolerated(db: TestDb) {
+    db.exec(TABLE).await;
+    db.exec("CREATE TABLE notes (node VARCHAR(100), message VARCHAR(400))")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tolerated-guard.yaml");
+    std::fs::write(&path, TOLERATED_GUARD).unwrap();
+    let plan = compile_file(&path, &[&format!("url={}", db.url)]);
+    let (status, journal) = execute(&plan, Map::new(), &Yes::default()).await;
+
+    // The guard failed the step and rolled it back; the run went on and succeeded.
+    let rolled_back = "expected at most 2 rows affected, got 3; the transaction was rolled back: nothing was changed";
+    let (bump, message, _) = journal.finish("bump");
+    assert_eq!(bump, NodeStatus::Failed);
+    assert_eq!(message.as_deref(), Some(rolled_back));
+    assert_eq!(status, RunStatus::Succeeded, "{:#?}", journal.events);
+    assert_eq!(journal.finish("after").0, NodeStatus::Succeeded);
+    assert_eq!(
+        db.strings("SELECT v FROM t ORDER BY id").await,
+        [["10"], ["20"], ["30"], ["40"], ["0"]]
+    );
+    match journal.events.last() {
+        Some(Event::RunFinished { tolerated, .. }) => {
+            let nodes: Vec<&str> = tolerated.iter().map(|t| t.node.as_str()).collect();
+            assert_eq!(nodes, ["bump"]);
+        }
+        other => panic!("the run did not end: {other:?}"),
+    }
+    // `finally` saw `run.status` succeeded and the failure in `run.tolerated`.
+    assert_eq!(
+        db.strings("SELECT node, message FROM notes").await,
+        [["bump", rolled_back]]
+    );
+}
+
+#[tokio::test]
+async fn a_rolled_back_guard_on_a_continue_step_does_not_fail_the_run_on_postgres() {
+    a_rolled_back_guard_on_a_continue_step_is_tolerated(TestDb::pg("guard_tol").await).await;
+}
+
+#[tokio::test]
+async fn a_rolled_back_guard_on_a_continue_step_does_not_fail_the_run_on_mariadb() {
+    a_rolled_back_guard_on_a_continue_step_is_tolerated(TestDb::mysql("guard_tol").await).await;
+}

@@ -13,6 +13,7 @@ use rollbook_exec::history::NodeState;
 
 use super::facts::{LOCAL, Milestone, NodeFacts, Report};
 use super::utc;
+use crate::runs::{MOST_NAMED_TOLERATED, tolerated_name};
 use inline::*;
 
 /// What a blank says.
@@ -74,7 +75,43 @@ fn header(out: &mut String, r: &Report) {
         format!("the run acted on {}", named.join(", "))
     };
     let _ = writeln!(out, "- **Services Affected**: {BLANK}; {acted}");
-    let _ = writeln!(out, "- **Rollback status**: **{}**\n", run.status);
+    let _ = writeln!(
+        out,
+        "- **Rollback status**: **{}**{}\n",
+        run.status,
+        tolerated_note(r)
+    );
+}
+
+/// ` (1 failure tolerated)`, after a run's status; empty when it tolerated none.
+fn tolerated_note(r: &Report) -> String {
+    match r.run.tolerated.len() {
+        0 => String::new(),
+        1 => " (1 failure tolerated)".into(),
+        n => format!(" ({n} failures tolerated)"),
+    }
+}
+
+/// The summary's line naming the failures the run went on after, if any.
+fn tolerated_line(r: &Report) -> Option<String> {
+    let tolerated = &r.run.tolerated;
+    if tolerated.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = tolerated
+        .iter()
+        .take(MOST_NAMED_TOLERATED)
+        .map(|t| code(&tolerated_name(t)))
+        .collect();
+    if tolerated.len() > MOST_NAMED_TOLERATED {
+        names.push(format!("{} more", tolerated.len() - MOST_NAMED_TOLERATED));
+    }
+    let pronoun = if tolerated.len() == 1 { "it" } else { "them" };
+    Some(format!(
+        "- **Tolerated failures**: {}; the run went on after {pronoun} \
+         (`on_failure: continue` or `max_failures`)",
+        and_list(&names)
+    ))
 }
 
 /// `1m12s`; for a resumed run, how long it was stopped; for an unfinished run, that it is a
@@ -110,6 +147,9 @@ fn summary(out: &mut String, r: &Report) {
         .map_or(String::new(), |d| format!(": {}", text(d)));
     let _ = writeln!(out, "- **Plan**: `{}`{description}", run.plan);
     let _ = writeln!(out, "- **Status**: **{}**; {}", run.status, counts(r));
+    if let Some(line) = tolerated_line(r) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "- **Started**: {}", when(&run.started_at));
     match &run.finished_at {
         Some(at) => {
@@ -254,9 +294,10 @@ fn timeline(out: &mut String, r: &Report) {
         Some(at) => {
             let _ = writeln!(
                 out,
-                "- **{}** - Rollback finished: **{}**",
+                "- **{}** - Rollback finished: **{}**{}",
                 clock(at, &day),
-                run.status
+                run.status,
+                tolerated_note(r)
             );
         }
         None => {
