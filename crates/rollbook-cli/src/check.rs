@@ -32,6 +32,8 @@ pub async fn preflight(
     secrets: &Map<String, Value>,
 ) -> Vec<CheckRow> {
     let renderer = Renderer::new();
+    // Everything shown comes from actions rendered with the real secrets.
+    let redactor = crate::redaction::redactor(plan, secrets);
     let mut rows: BTreeMap<(String, String), CheckRow> = BTreeMap::new();
     let mut actions = Vec::new();
     for phase in &plan.phases {
@@ -56,7 +58,7 @@ pub async fn preflight(
             };
             match rendered {
                 Ok(action) => {
-                    let target = redact(&describe(&action).target, secrets);
+                    let target = redactor.redact(&describe(&action).target);
                     let key = (kind.clone(), target.clone());
                     let row = rows.entry(key.clone()).or_insert_with(|| {
                         actions.push((key, action));
@@ -101,17 +103,11 @@ pub async fn preflight(
         if let Ok((key, result)) = done
             && let Some(row) = rows.get_mut(&key)
         {
-            row.result = Some(result.map_err(|e| redact(&e, secrets)));
+            let redact = |text: String| redactor.redact(&text);
+            row.result = Some(result.map(redact).map_err(redact));
         }
     }
     rows.into_values().collect()
-}
-
-fn redact(text: &str, secrets: &Map<String, Value>) -> String {
-    let values = secrets
-        .values()
-        .filter_map(|v| v.as_str().map(str::to_string));
-    rollbook_exec::redact::Redactor::new(values).redact(text)
 }
 
 /// The preflight as a table; `true` when nothing failed.

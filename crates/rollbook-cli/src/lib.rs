@@ -30,6 +30,7 @@ pub mod display;
 pub mod dry_run;
 pub mod graph;
 pub mod locate;
+pub mod redaction;
 pub mod report;
 pub mod run;
 pub mod runs;

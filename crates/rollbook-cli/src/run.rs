@@ -156,6 +156,8 @@ struct TerminalPrompter {
     yes: bool,
     user: String,
     lock: tokio::sync::Mutex<()>,
+    /// The question is rendered with the real secrets.
+    redactor: Redactor,
 }
 
 impl Prompter for TerminalPrompter {
@@ -172,6 +174,7 @@ impl Prompter for TerminalPrompter {
                     "step {node} asks a person to confirm, and there is no terminal to ask on; answer with --yes"
                 ));
             }
+            let prompt = self.redactor.redact(prompt);
             let question = format!("\n{node}: {prompt}\nType yes to go on: ");
             let user = self.user.clone();
             // One question at a time; the read runs on a blocking thread so that a timeout or
@@ -194,12 +197,13 @@ impl Prompter for TerminalPrompter {
     }
 }
 
-/// The runners this build has.
-pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs) -> Runners {
+/// The runners this build has; `confirm` questions are shown through `redactor`.
+pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs, redactor: &Redactor) -> Runners {
     let prompter = Arc::new(TerminalPrompter {
         yes,
         user: user.to_string(),
         lock: tokio::sync::Mutex::new(()),
+        redactor: redactor.clone(),
     });
     Runners::new()
         .with(ShellRunner::default())
@@ -318,12 +322,8 @@ pub(crate) fn execute(
         prior,
         resumed,
     } = start;
-    let redactor = Redactor::new(
-        secrets
-            .values()
-            .filter_map(|v| v.as_str().map(str::to_string)),
-    );
-    let runners = runners(args.yes, user, &args.ssh);
+    let redactor = crate::redaction::redactor(compiled, &secrets);
+    let runners = runners(args.yes, user, &args.ssh, &redactor);
     let mode = display_mode(args);
     let total: usize = compiled.phases.iter().map(|p| p.graph.node_count()).sum();
     let runtime = crate::commands::runtime()?;

@@ -6,12 +6,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rollbook_plan::action::Action;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::redact::{Redactor, StreamRedactor};
 
 /// A boxed future, for the object-safe [`Runner`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -58,7 +60,7 @@ impl Outcome {
 /// Which of a command's output streams a line came from.
 pub enum Stream {
     /// Standard output.
-    Stdout,
+    Stdout = 0,
     /// Standard error.
     Stderr,
 }
@@ -74,35 +76,150 @@ pub struct OutputLine {
     pub line: String,
 }
 
-/// Where a runner streams the output of its attempt.
+/// Where a runner streams the output of its attempt. Clones share one stream per output
+/// stream; when the sink redacts, each is redacted as a stream, not line by line
+/// ([`StreamRedactor`]), and what it holds back is written by [`OutputSink::finish`] (or
+/// when the last clone is dropped).
 #[derive(Clone)]
 pub struct OutputSink {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     node: Arc<str>,
     tx: mpsc::UnboundedSender<OutputLine>,
+    /// stdout and stderr, when the sink redacts.
+    streams: Option<Mutex<[RedactedLines; 2]>>,
+}
+
+/// One output stream, redacted as a stream and cut into lines again.
+struct RedactedLines {
+    redactor: StreamRedactor,
+    /// Redacted text of a line not ended yet.
+    partial: String,
+}
+
+impl RedactedLines {
+    /// Takes a line; answers the redacted lines that are complete now.
+    fn push(&mut self, line: &str) -> Vec<String> {
+        let mut text = String::with_capacity(line.len() + 1);
+        text.push_str(line);
+        text.push('\n');
+        let redacted = self.redactor.push(&text);
+        self.lines(&redacted)
+    }
+
+    /// The end of the stream: the rest, line by line.
+    fn finish(&mut self) -> Vec<String> {
+        let rest = self.redactor.finish();
+        let mut lines = self.lines(&rest);
+        if !self.partial.is_empty() {
+            lines.push(std::mem::take(&mut self.partial));
+        }
+        lines
+    }
+
+    fn lines(&mut self, redacted: &str) -> Vec<String> {
+        self.partial.push_str(redacted);
+        let Some(last) = self.partial.rfind('\n') else {
+            return Vec::new();
+        };
+        let rest = self.partial.split_off(last + 1);
+        let done = std::mem::replace(&mut self.partial, rest);
+        done[..last].split('\n').map(str::to_string).collect()
+    }
+}
+
+impl Shared {
+    fn send(&self, stream: Stream, line: String) {
+        let _ = self.tx.send(OutputLine {
+            node: self.node.clone(),
+            stream,
+            line,
+        });
+    }
+
+    fn finish(&self) {
+        let Some(streams) = &self.streams else {
+            return;
+        };
+        let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
+        for (stream, lines) in [Stream::Stdout, Stream::Stderr]
+            .into_iter()
+            .zip(streams.iter_mut())
+        {
+            for line in lines.finish() {
+                self.send(stream, line);
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 impl OutputSink {
-    /// A sink for `node`'s lines, sent to `tx`.
+    /// A sink for `node`'s lines, sent to `tx` as they are.
     pub fn new(node: Arc<str>, tx: mpsc::UnboundedSender<OutputLine>) -> Self {
-        OutputSink { node, tx }
+        OutputSink {
+            shared: Arc::new(Shared {
+                node,
+                tx,
+                streams: None,
+            }),
+        }
+    }
+
+    /// A sink for `node`'s lines, sent to `tx` with every secret `redactor` knows masked.
+    pub fn redacted(
+        node: Arc<str>,
+        tx: mpsc::UnboundedSender<OutputLine>,
+        redactor: &Redactor,
+    ) -> Self {
+        if redactor.is_empty() {
+            return OutputSink::new(node, tx);
+        }
+        let lines = || RedactedLines {
+            redactor: StreamRedactor::new(redactor.clone()),
+            partial: String::new(),
+        };
+        OutputSink {
+            shared: Arc::new(Shared {
+                node,
+                tx,
+                streams: Some(Mutex::new([lines(), lines()])),
+            }),
+        }
     }
 
     /// A sink that drops everything (tests, preflight).
     pub fn discard() -> Self {
         let (tx, _rx) = mpsc::unbounded_channel();
-        OutputSink {
-            node: Arc::from(""),
-            tx,
+        OutputSink::new(Arc::from(""), tx)
+    }
+
+    /// Sends a line (dropped when nobody listens). A redacting sink may hold it back while
+    /// it could be the start of a secret that goes on in the next lines.
+    pub fn line(&self, stream: Stream, line: &str) {
+        let Some(streams) = &self.shared.streams else {
+            self.shared.send(stream, line.to_string());
+            return;
+        };
+        let lines = {
+            let mut streams = streams.lock().unwrap_or_else(|p| p.into_inner());
+            streams[stream as usize].push(line)
+        };
+        for line in lines {
+            self.shared.send(stream, line);
         }
     }
 
-    /// Sends a line (dropped when nobody listens).
-    pub fn line(&self, stream: Stream, line: &str) {
-        let _ = self.tx.send(OutputLine {
-            node: self.node.clone(),
-            stream,
-            line: line.to_string(),
-        });
+    /// The end of the attempt's output: sends what a redacting sink held back.
+    pub fn finish(&self) {
+        self.shared.finish();
     }
 }
 
@@ -193,5 +310,47 @@ impl Tail {
     /// The kept text, and how many bytes were dropped before it.
     pub fn finish(self) -> (String, usize) {
         (self.text, self.dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(rx: &mut mpsc::UnboundedReceiver<OutputLine>) -> Vec<(Stream, String)> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|l| (l.stream, l.line))
+            .collect()
+    }
+
+    #[test]
+    fn a_redacting_sink_masks_a_secret_split_over_lines_per_stream() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let redactor = Redactor::new(["key-line-1\nkey-line-2".to_string()]);
+        let sink = OutputSink::redacted(Arc::from("n"), tx, &redactor);
+        sink.line(Stream::Stdout, "before key-line-1");
+        sink.line(Stream::Stderr, "an error");
+        assert_eq!(received(&mut rx), [(Stream::Stderr, "an error".into())]);
+        sink.line(Stream::Stdout, "key-line-2 after");
+        sink.line(Stream::Stdout, "key-line-1");
+        assert_eq!(
+            received(&mut rx),
+            [(Stream::Stdout, "before *** after".into())]
+        );
+        sink.finish();
+        assert_eq!(received(&mut rx), [(Stream::Stdout, "***".into())]);
+    }
+
+    #[test]
+    fn what_a_sink_held_back_is_sent_when_its_last_clone_is_dropped() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let redactor = Redactor::new(["key-line-1\nkey-line-2".to_string()]);
+        let sink = OutputSink::redacted(Arc::from("n"), tx, &redactor);
+        let clone = sink.clone();
+        sink.line(Stream::Stdout, "key-line-1");
+        drop(sink);
+        assert_eq!(received(&mut rx), []);
+        drop(clone);
+        assert_eq!(received(&mut rx), [(Stream::Stdout, "***".into())]);
     }
 }

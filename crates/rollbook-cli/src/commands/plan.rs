@@ -36,7 +36,13 @@ pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result
 /// the dry run's JSON. A failed check is exit code 1.
 fn preflight(compiled: &CompiledPlan, json: bool, ssh: &SshArgs) -> Result<(), Failure> {
     let secrets = crate::run::resolve_secrets(compiled)?;
-    let runners = crate::run::runners(true, &crate::run::current_user(), ssh);
+    // Nothing is asked in a preflight: no question to redact.
+    let runners = crate::run::runners(
+        true,
+        &crate::run::current_user(),
+        ssh,
+        &rollbook_exec::redact::Redactor::default(),
+    );
     let rows = super::runtime()?.block_on(check::preflight(compiled, &runners, &secrets));
     let (table, ok) = check::table(&rows);
     if json {

@@ -10,6 +10,7 @@ mod invalid_plans;
 mod old_journals;
 mod report;
 mod run;
+mod secrets;
 mod sql_plans;
 mod support;
 

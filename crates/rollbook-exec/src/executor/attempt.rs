@@ -78,7 +78,9 @@ impl Engine<'_, '_> {
             } = launch;
             let cancel = abort.child_token();
             let tx = self.tx.clone();
-            let output = OutputSink::new(node.clone(), self.out_tx.clone());
+            let output =
+                OutputSink::redacted(node.clone(), self.out_tx.clone(), &self.exec.redactor);
+            let output_end = output.clone();
             tokio::spawn(async move {
                 let started = Instant::now();
                 let fut = runner.run(
@@ -102,6 +104,8 @@ impl Engine<'_, '_> {
                     },
                     None => fut.await,
                 };
+                // What the redaction held back comes before the attempt's end.
+                output_end.finish();
                 let _ = tx.send(Msg::Done {
                     idx,
                     attempt,

@@ -318,12 +318,16 @@ impl Engine<'_, '_> {
         self.batch.push(event);
     }
 
-    /// Journals the events of this turn (one sync), then shows them.
+    /// Journals the events of this turn (one sync), then shows them. Every event is
+    /// redacted here, on its one way out.
     fn flush(&mut self) -> Result<(), Error> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let events = std::mem::take(&mut self.batch);
+        let events: Vec<Event> = std::mem::take(&mut self.batch)
+            .into_iter()
+            .map(|e| self.exec.redactor.redact_event(e))
+            .collect();
         self.exec.journal.append(&events)?;
         if let Some(obs) = &self.exec.observer {
             for e in events {
@@ -471,8 +475,8 @@ impl Engine<'_, '_> {
         status
     }
 
-    fn output(&mut self, run: &PhaseRun, mut line: OutputLine) -> Result<(), Error> {
-        line.line = self.exec.redactor.redact(&line.line);
+    /// A line of a step's output, redacted already by its sink ([`OutputSink::redacted`]).
+    fn output(&mut self, run: &PhaseRun, line: OutputLine) -> Result<(), Error> {
         self.exec
             .journal
             .log(run.kind.as_str(), &line.node, line.stream, &line.line)?;

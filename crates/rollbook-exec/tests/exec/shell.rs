@@ -234,3 +234,28 @@ steps:
     });
     assert_eq!(message.as_deref(), Some("exit code 1: bad ***"));
 }
+
+#[tokio::test]
+async fn a_multi_line_secret_is_masked_across_lines_and_held_back_text_is_logged_at_the_end() {
+    let secret = "first-line\nsecond-line";
+    let plan = compile(
+        r#"
+version: 1
+name: leak
+steps:
+  - id: leak
+    shell:
+      run: "printf 'a first-line\\n'; sleep 0.1; printf 'second-line b\\nfirst-line\\nsecond'"
+"#,
+    );
+    let setup = Setup {
+        redactor: Redactor::new([secret.to_string()]),
+        ..Setup::default()
+    };
+    let (status, journal) = execute_shell(&plan, setup).await;
+    assert_eq!(status, RunStatus::Succeeded);
+    let lines: Vec<&str> = journal.logs.iter().map(|l| l.3.as_str()).collect();
+    // The whole value over two lines, a line of it alone, and the start of the second line
+    // that the end of the output left undecided.
+    assert_eq!(lines, ["a *** b", "***", "second"]);
+}
