@@ -76,7 +76,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn verify(fleet: &Fleet) -> BTreeMap<String, String> {
+/// Runs the checklist: each node's status, and the exit code.
+fn verify(fleet: &Fleet) -> (BTreeMap<String, String>, Option<i32>) {
     let ca = format!("ca_file={}", fleet.dir.join("tls/ca.pem").display());
     let before = fleet.run_ids();
     let ran = fleet.run(&[
@@ -93,7 +94,7 @@ fn verify(fleet: &Fleet) -> BTreeMap<String, String> {
         .into_iter()
         .find(|id| !before.contains(id))
         .unwrap();
-    fleet.node_statuses(&run)
+    (fleet.node_statuses(&run), ran.code)
 }
 
 fn failed(statuses: &BTreeMap<String, String>) -> Vec<&str> {
@@ -109,7 +110,9 @@ fn verification_names_every_failing_check_on_a_broken_fleet_and_passes_on_a_heal
     let fleet = Fleet::take();
     // As the failed upgrade left it (every service on 4.2.0), and one agent down.
     fleet.set_unit("eu-west-worker-4", "zeitwork-node-agent", None);
-    let statuses = verify(&fleet);
+    let (statuses, code) = verify(&fleet);
+    // Every check ran, and the checklist failed at its verdict, naming the failed checks.
+    assert_eq!(code, Some(1), "{statuses:#?}");
     assert_eq!(
         failed(&statuses),
         [
@@ -121,6 +124,7 @@ fn verification_names_every_failing_check_on_a_broken_fleet_and_passes_on_a_heal
             "endpoint-8082",
             "endpoint-8083",
             "node-agent-running[eu-west-worker-4]",
+            "verdict",
         ],
         "{statuses:#?}"
     );
@@ -140,14 +144,16 @@ fn verification_names_every_failing_check_on_a_broken_fleet_and_passes_on_a_heal
     for host in workers() {
         fleet.set_unit(&host, "zeitwork-node-agent", Some(GOOD));
     }
-    let statuses = verify(&fleet);
+    let (statuses, code) = verify(&fleet);
     assert!(failed(&statuses).is_empty(), "{statuses:#?}");
+    assert_eq!(code, Some(0), "{statuses:#?}");
     // Every check ran: 27 services on operators, 18 agents, the database, the deployment
-    // list, its fan-out and the 3 deployments in it, 4 endpoints.
+    // list, its fan-out and the 3 deployments in it, 4 endpoints; and the verdict, skipped.
     assert_eq!(
         statuses.len(),
-        9 * 3 + 18 + 1 + 1 + 1 + 3 + 4,
+        9 * 3 + 18 + 1 + 1 + 1 + 3 + 4 + 1,
         "{statuses:#?}"
     );
+    assert_eq!(statuses["verdict"], "skipped");
     assert_eq!(statuses["deployment-healthy"], "succeeded");
 }
