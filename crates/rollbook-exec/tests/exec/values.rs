@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 #[path = "../../../rollbook-plan/tests/support/shell_positions.rs"]
 mod shell_positions;
-use shell_positions::{POSITIONS, ShellPosition, render, value};
+use shell_positions::{ShellPosition, check_every_position, render, value};
 
 /// Runs `position` with `value` through the shell runner; what it wrote to `$OUT`.
 fn received(
@@ -54,53 +54,29 @@ proptest! {
 
     #[test]
     fn every_position_receives_exactly_the_value_and_runs_nothing_else(value in value()) {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        for p in POSITIONS {
-            let got = received(&rt, dir.path(), p, &value);
-            prop_assert_eq!(
-                String::from_utf8_lossy(&got),
-                (p.expect)(&value),
-                "{}: the command received other bytes than the value {:?}",
-                p.name,
-                value
-            );
-            prop_assert!(
-                !dir.path().join("canary").exists(),
-                "{}: the value {:?} ran as code",
-                p.name,
-                value
-            );
-        }
+        check(&value)?;
     }
 }
 
-#[test]
-fn the_hostile_pieces_each_arrive_alone_and_together() {
+fn check(value: &str) -> Result<(), TestCaseError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
+    check_every_position(value, &dir.path().join("canary"), |p, v| {
+        received(&rt, dir.path(), p, v)
+    })
+}
+
+#[test]
+fn the_hostile_pieces_each_arrive_alone_and_together() {
     let all = shell_positions::HOSTILE.concat();
     for value in shell_positions::HOSTILE
         .iter()
         .copied()
         .chain([all.as_str(), ""])
     {
-        for p in POSITIONS {
-            let got = received(&rt, dir.path(), p, value);
-            assert_eq!(
-                String::from_utf8_lossy(&got),
-                (p.expect)(value),
-                "{}: {value:?}",
-                p.name
-            );
-            assert!(
-                !dir.path().join("canary").exists(),
-                "{}: {value:?} ran as code",
-                p.name
-            );
-        }
+        check(value).unwrap();
     }
 }

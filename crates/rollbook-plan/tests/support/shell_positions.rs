@@ -178,6 +178,32 @@ pub fn value() -> impl Strategy<Value = String> {
     proptest::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
 }
 
+/// Runs every position with `value` through `received` (what the command wrote to `$OUT`)
+/// and checks that it got exactly the value and that `canary` (`$CANARY`) was not created.
+pub fn check_every_position(
+    value: &str,
+    canary: &std::path::Path,
+    mut received: impl FnMut(&ShellPosition, &str) -> Vec<u8>,
+) -> Result<(), TestCaseError> {
+    for p in POSITIONS {
+        let got = received(p, value);
+        prop_assert_eq!(
+            String::from_utf8_lossy(&got),
+            (p.expect)(value),
+            "{}: the command received other bytes than the value {:?}",
+            p.name,
+            value
+        );
+        prop_assert!(
+            !canary.exists(),
+            "{}: the value {:?} ran as code",
+            p.name,
+            value
+        );
+    }
+    Ok(())
+}
+
 /// `template` rendered with `params.x` = `value`, as the runners receive it.
 pub fn render(template: &str, value: &str) -> ShellText {
     let text = Renderer::new()

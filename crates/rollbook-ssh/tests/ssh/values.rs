@@ -10,7 +10,7 @@ use crate::*;
 
 #[path = "../../../rollbook-plan/tests/support/shell_positions.rs"]
 mod shell_positions;
-use shell_positions::{POSITIONS, ShellPosition, render, value};
+use shell_positions::{ShellPosition, check_every_position, render, value};
 
 /// Runs `position` with `value` on fleet host 127.0.0.2 (as `user`, through sudo when asked);
 /// what it wrote to `$OUT`.
@@ -76,24 +76,9 @@ fn shared_dir() -> tempfile::TempDir {
 
 fn check(rt: &tokio::runtime::Runtime, value: &str, sudo: bool) -> Result<(), TestCaseError> {
     let dir = shared_dir();
-    for p in POSITIONS {
-        let got = received(rt, dir.path(), p, value, sudo);
-        prop_assert_eq!(
-            String::from_utf8_lossy(&got),
-            (p.expect)(value),
-            "{} (sudo: {}): the command received other bytes than the value {:?}",
-            p.name,
-            sudo,
-            value
-        );
-        prop_assert!(
-            !dir.path().join("canary").exists(),
-            "{}: the value {:?} ran as code",
-            p.name,
-            value
-        );
-    }
-    Ok(())
+    check_every_position(value, &dir.path().join("canary"), |p, v| {
+        received(rt, dir.path(), p, v, sudo)
+    })
 }
 
 proptest! {
