@@ -111,23 +111,11 @@ fn start_api() -> SocketAddr {
         doc.insert(TOKEN.into(), json!("the token as a key"));
         Value::Object(doc).to_string()
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = Router::new()
-        .route("/deny", post(deny))
-        .route("/echo", post(echo));
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(listener, router).await.unwrap();
-        });
-    });
-    addr
+    crate::serve(
+        Router::new()
+            .route("/deny", post(deny))
+            .route("/echo", post(echo)),
+    )
 }
 
 /// Every form of the three secrets that must not be seen, with what it is.

@@ -168,3 +168,22 @@ impl Ran {
             .unwrap_or_else(|e| panic!("{e}: {}\nstderr:\n{}", self.stdout, self.stderr))
     }
 }
+
+/// Serves `router` on 127.0.0.1 (a free port) from a thread of its own, for the binary to
+/// reach; lives as long as the test process.
+pub fn serve(router: axum::Router) -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    addr
+}
