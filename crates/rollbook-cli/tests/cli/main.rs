@@ -8,6 +8,7 @@ mod fleet;
 mod http_plans;
 mod invalid_plans;
 mod old_journals;
+mod order;
 mod report;
 mod run;
 mod secrets;
