@@ -5,6 +5,7 @@ mod commands;
 mod dry_runs;
 mod exit_codes;
 mod fleet;
+mod graph;
 mod http_plans;
 mod invalid_plans;
 mod old_journals;

@@ -19,10 +19,12 @@ use crate::params::{check_value, display_value, parse_cli};
 use crate::template;
 
 mod layers;
+mod outline;
 mod params;
 mod reads;
 mod settings;
 
+pub use outline::{Outline, Part};
 pub use params::{ParamInput, bind_params};
 pub use reads::{step_reads, visit_templates};
 use settings::settings;
@@ -157,7 +159,7 @@ pub struct FanOut {
     /// The step says `on_failure: continue`: failed instances are recorded, do not count
     /// toward `max_failures`, and the rollout goes on.
     pub continue_on_failure: bool,
-    /// The instances' names (`roll[us-east-op-2]`), in item order.
+    /// The instances' keys (`us-east-op-2` for `roll[us-east-op-2]`), in item order.
     pub instances: Vec<String>,
 }
 

@@ -168,3 +168,52 @@ fn a_list_written_for_steps_that_started_at_once_is_pointed_out() {
     let explicit = old.replace("  - id: notify\n", "  - id: notify\n    needs: []\n");
     assert!(diagnostics(&explicit).is_empty());
 }
+
+#[test]
+fn the_outline_places_nodes_in_their_steps_and_lifts_edges_to_them() {
+    use petgraph::graph::NodeIndex;
+    use rollbook_plan::compile::Part;
+
+    let text = plan(
+        "  - id: prepare\n    sleep: 1s\n  - id: roll\n    for_each: [a, b]\n    steps:\n\
+         \x20     - id: stop\n        sleep: 1s\n      - id: start\n        sleep: 1s\n\
+         \x20 - id: checks\n    parallel: true\n    steps:\n      - id: x\n        sleep: 1s\n\
+         \x20     - id: y\n        sleep: 1s\n",
+    );
+    let c = compile_with(&text, &[]);
+    let phase = &c.phases[0];
+    let outline = phase.outline();
+    let n = |name: &str| {
+        let i = names(phase).iter().position(|x| x == name).unwrap();
+        Part::Node(NodeIndex::new(i))
+    };
+    let roll = Part::FanOut(0);
+    let checks = Part::Group("checks".into());
+    assert_eq!(
+        outline.children(None),
+        [n("prepare"), roll.clone(), checks.clone()]
+    );
+    assert_eq!(
+        outline.children(Some(&roll)),
+        [
+            Part::Instance("roll[a]".into()),
+            Part::Instance("roll[b]".into())
+        ]
+    );
+    assert_eq!(
+        outline.path(NodeIndex::new(2)),
+        [
+            roll.clone(),
+            Part::Instance("roll[a]".into()),
+            n("roll[a].start")
+        ]
+    );
+    // 2 + 2x2 + 2 node edges, seen as: prepare → roll, roll → checks, and inside each
+    // instance stop → start.
+    assert_eq!(phase.graph.edge_count(), 8);
+    let edges = outline.edges(phase);
+    assert_eq!(edges.len(), 4, "{edges:?}");
+    assert!(edges.contains(&(n("prepare"), roll.clone())));
+    assert!(edges.contains(&(roll, checks)));
+    assert!(edges.contains(&(n("roll[a].stop"), n("roll[a].start"))));
+}
