@@ -5,7 +5,7 @@ use std::fmt::Write;
 use clap::ValueEnum;
 use petgraph::Direction;
 use petgraph::graph::NodeIndex;
-use rollbook_plan::compile::{CompiledPlan, Node, Phase, Settings};
+use rollbook_plan::compile::{CompiledPlan, Node, Outline, Part, Phase, Settings};
 use rollbook_plan::model::{Backoff, OnFailure, ResumePolicy};
 use rollbook_plan::params::display_value;
 use rollbook_plan::preview::{Preview, preview};
@@ -112,6 +112,7 @@ pub fn text(plan: &CompiledPlan, parallelism: usize) -> String {
 
 fn phase_text(out: &mut String, plan: &CompiledPlan, phase: &Phase, renderer: &Renderer) {
     let layers = phase.layers();
+    let outline = phase.outline();
     let n = phase.graph.node_count();
     let when = match phase.kind {
         rollbook_plan::compile::PhaseKind::Main => "",
@@ -145,7 +146,7 @@ fn phase_text(out: &mut String, plan: &CompiledPlan, phase: &Phase, renderer: &R
     for (i, layer) in layers.iter().enumerate() {
         let _ = writeln!(out, "\n  layer {}", i + 1);
         for &idx in layer {
-            node_text(out, plan, phase, idx, renderer);
+            node_text(out, plan, phase, &outline, idx, renderer);
         }
     }
 }
@@ -154,6 +155,7 @@ fn node_text(
     out: &mut String,
     plan: &CompiledPlan,
     phase: &Phase,
+    outline: &Outline,
     idx: NodeIndex,
     renderer: &Renderer,
 ) {
@@ -167,9 +169,11 @@ fn node_text(
     if let Some(title) = &p.title {
         let _ = writeln!(out, "      \"{title}\"");
     }
-    let needs = needs_of(phase, idx);
-    if !needs.is_empty() {
-        let _ = writeln!(out, "      after {}", needs.join(", "));
+    let waits = waits_for(phase, outline, idx);
+    if waits.is_empty() {
+        let _ = writeln!(out, "      starts at once");
+    } else {
+        let _ = writeln!(out, "      after {}", waits.join(", "));
     }
     if let Some(d) = &node.deferred {
         let _ = writeln!(
@@ -187,19 +191,74 @@ fn node_text(
     }
 }
 
-fn needs_of(phase: &Phase, idx: NodeIndex) -> Vec<String> {
-    let mut names: Vec<String> = phase
-        .graph
-        .neighbors_directed(idx, Direction::Incoming)
-        .map(|n| phase.graph[n].name.clone())
-        .collect();
+/// What a node waits for before it starts, as the plan writes it: the steps before it (a
+/// whole group or `for_each` named once), and in a `for_each` with `concurrency`, its place.
+/// Empty when it starts at once.
+fn waits_for(phase: &Phase, outline: &Outline, idx: NodeIndex) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for from in phase.graph.neighbors_directed(idx, Direction::Incoming) {
+        let name = describe(phase, outline.edge(from, idx).0);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     names.sort();
     if names.len() > 6 {
         let more = names.len() - 4;
         names.truncate(4);
         names.push(format!("and {more} more"));
     }
+    names.extend(place_in_fan_outs(phase, outline, idx));
     names
+}
+
+/// A part as the dry run names it: a node by its name, a group or `for_each` as a whole.
+fn describe(phase: &Phase, part: &Part) -> String {
+    match part {
+        Part::Node(n) => phase.graph[*n].name.clone(),
+        Part::FanOut(f) => {
+            let f = &phase.fan_outs[*f];
+            match f.instances.len() {
+                1 => format!("{} (its one instance)", f.path),
+                n => format!("{} (all {n} instances)", f.path),
+            }
+        }
+        Part::Group(path) | Part::Instance(path) => format!("{path} (all its steps)"),
+    }
+}
+
+/// For each `for_each` with `concurrency` whose instance starts with this node: the earlier
+/// instance it waits for (one at a time), or a free place (at most N at a time).
+fn place_in_fan_outs(phase: &Phase, outline: &Outline, idx: NodeIndex) -> Vec<String> {
+    let path = outline.path(idx);
+    let mut out = Vec::new();
+    for r in &phase.graph[idx].instances {
+        let f = &phase.fan_outs[r.fan_out];
+        let Some(c) = f.concurrency else { continue };
+        if r.instance < c as usize {
+            continue;
+        }
+        let at = path.iter().position(|p| *p == Part::FanOut(r.fan_out));
+        let Some(instance) = at.and_then(|i| path.get(i + 1)) else {
+            continue;
+        };
+        let first_in_instance = phase
+            .graph
+            .neighbors_directed(idx, Direction::Incoming)
+            .all(|from| !outline.path(from).contains(instance));
+        if !first_in_instance {
+            continue;
+        }
+        out.push(match c {
+            1 => format!(
+                "{}[{}] (one at a time)",
+                f.path,
+                f.instances[r.instance - 1]
+            ),
+            c => format!("a free place in {} (at most {c} at a time)", f.path),
+        });
+    }
+    out
 }
 
 #[derive(Serialize)]

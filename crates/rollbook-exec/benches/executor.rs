@@ -33,7 +33,8 @@ impl Runner for Noop {
     }
 }
 
-/// `n` shell steps in lanes of 100: step i needs step i-100, so 100 lanes run side by side.
+/// `n` shell steps in lanes of 100: step i needs step i-100 (the first 100 need nothing), so
+/// 100 lanes run side by side.
 fn plan(n: usize) -> CompiledPlan {
     let mut text = String::from("version: 1\nname: bench\nsteps:\n");
     for i in 0..n {
@@ -42,6 +43,8 @@ fn plan(n: usize) -> CompiledPlan {
         ));
         if i >= 100 {
             text.push_str(&format!("    needs: [s{}]\n", i - 100));
+        } else {
+            text.push_str("    needs: []\n");
         }
     }
     let checked = rollbook_plan::check(SourceFile::new("bench.yaml", text), None);

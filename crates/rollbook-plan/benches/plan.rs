@@ -15,8 +15,8 @@ fn generated_plan(n: usize) -> String {
     );
     for i in 0..n {
         text.push_str(&format!("  - id: s{i}\n"));
-        if i % 10 != 0 {
-            text.push_str(&format!("    needs: [s{}]\n", i - 1));
+        if i % 10 == 0 {
+            text.push_str("    needs: []\n");
         }
         match i % 10 {
             0 => text.push_str(&format!(

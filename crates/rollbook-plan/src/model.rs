@@ -473,7 +473,8 @@ pub struct SqlSettings {
 }
 
 /// One step: exactly one action (`ssh`, `http`, `sql`, `shell`, `sleep`, `confirm`) or a group
-/// of `steps`.
+/// of `steps`. The steps of a list run in the order they are written: each starts after the
+/// step above it has finished, unless it says `needs` (or its group says `parallel: true`).
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Step {
@@ -481,9 +482,12 @@ pub struct Step {
     pub id: Spanned<String>,
     /// Human label (default: the id).
     pub name: Option<Spanned<String>>,
-    /// Steps of the same scope that must succeed (or be skipped) first.
-    #[schemars(default)]
-    pub needs: Vec<Spanned<String>>,
+    /// Steps of the same list that must succeed (or be skipped) first, instead of the step
+    /// above it. `needs: []` starts the step at once.
+    pub needs: Option<Vec<Spanned<String>>>,
+    /// On a group: its steps run together, each after its own `needs` only, instead of one
+    /// after the other (default false).
+    pub parallel: Option<Spanned<bool>>,
     /// jq condition; false or null skips the step.
     pub when: Option<Jq>,
     /// Run once per item: a YAML list, or a template yielding one (`{{ inventory.workers }}`).
@@ -625,6 +629,70 @@ impl Step {
     pub fn label(&self) -> &str {
         self.name.as_ref().map_or(&self.id.value, |n| &n.value)
     }
+
+    /// The ids written in `needs` (none when it is absent or `[]`).
+    pub fn needs_written(&self) -> &[Spanned<String>] {
+        self.needs.as_deref().unwrap_or_default()
+    }
+
+    /// A group whose steps run together (`parallel: true`).
+    pub fn is_parallel(&self) -> bool {
+        self.parallel.as_ref().is_some_and(|p| p.value)
+    }
+}
+
+/// What a step waits for before it starts, by the rule that a list runs in order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Waits<'a> {
+    /// The steps its `needs` names (none for `needs: []`).
+    Needs(&'a [Spanned<String>]),
+    /// The step just above it (its index in the list): it has no `needs` in a list that runs
+    /// in order.
+    Above(usize),
+    /// Nothing: the first step of its list, or a step without `needs` in a `parallel: true`
+    /// group.
+    Nothing,
+}
+
+/// What each step of a list waits for. `parallel` is true for the steps of a
+/// `parallel: true` group; the lists `steps`, `on_failure` and `finally` run in order.
+pub fn waits(steps: &[Step], parallel: bool) -> Vec<Waits<'_>> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| match &step.needs {
+            Some(needs) => Waits::Needs(needs),
+            None if parallel || i == 0 => Waits::Nothing,
+            None => Waits::Above(i - 1),
+        })
+        .collect()
+}
+
+/// For each step of a list, the indexes of the steps of the same list it waits for, in
+/// order, without repeats (a `needs` id that names no step of the list is left out).
+pub fn waits_indexes(steps: &[Step], parallel: bool) -> Vec<Vec<usize>> {
+    let index: std::collections::HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, s)| (s.id.value.as_str(), i))
+        .collect();
+    waits(steps, parallel)
+        .into_iter()
+        .map(|w| match w {
+            Waits::Needs(needs) => {
+                let mut found: Vec<usize> = Vec::new();
+                for j in needs.iter().filter_map(|n| index.get(n.value.as_str())) {
+                    if !found.contains(j) {
+                        found.push(*j);
+                    }
+                }
+                found
+            }
+            Waits::Above(j) => vec![j],
+            Waits::Nothing => Vec::new(),
+        })
+        .collect()
 }
 
 /// The items a step runs for.

@@ -8,7 +8,7 @@ use rollbook_plan::SourceFile;
 use rollbook_plan::compile::{self, ParamInput, RunInfo};
 
 /// Params for plans that require some, as an operator would give them.
-fn params_for(name: &str) -> Vec<String> {
+pub fn params_for(name: &str) -> Vec<String> {
     let p: &[&str] = match name {
         "config-recovery" => &["recovery_date=2026-11-20"],
         "database-pitr" => &["recovery_time=2026-11-25 03:00:00"],
@@ -26,7 +26,7 @@ fn params_for(name: &str) -> Vec<String> {
     p.iter().map(|s| s.to_string()).collect()
 }
 
-fn run_info() -> RunInfo {
+pub fn run_info() -> RunInfo {
     RunInfo {
         id: "dry-run".into(),
         reason: "operator 2.4 crash-loops".into(),
@@ -35,13 +35,34 @@ fn run_info() -> RunInfo {
     }
 }
 
-fn dry_run_dir(dir: &Path, prefix: &str) -> usize {
+/// The `*.yaml` files of `dir`, sorted.
+pub fn plan_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.sort();
+    files
+}
+
+/// A plan file of `plans/` or `examples/` compiled as the dry run compiles it.
+pub fn compile_file(path: &Path) -> compile::CompiledPlan {
+    let stem = path.file_stem().unwrap().to_str().unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
+    let plan = rollbook_plan::check(
+        SourceFile::new(path.display().to_string(), text),
+        Some(stem),
+    )
+    .plan
+    .unwrap();
+    let input = ParamInput::from_args(&params_for(stem)).unwrap();
+    let params = compile::bind_params(&plan, &input).unwrap();
+    compile::compile(&plan, params, &Default::default(), &run_info()).unwrap()
+}
+
+fn dry_run_dir(dir: &Path, prefix: &str) -> usize {
+    let files = plan_files(dir);
     for path in &files {
         let stem = path.file_stem().unwrap().to_str().unwrap();
         let text = std::fs::read_to_string(path).unwrap();

@@ -12,6 +12,7 @@ steps:
   - id: a
     shell: { run: "a" }
   - id: b
+    needs: []
     shell: { run: "b" }
   - id: c
     needs: [a]
@@ -140,6 +141,7 @@ steps:
     shell: { run: "flaky" }
     retry: { attempts: 5, delay: 10s }
   - id: long
+    needs: []
     shell: { run: "long" }
 finally:
   - id: cleanup

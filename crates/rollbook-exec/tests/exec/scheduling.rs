@@ -11,7 +11,7 @@ fn second_word(command: &str) -> Option<String> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_node_starts_only_after_its_needs_and_independent_steps_start_together() {
+async fn a_node_starts_only_after_its_needs_and_steps_with_empty_needs_start_together() {
     let plan = compile(
         r#"
 version: 1
@@ -20,6 +20,7 @@ steps:
   - id: a
     shell: { run: "work a" }
   - id: b
+    needs: []
     shell: { run: "work b" }
   - id: c
     needs: [a, b]
@@ -28,6 +29,7 @@ steps:
     needs: [c]
     shell: { run: "work d" }
   - id: e
+    needs: []
     shell: { run: "work e" }
 "#,
     );
@@ -40,7 +42,7 @@ steps:
     let (status, _) = run_scripted(&plan, &s, 64).await;
     assert_eq!(status, RunStatus::Succeeded);
 
-    // Independent steps start together, at once.
+    // Steps with `needs: []` start together with the first, at once.
     for cmd in ["work a", "work b", "work e"] {
         assert_eq!(s.started_at(cmd), secs(0), "{cmd}");
     }
@@ -52,6 +54,58 @@ steps:
     assert_about(s.started_at("work c"), secs(5), "c starts when a ends");
     assert_about(s.started_at("work d"), secs(7), "d starts when c ends");
     assert_eq!(s.commands().len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn steps_without_needs_run_in_the_order_written_and_a_parallel_group_together() {
+    let plan = compile(
+        r#"
+version: 1
+name: order
+steps:
+  - id: stop
+    shell: { run: "stop" }
+  - id: restore
+    shell: { run: "restore" }
+  - id: start
+    shell: { run: "start" }
+  - id: checks
+    parallel: true
+    steps:
+      - id: one
+        shell: { run: "check one" }
+      - id: two
+        shell: { run: "check two" }
+  - id: done
+    shell: { run: "done" }
+"#,
+    );
+    let s = ScriptedRunner::new()
+        .on("stop", Behaviour::ok().lasting(secs(3)))
+        .on("restore", Behaviour::ok().lasting(secs(2)))
+        .on("start", Behaviour::ok().lasting(secs(1)))
+        .on("check one", Behaviour::ok().lasting(secs(4)))
+        .on("check two", Behaviour::ok().lasting(secs(2)));
+    let (status, _) = run_scripted(&plan, &s, 64).await;
+    assert_eq!(status, RunStatus::Succeeded);
+    // Each step starts when the one above it has ended.
+    assert!(s.start_seq("restore") > s.end_seq("stop"));
+    assert!(s.start_seq("start") > s.end_seq("restore"));
+    assert_about(s.started_at("restore"), secs(3), "restore after stop");
+    assert_about(s.started_at("start"), secs(5), "start after restore");
+    // The parallel group's steps start together, after `start`; `done` waits for both.
+    assert_about(s.started_at("check one"), secs(6), "check one after start");
+    assert_about(
+        s.started_at("check two"),
+        secs(6),
+        "check two with check one",
+    );
+    assert!(s.start_seq("done") > s.end_seq("check one"));
+    assert_about(
+        s.started_at("done"),
+        secs(10),
+        "done after the longer check",
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -93,6 +147,7 @@ steps:
     shell: { run: "flaky" }
     retry: { attempts: 2, delay: 1s }
   - id: slow
+    needs: []
     for_each: [1, 2, 3, 4]
     shell: { run: "slow {{ item }}" }
 "#,

@@ -19,10 +19,12 @@ use crate::params::{check_value, display_value, parse_cli};
 use crate::template;
 
 mod layers;
+mod outline;
 mod params;
 mod reads;
 mod settings;
 
+pub use outline::{Outline, Part};
 pub use params::{ParamInput, bind_params};
 pub use reads::{step_reads, visit_templates};
 use settings::settings;
@@ -157,7 +159,7 @@ pub struct FanOut {
     /// The step says `on_failure: continue`: failed instances are recorded, do not count
     /// toward `max_failures`, and the rollout goes on.
     pub continue_on_failure: bool,
-    /// The instances' names (`roll[us-east-op-2]`), in item order.
+    /// The instances' keys (`us-east-op-2` for `roll[us-east-op-2]`), in item order.
     pub instances: Vec<String>,
 }
 
@@ -370,7 +372,7 @@ fn phase(plan: &Plan, context: &Value, kind: PhaseKind, steps: &[Step]) -> Resul
         instances: Vec::new(),
         outside: &outside,
     };
-    builder.scope(steps, &frame)?;
+    builder.scope(steps, false, &frame)?;
     Ok(Phase {
         kind,
         graph: builder.graph,
@@ -409,43 +411,41 @@ struct Builder<'p> {
 }
 
 impl Builder<'_> {
-    /// Expands the steps of one scope and wires their `needs`.
-    fn scope(&mut self, steps: &[Step], frame: &Frame<'_>) -> Result<Expanded, Error> {
-        let by_id: HashMap<&str, &Step> = steps.iter().map(|s| (s.id.value.as_str(), s)).collect();
-        let order = topological(steps)?;
-        let mut done: HashMap<&str, Expanded> = HashMap::new();
+    /// Expands the steps of one scope and wires what each waits for: its `needs`, else the
+    /// step above it (unless the scope is a `parallel: true` group). A step waits for the
+    /// sinks of the steps before it, so for a whole group or every instance of a `for_each`.
+    fn scope(
+        &mut self,
+        steps: &[Step],
+        parallel: bool,
+        frame: &Frame<'_>,
+    ) -> Result<Expanded, Error> {
+        let before = waits_indexes(steps, parallel);
+        let order = topological(steps, &before)?;
+        let mut done: Vec<Option<Expanded>> = steps.iter().map(|_| None).collect();
         let mut readable: HashMap<String, Vec<NodeIndex>> = frame.outside.clone();
         for &i in &order {
             let step = &steps[i];
             let expanded = self.step(step, frame, &readable)?;
-            for need in &step.needs {
-                if let Some(before) = done.get(need.value.as_str()) {
-                    for &from in &before.sinks {
-                        for &to in &expanded.sources {
-                            self.graph.update_edge(from, to, ());
-                        }
+            for before in before[i].iter().filter_map(|&j| done[j].as_ref()) {
+                for &from in &before.sinks {
+                    for &to in &expanded.sources {
+                        self.graph.update_edge(from, to, ());
                     }
                 }
             }
             readable.insert(step.id.value.clone(), expanded.nodes.clone());
-            done.insert(&step.id.value, expanded);
+            done[i] = Some(expanded);
         }
-        let needed: HashSet<&str> = steps
-            .iter()
-            .flat_map(|s| s.needs.iter().map(|n| n.value.as_str()))
-            .collect();
+        let awaited: HashSet<usize> = before.iter().flatten().copied().collect();
         let mut all = Expanded::default();
-        for step in steps {
-            let e = &done[step.id.value.as_str()];
+        for (i, e) in done.iter().enumerate() {
+            let Some(e) = e else { continue };
             all.nodes.extend(&e.nodes);
-            if step
-                .needs
-                .iter()
-                .all(|n| !by_id.contains_key(n.value.as_str()))
-            {
+            if before[i].is_empty() {
                 all.sources.extend(&e.sources);
             }
-            if !needed.contains(step.id.value.as_str()) {
+            if !awaited.contains(&i) {
                 all.sinks.extend(&e.sinks);
             }
         }
@@ -555,7 +555,7 @@ impl Builder<'_> {
                 instances: instances.to_vec(),
                 outside: readable,
             };
-            return self.scope(steps, &inner);
+            return self.scope(steps, step.is_parallel(), &inner);
         }
         let mut node = self.node(step, name, frame, readable, item);
         node.instances = instances.to_vec();
@@ -670,26 +670,16 @@ fn instance_keys(items: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The steps of a scope in an order where each comes after what it needs, and otherwise in
-/// the order they are written (so node indices, and the dry run, follow the file).
-fn topological(steps: &[Step]) -> Result<Vec<usize>, Error> {
+/// The steps of a scope in an order where each comes after what it waits for (`before`, from
+/// [`waits_indexes`]), and otherwise in the order they are written (so node indices, and the
+/// dry run, follow the file).
+fn topological(steps: &[Step], before: &[Vec<usize>]) -> Result<Vec<usize>, Error> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
-    let index: HashMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.value.as_str(), i))
-        .collect();
-    let mut waiting: Vec<usize> = vec![0; steps.len()];
+    let mut waiting: Vec<usize> = before.iter().map(Vec::len).collect();
     let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
-    for (i, s) in steps.iter().enumerate() {
-        let needs: HashSet<usize> = s
-            .needs
-            .iter()
-            .filter_map(|n| index.get(n.value.as_str()).copied())
-            .collect();
-        waiting[i] = needs.len();
-        for j in needs {
+    for (i, js) in before.iter().enumerate() {
+        for &j in js {
             dependants[j].push(i);
         }
     }

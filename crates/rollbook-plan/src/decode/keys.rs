@@ -58,6 +58,7 @@ pub const STEP_COMMON: &[&str] = &[
     "id",
     "name",
     "needs",
+    "parallel",
     "when",
     "for_each",
     "concurrency",

@@ -600,10 +600,8 @@ impl Decoder<'_> {
         let step = Step {
             id: id.unwrap_or_else(|| Spanned::new(String::new(), key_span(node))),
             name: f.get("name").and_then(|n| self.string(n)),
-            needs: f
-                .get("needs")
-                .map(|n| self.string_or_list(n))
-                .unwrap_or_default(),
+            needs: f.get("needs").map(|n| self.string_or_list(n)),
+            parallel: f.get("parallel").and_then(|n| self.bool(n)),
             when: f.get("when").and_then(|n| self.string(n)),
             for_each: f.get("for_each").and_then(|n| self.for_each(n)),
             concurrency: f.get("concurrency").and_then(|n| self.uint(n)),
@@ -669,7 +667,7 @@ impl Decoder<'_> {
                 )
                 .label("second action")
                 .related(first.span, "first action")
-                .help("a step does one thing: split it into two steps, the second with `needs:` on the first"),
+                .help("a step does one thing: split it into two steps, one after the other"),
             ),
         }
     }

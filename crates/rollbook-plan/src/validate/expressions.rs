@@ -357,7 +357,7 @@ impl<'p> Validator<'p> {
                 )
             } else {
                 format!(
-                    "a step can read the outputs of the steps it `needs` (directly or through others); add `{id}` to `needs`, or check the id"
+                    "a step can read the outputs of the steps it waits for (the step above it, or those its `needs` names), directly or through others; add `{id}` to `needs`, or check the id"
                 )
             };
             let d = Diagnostic::error(

@@ -28,13 +28,13 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
         cleanup: false,
     };
     v.top_level(expected_name);
-    v.scope(&plan.steps, &Scope::root());
+    v.scope(&plan.steps, false, &Scope::root());
     // `on_failure` and `finally` are graphs of their own: they read `run.status` and
     // params, not the outputs of main steps (which may not have run).
     let after = Scope::root();
     v.cleanup = true;
-    v.scope(&plan.on_failure, &after);
-    v.scope(&plan.finally, &after);
+    v.scope(&plan.on_failure, false, &after);
+    v.scope(&plan.finally, false, &after);
     v.compile_jq();
     v.diags
 }
@@ -494,11 +494,15 @@ impl<'p> Validator<'p> {
         }
     }
 
-    /// Checks the steps of one scope and, recursively, of the groups in it.
-    fn scope(&mut self, steps: &'p [Step], outer: &Scope<'p>) {
+    /// Checks the steps of one scope and, recursively, of the groups in it. `parallel` is
+    /// the group's `parallel: true`.
+    fn scope(&mut self, steps: &'p [Step], parallel: bool, outer: &Scope<'p>) {
         let index = self.step_ids(steps);
-        let graph = self.needs_graph(steps, &index, outer);
-        self.cycles(steps, &index, &graph);
+        let graph = self.needs_graph(steps, parallel, &index, outer);
+        self.cycles(steps, parallel, &index, &graph);
+        if !parallel {
+            self.written_for_roots(steps);
+        }
         for (i, step) in steps.iter().enumerate() {
             let mut visible = outer.visible.clone();
             for j in upstream(&graph, i) {
@@ -546,19 +550,24 @@ impl<'p> Validator<'p> {
         index
     }
 
-    /// The graph of a scope: node `i` is `steps[i]`, with an edge to each step it needs.
-    /// Reports needs listed twice, on the step itself, or on no step of the scope.
+    /// The graph of a scope: node `i` is `steps[i]`, with an edge to each step it waits for
+    /// (what it needs, else the step above it). Reports needs listed twice, on the step
+    /// itself, or on no step of the scope.
     fn needs_graph(
         &mut self,
         steps: &'p [Step],
+        parallel: bool,
         index: &HashMap<&'p str, usize>,
         outer: &Scope<'p>,
     ) -> NeedsGraph {
         let mut graph = NeedsGraph::new();
         let nodes: Vec<_> = (0..steps.len()).map(|i| graph.add_node(i)).collect();
-        for (i, step) in steps.iter().enumerate() {
+        for (i, (step, waits)) in steps.iter().zip(waits(steps, parallel)).enumerate() {
+            if let Waits::Above(j) = waits {
+                graph.add_edge(nodes[i], nodes[j], ());
+            }
             let mut seen = HashSet::new();
-            for need in &step.needs {
+            for need in step.needs_written() {
                 if !seen.insert(need.value.as_str()) {
                     self.push(Diagnostic::warning(
                         "duplicate-need",
@@ -620,7 +629,14 @@ impl<'p> Validator<'p> {
 
     /// Steps that need each other in a cycle: one diagnostic per cycle, naming every step on
     /// it and pointing at each `needs` entry that closes it.
-    fn cycles(&mut self, steps: &[Step], index: &HashMap<&'p str, usize>, graph: &NeedsGraph) {
+    fn cycles(
+        &mut self,
+        steps: &[Step],
+        parallel: bool,
+        index: &HashMap<&'p str, usize>,
+        graph: &NeedsGraph,
+    ) {
+        let waits = waits(steps, parallel);
         for scc in tarjan_scc(graph) {
             if scc.len() < 2 {
                 continue;
@@ -638,7 +654,19 @@ impl<'p> Validator<'p> {
             )
             .help("remove one of the `needs` on the cycle so the steps have an order");
             for &i in &members {
-                for need in &steps[i].needs {
+                if let Waits::Above(j) = waits[i]
+                    && members.contains(&j)
+                {
+                    d = d.related(
+                        steps[i].id.span,
+                        format!(
+                            "`{}` has no `needs`: it runs after `{}`, the step above it",
+                            steps[i].id.value, steps[j].id.value
+                        ),
+                    )
+                    .help("a step without `needs` runs after the step above it: give it `needs` (`needs: []` starts it at once), or move it");
+                }
+                for need in steps[i].needs_written() {
                     if let Some(&j) = index.get(need.value.as_str())
                         && members.contains(&j)
                     {
@@ -653,6 +681,58 @@ impl<'p> Validator<'p> {
         }
     }
 
+    /// A list that says `needs: [X]` where X is the step just above (which it waits for anyway)
+    /// was likely written when steps without `needs` started at once: each step of that list
+    /// without `needs` (other than the first) now waits for the step above it, and is named.
+    fn written_for_roots(&mut self, steps: &[Step]) {
+        let redundant = steps.iter().enumerate().skip(1).find(|(i, s)| {
+            matches!(s.needs.as_deref(), Some([only]) if only.value == steps[i - 1].id.value)
+        });
+        let Some((r, example)) = redundant else {
+            return;
+        };
+        for (i, step) in steps.iter().enumerate().skip(1) {
+            if step.needs.is_some() {
+                continue;
+            }
+            let above = &steps[i - 1].id.value;
+            self.push(
+                Diagnostic::warning(
+                    "implicit-order",
+                    step.id.span,
+                    format!("step `{}` has no `needs`, so it runs after `{above}`, the step above it", step.id.value),
+                )
+                .label(format!("waits for `{above}`"))
+                .related(example.needs_written()[0].span, format!("`{}` names the step above it, which it waits for anyway", example.id.value))
+                .help(format!(
+                    "the steps of a list run in the order they are written. To start `{}` at once, write `needs: []`; if the order is right, drop the `needs` that only name the step above (like the one on `{}`)",
+                    step.id.value, steps[r].id.value
+                )),
+            );
+        }
+    }
+
+    /// `parallel` says how the steps of a group run: on any other step it means nothing.
+    fn parallel_only_on_groups(&mut self, step: &Step) {
+        let Some(p) = &step.parallel else { return };
+        let action = step.action();
+        if !matches!(action, ActionRef::Group(_)) {
+            self.push(
+                Diagnostic::error(
+                    "bad-parallel",
+                    p.span,
+                    format!(
+                        "`parallel` is for a group's steps, and step `{}` is not a group (its action is `{}`)",
+                        step.id.value,
+                        action.kind()
+                    ),
+                )
+                .label("not a group")
+                .help("drop it; to start this step at the same time as the step above it, write `needs: []`"),
+            );
+        }
+    }
+
     /// Checks one step. `outer` is the scope around it (for `for_each`, which is evaluated
     /// before the step's items exist); `here` is the step's own.
     fn step(&mut self, step: &'p Step, outer: &Scope<'p>, here: &Scope<'p>) {
@@ -661,6 +741,7 @@ impl<'p> Validator<'p> {
         }
         self.for_each(step, outer, here);
         self.fan_out_settings(step);
+        self.parallel_only_on_groups(step);
         for duration in step.durations() {
             self.duration_param(duration);
         }
@@ -837,7 +918,7 @@ impl<'p> Validator<'p> {
                         format!("group `{}` has no steps", step.id.value),
                     ));
                 }
-                self.scope(steps, here);
+                self.scope(steps, step.is_parallel(), here);
             }
         }
     }

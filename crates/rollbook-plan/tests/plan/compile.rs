@@ -14,14 +14,14 @@ fn run_info() -> RunInfo {
     }
 }
 
-fn compile_with(text: &str, args: &[&str]) -> CompiledPlan {
+pub fn compile_with(text: &str, args: &[&str]) -> CompiledPlan {
     let plan = crate::plan(text);
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let params = compile::bind_params(&plan, &ParamInput::from_args(&args).unwrap()).unwrap();
     compile::compile(&plan, params, &BTreeMap::new(), &run_info()).unwrap()
 }
 
-fn names(phase: &Phase) -> Vec<String> {
+pub fn names(phase: &Phase) -> Vec<String> {
     phase
         .graph
         .node_indices()
@@ -30,7 +30,7 @@ fn names(phase: &Phase) -> Vec<String> {
 }
 
 /// `a -> b` pairs, sorted.
-fn edges(phase: &Phase) -> Vec<String> {
+pub fn edges(phase: &Phase) -> Vec<String> {
     let mut out: Vec<String> = phase
         .graph
         .edge_indices()
@@ -55,7 +55,6 @@ steps:
   - id: prepare
     shell: { run: "echo prepare" }
   - id: roll
-    needs: [prepare]
     for_each: "{{ inventory[params.region] }}"
     concurrency: 1
     max_failures: 1
@@ -63,10 +62,8 @@ steps:
       - id: stop
         ssh: { host: "{{ item }}", run: systemctl stop app }
       - id: start
-        needs: [stop]
         ssh: { host: "{{ item }}", run: systemctl start app }
   - id: done
-    needs: [roll]
     shell: { run: "echo done" }
 finally:
   - id: notify
@@ -91,7 +88,7 @@ fn groups_expand_per_item_with_instance_names() {
 }
 
 #[test]
-fn needs_become_edges_from_sinks_to_sources() {
+fn each_step_waits_for_the_sinks_of_the_step_above() {
     let c = compile_with(ROLLING, &[]);
     assert_eq!(
         edges(&c.phases[0]),

@@ -3,6 +3,7 @@
 mod compile;
 mod expressions;
 mod loader;
+mod order;
 mod schema;
 
 use rollbook_plan::{Plan, SourceFile};

@@ -116,19 +116,19 @@ fn verification_names_every_failing_check_on_a_broken_fleet_and_passes_on_a_heal
     assert_eq!(
         failed(&statuses),
         [
-            "deployment-healthy[dep-1]",
-            "deployment-healthy[dep-2]",
-            "deployment-healthy[dep-3]",
-            "endpoint-8080",
-            "endpoint-8081",
-            "endpoint-8082",
-            "endpoint-8083",
-            "node-agent-running[eu-west-worker-4]",
+            "checks.deployment-healthy[dep-1]",
+            "checks.deployment-healthy[dep-2]",
+            "checks.deployment-healthy[dep-3]",
+            "checks.endpoint-8080",
+            "checks.endpoint-8081",
+            "checks.endpoint-8082",
+            "checks.endpoint-8083",
+            "checks.node-agent-running[eu-west-worker-4]",
             "verdict",
         ],
         "{statuses:#?}"
     );
-    assert_eq!(statuses["database"], "succeeded");
+    assert_eq!(statuses["checks.database"], "succeeded");
 
     // Everything rolled back and running: every check passes, the TLS one verified against
     // the fleet's CA.
@@ -155,5 +155,5 @@ fn verification_names_every_failing_check_on_a_broken_fleet_and_passes_on_a_heal
         "{statuses:#?}"
     );
     assert_eq!(statuses["verdict"], "skipped");
-    assert_eq!(statuses["deployment-healthy"], "succeeded");
+    assert_eq!(statuses["checks.deployment-healthy"], "succeeded");
 }
