@@ -114,6 +114,10 @@ pub struct Placement {
 ///
 /// Fails only for a value holding a NUL byte, which no shell can carry.
 pub fn build(rendered: &str) -> Result<ShellText, String> {
+    if !rendered.contains(OPEN) {
+        // No value in it: the command as written.
+        return Ok(ShellText::plain(rendered));
+    }
     let (toks, values) = tokens(rendered);
     if values.iter().any(|v| v.contains('\0')) {
         return Err("a value holds a NUL byte, which a shell command cannot carry".into());
