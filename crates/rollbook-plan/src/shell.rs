@@ -460,6 +460,11 @@ impl<'v> Lexer<'v> {
             '\'' => self.single_quoted(toks, i),
             '"' => self.double_quoted(toks, i),
             '$' if next == Some('\'') => self.ansi_quoted(toks, i),
+            '$' if next == Some('{') => {
+                self.in_word = true;
+                self.word.push('$');
+                self.parameter(toks, i)
+            }
             '$' if next == Some('(') => {
                 self.raw("$(");
                 self.in_word = true;
@@ -543,6 +548,39 @@ impl<'v> Lexer<'v> {
         self.words = words;
         self.word = word;
         self.in_word = in_word;
+        i
+    }
+
+    /// `${…}` from `toks[i]` (the `$`): text up to the matching brace; a value inside (the
+    /// word of `${x:-word}`) is written as a quoted word, which means the same inside double
+    /// quotes and out.
+    fn parameter(&mut self, toks: &[Tok], mut i: usize) -> usize {
+        let mut depth = 0usize;
+        while i < toks.len() {
+            match &toks[i] {
+                Tok::Val(v) => self.value(*v, Position::Bare, false),
+                t => {
+                    self.raw_tok(t);
+                    match t.ch() {
+                        Some('{') => depth += 1,
+                        Some('}') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return i + 1;
+                            }
+                        }
+                        Some('\\') => {
+                            if let Some(n) = toks.get(i + 1) {
+                                self.raw_tok(n);
+                            }
+                            i += 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            i += 1;
+        }
         i
     }
 
@@ -676,6 +714,9 @@ impl<'v> Lexer<'v> {
                             }
                         }
                         j += 2;
+                    }
+                    Tok::Ch('$', _) if toks.get(j + 1).and_then(Tok::ch) == Some('{') => {
+                        j = self.parameter(toks, j);
                     }
                     Tok::Ch('$', _) if toks.get(j + 1).and_then(Tok::ch) == Some('(') => {
                         self.raw("$(");
