@@ -94,6 +94,9 @@ pub enum Position {
     },
     /// In a comment.
     Comment,
+    /// Inside `$(( … ))`: the shell evaluates the value's text as arithmetic (bash even runs
+    /// `$(…)` in an array subscript there), so `validate` warns.
+    Arithmetic,
 }
 
 /// Where one value stands: its position in the innermost shell that reads it.
@@ -421,7 +424,9 @@ impl<'v> Lexer<'v> {
         let text = if self.depth == 0 && self.mode == Mode::Variables {
             match position {
                 Position::Bare => format!("\"${{{name}}}\""),
-                Position::DoubleQuoted | Position::Comment => format!("${{{name}}}"),
+                Position::DoubleQuoted | Position::Comment | Position::Arithmetic => {
+                    format!("${{{name}}}")
+                }
                 Position::Heredoc { quoted: false } => format!("${{{name}}}"),
                 Position::Heredoc { quoted: true } => v.clone(),
                 Position::SingleQuoted => format!("'\"${{{name}}}\"'"),
@@ -439,6 +444,8 @@ impl<'v> Lexer<'v> {
                 Position::Heredoc { quoted: true } => v.clone(),
                 // A comment ends at a newline: a value there is shown on one line.
                 Position::Comment => word_literal(&v.replace(['\n', '\r'], " ")),
+                // Quoted: anything but a number fails the arithmetic instead of running.
+                Position::Arithmetic => word_literal(v),
             }
         };
         self.segs.push(Seg::Emit(text));
@@ -464,6 +471,10 @@ impl<'v> Lexer<'v> {
                 self.in_word = true;
                 self.word.push('$');
                 self.parameter(toks, i)
+            }
+            '$' if next == Some('(') && toks.get(i + 2).and_then(Tok::ch) == Some('(') => {
+                self.in_word = true;
+                self.arithmetic(toks, i)
             }
             '$' if next == Some('(') => {
                 self.raw("$(");
@@ -574,6 +585,34 @@ impl<'v> Lexer<'v> {
                                 self.raw_tok(n);
                             }
                             i += 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            i += 1;
+        }
+        i
+    }
+
+    /// `$(( … ))` from `toks[i]` (the `$`): text up to the matching parenthesis (a `<<` there
+    /// is a shift, not a heredoc).
+    fn arithmetic(&mut self, toks: &[Tok], mut i: usize) -> usize {
+        self.raw("$");
+        i += 1;
+        let mut depth = 0usize;
+        while i < toks.len() {
+            match &toks[i] {
+                Tok::Val(v) => self.value(*v, Position::Arithmetic, false),
+                t => {
+                    self.raw_tok(t);
+                    match t.ch() {
+                        Some('(') => depth += 1,
+                        Some(')') => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                return i + 1;
+                            }
                         }
                         _ => {}
                     }
@@ -1139,6 +1178,17 @@ mod tests {
         let p = placements(src);
         assert_eq!(&src[p[0].0.clone()], "{{ a }}");
         assert_eq!(p[0].1.interpreter, Some("jq"));
+    }
+
+    #[test]
+    fn arithmetic_is_read_as_one_expansion_and_its_shift_is_no_heredoc() {
+        let t = render("echo $(( {} << 2 )) {}", &["1", "x"]);
+        assert_eq!(
+            t.code,
+            r#"echo $(( ${ROLLBOOK_V1} << 2 )) "${ROLLBOOK_V2}""#
+        );
+        let p = placements("echo $(( {{ a }} + 1 ))");
+        assert_eq!(p[0].1.position, Position::Arithmetic);
     }
 
     #[test]

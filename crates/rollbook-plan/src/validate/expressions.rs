@@ -108,7 +108,12 @@ impl<'p> Validator<'p> {
                 );
             }
             let in_text = quoted || matches!(p.position, Position::Heredoc { .. });
-            if let Some(program) = p.interpreter.filter(|_| in_text && !p.alone_in_quotes) {
+            let program = if p.position == Position::Arithmetic {
+                Some("$(( ))")
+            } else {
+                p.interpreter.filter(|_| in_text && !p.alone_in_quotes)
+            };
+            if let Some(program) = program {
                 let span = self.inside(t.span, &t.value, range.start, range.len());
                 self.push(
                     Diagnostic::warning(
@@ -117,9 +122,13 @@ impl<'p> Validator<'p> {
                         format!("`{expr}` is written into `{program}`'s own code"),
                     )
                     .label(format!("a value inside {program} code"))
-                    .help(format!(
-                        "the shell passes it as data, but `{program}` reads the text as code: pass the value as an argument or variable of its own (`jq --arg`, `awk -v`, `psql -v`), or use a `sql` step with `args`"
-                    )),
+                    .help(if program == "$(( ))" {
+                        "the shell evaluates the value's text as arithmetic (bash runs a `$(…)` in an array subscript there): check that it is a number first, or compute outside the shell".to_string()
+                    } else {
+                        format!(
+                            "the shell passes it as data, but `{program}` reads the text as code: pass the value as an argument or variable of its own (`jq --arg`, `awk -v`, `psql -v`), or use a `sql` step with `args`"
+                        )
+                    }),
                 );
             }
         }
