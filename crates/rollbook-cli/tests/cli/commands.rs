@@ -21,6 +21,19 @@ fn validate_with_no_arguments_checks_the_plans_directory() {
     assert!(stderr(&out).contains("ok: 9 plans valid") || stderr(&out).contains("plans valid"));
 }
 
+/// The plans and examples that ship pass what CI runs: no warning either.
+#[test]
+fn the_shipped_plans_have_no_warnings() {
+    for dir in ["plans", "examples"] {
+        let out = rollbook()
+            .args(["validate", "--deny-warnings", dir])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{dir}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("warning"), "{dir}: {}", stderr(&out));
+    }
+}
+
 #[test]
 fn validate_exits_2_on_an_invalid_plan_and_names_file_line_and_column() {
     let out = rollbook()
