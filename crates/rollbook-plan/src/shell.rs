@@ -1191,6 +1191,21 @@ mod tests {
         assert_eq!(p[0].1.position, Position::Arithmetic);
     }
 
+    proptest::proptest! {
+        /// Any plan text (validate reads every shell template) and any command with values
+        /// is read to its end: no panic, and the code holds every value as a reference.
+        #[test]
+        fn any_text_is_read_without_panic(
+            src in "[a-z {}$()'\"`<>\\#;|&\n\t=-]{0,60}",
+            value in "[^\u{0}]{0,8}",
+        ) {
+            let _ = placements(&src);
+            let marked = src.replace("{}", &mark_value(&value));
+            let t = build(&marked).unwrap();
+            proptest::prop_assert!(!t.code.contains(OPEN));
+        }
+    }
+
     #[test]
     fn a_nul_byte_is_refused() {
         assert!(build(&format!("echo {}", mark_value("a\0b"))).is_err());
