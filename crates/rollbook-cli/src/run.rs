@@ -308,7 +308,8 @@ pub(crate) struct Start {
     pub resumed: Option<Vec<String>>,
 }
 
-/// Runs the plan with the display and Ctrl-C wired in; the run's status is the answer.
+/// Runs the plan with the display and the signals (Ctrl-C, SIGTERM, SIGHUP) wired in; the
+/// run's status is the answer.
 pub(crate) fn execute(
     compiled: &CompiledPlan,
     journal: &mut FileJournal,
@@ -331,7 +332,7 @@ pub(crate) fn execute(
     let outcome = runtime.block_on(async {
         let (obs_tx, obs_rx) = tokio::sync::mpsc::unbounded_channel();
         let shown = tokio::spawn(display::show(mode, total, obs_rx));
-        let signals = tokio::spawn(on_ctrl_c(control.clone()));
+        let signals = tokio::spawn(on_signals(control.clone()));
         let execution = Execution {
             plan: compiled,
             runners: &runners,
@@ -375,16 +376,31 @@ fn display_mode(args: &RunArgs) -> Mode {
     }
 }
 
-/// Ctrl-C once stops starting steps, twice aborts the running ones, three times exits.
-async fn on_ctrl_c(control: Control) {
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP, counted together: the first stops starting steps,
+/// the second aborts the running ones, the third exits. SIGTERM is what systemd, Kubernetes
+/// and CI runners send, SIGHUP what a closed SSH session sends: each gets `finally` run and the
+/// lock released, as the first Ctrl-C does.
+async fn on_signals(control: Control) {
     use tokio::signal::unix::{SignalKind, signal};
-    // One listener for the whole run: a press that comes while the last one is being handled
-    // is counted, not lost (a new `ctrl_c()` each time round would miss it).
-    let Ok(mut interrupts) = signal(SignalKind::interrupt()) else {
+    // One listener per signal for the whole run: a signal that comes while the last one is
+    // being handled is counted, not lost.
+    let (Ok(mut interrupt), Ok(mut terminate), Ok(mut hangup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
         return;
     };
     let mut presses = 0;
-    while interrupts.recv().await.is_some() {
+    loop {
+        let received = tokio::select! {
+            s = interrupt.recv() => s,
+            s = terminate.recv() => s,
+            s = hangup.recv() => s,
+        };
+        if received.is_none() {
+            return;
+        }
         presses += 1;
         match presses {
             1 => control.stop.cancel(),

@@ -588,23 +588,25 @@ fn a_run_killed_mid_way_resumes_and_reruns_nothing_that_succeeded() {
 /// Ctrl-C once: nothing new starts, the running step finishes, `finally` runs, exit 3.
 /// The running step goes on until the journal shows the stop, so nothing depends on how
 /// fast the signal is handled.
-#[test]
-fn ctrl_c_stops_new_work_and_still_runs_finally() {
+/// Once (Ctrl-C, or the SIGTERM of systemd and CI runners, or the SIGHUP of a closed SSH
+/// session): the running step finishes, nothing new starts, `finally` runs, the run ends
+/// `cancelled` (exit 3) and its lock is released.
+fn one_signal_stops_new_work_and_still_runs_finally(signal: i32) {
     let sb = Sandbox::new();
     let marker = sb.path().join("started");
     let go = sb.path().join("go");
     sb.plan(
         "slow",
         &format!(
-            "steps:\n  - id: long\n    shell: {{ run: 'touch {m}; until [ -f {g} ]; do sleep 0.05; done; echo long done' }}\n  - id: next\n    needs: [long]\n    shell: {{ run: 'echo next ran' }}\nfinally:\n  - id: cleanup\n    shell: {{ run: 'echo cleanup ran, run {{{{ run.status }}}}' }}\n",
+            "lock: slow-lock\nsteps:\n  - id: long\n    shell: {{ run: 'touch {m}; until [ -f {g} ]; do sleep 0.05; done; echo long done' }}\n  - id: next\n    shell: {{ run: 'echo next ran' }}\nfinally:\n  - id: cleanup\n    shell: {{ run: 'echo cleanup ran, run {{{{ run.status }}}}' }}\n",
             m = marker.display(),
             g = go.display()
         ),
     );
-    let child = sb.spawn(&["run", "slow", "--reason", "ctrl-c test"]);
+    let child = sb.spawn(&["run", "slow", "--reason", "signal test"]);
     wait_for(&marker);
     let id = sb.run_ids().pop().unwrap();
-    child.signal(libc::SIGINT);
+    child.signal(signal);
     sb.wait_for_journal(&id, r#""event":"cancelling","#);
     std::fs::write(&go, "").unwrap();
     let out: Ran = child.wait_with_output().into();
@@ -612,23 +614,39 @@ fn ctrl_c_stops_new_work_and_still_runs_finally() {
     let err = out.stderr;
     assert!(
         err.contains("long | long done"),
-        "the running step was not let finish: {err}"
+        "signal {signal}: the running step was not let finish: {err}"
     );
     assert!(
         !err.contains("next ran"),
-        "a new step started after Ctrl-C: {err}"
+        "signal {signal}: a new step started: {err}"
     );
     assert!(
         err.contains("cleanup ran, run cancelled"),
-        "finally did not run: {err}"
+        "signal {signal}: finally did not run: {err}"
     );
+    let holder = sb.path().join(".rollbook/locks/slow-lock.json");
+    assert!(!holder.exists(), "signal {signal}: the lock was left stale");
 }
 
-/// Twice: the running step, which would never end by itself, is cancelled (its process
-/// group killed), and `finally` runs. The second Ctrl-C comes once the first shows in the
-/// journal.
 #[test]
-fn ctrl_c_twice_cancels_the_running_step() {
+fn ctrl_c_stops_new_work_and_still_runs_finally() {
+    one_signal_stops_new_work_and_still_runs_finally(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_new_work_and_still_runs_finally() {
+    one_signal_stops_new_work_and_still_runs_finally(libc::SIGTERM);
+}
+
+#[test]
+fn sighup_stops_new_work_and_still_runs_finally() {
+    one_signal_stops_new_work_and_still_runs_finally(libc::SIGHUP);
+}
+
+/// Twice (any two of Ctrl-C, SIGTERM, SIGHUP): the running step, which would never end by
+/// itself, is cancelled (its process group killed), and `finally` runs. The second signal
+/// comes once the first shows in the journal.
+fn two_signals_cancel_the_running_step(first: i32, second: i32) {
     let sb = Sandbox::new();
     let marker = sb.path().join("started");
     sb.plan(
@@ -638,12 +656,12 @@ fn ctrl_c_twice_cancels_the_running_step() {
             m = marker.display()
         ),
     );
-    let mut child = sb.spawn(&["run", "slower", "--reason", "ctrl-c twice"]);
+    let mut child = sb.spawn(&["run", "slower", "--reason", "two signals"]);
     wait_for(&marker);
     let id = sb.run_ids().pop().unwrap();
-    child.signal(libc::SIGINT);
+    child.signal(first);
     sb.wait_for_journal(&id, r#""event":"cancelling","#);
-    child.signal(libc::SIGINT);
+    child.signal(second);
     wait_until(Duration::from_secs(60), "the run to end", || {
         child.try_wait().unwrap().is_some()
     });
@@ -653,6 +671,16 @@ fn ctrl_c_twice_cancels_the_running_step() {
     assert!(err.contains("cancelling the running steps"), "{err}");
     assert!(!err.contains("long done"), "{err}");
     assert!(err.contains("cleanup ran"), "finally did not run: {err}");
+}
+
+#[test]
+fn ctrl_c_twice_cancels_the_running_step() {
+    two_signals_cancel_the_running_step(libc::SIGINT, libc::SIGINT);
+}
+
+#[test]
+fn sigterm_then_sighup_cancels_the_running_step() {
+    two_signals_cancel_the_running_step(libc::SIGTERM, libc::SIGHUP);
 }
 
 #[test]
