@@ -9,6 +9,39 @@ fn is_plan_file(path: &Path) -> bool {
     )
 }
 
+/// Why `path` is not a regular file that can be read, in words for the person who named it
+/// (`None` when it is one). A FIFO or a device is never read: it may never end.
+pub fn not_a_regular_file(path: &Path) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!("no such file or directory: {shown}"));
+        }
+        // ELOOP: the path goes round through symbolic links.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Some(format!("{shown} is a loop of symbolic links"));
+        }
+        Err(e) => return Some(format!("cannot read {shown}: {e}")),
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return None;
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Some(format!("{shown} is {what}: give a regular file"))
+}
+
 /// The plan files named by `paths`: files as given, directories searched (not recursively)
 /// for `*.yaml`, sorted by name. (`*.yml` files in a directory are left alone: plans are
 /// `NAME.yaml`, and CI workflows beside them are `.yml`.)
@@ -24,10 +57,10 @@ pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 .collect();
             found.sort();
             files.extend(found);
-        } else if path.is_file() {
-            files.push(path.clone());
+        } else if let Some(problem) = not_a_regular_file(path) {
+            return Err(problem);
         } else {
-            return Err(format!("no such file or directory: {}", path.display()));
+            files.push(path.clone());
         }
     }
     Ok(files)
@@ -38,10 +71,12 @@ pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 pub fn find_plan(plans_dir: &Path, plan: &str) -> Result<PathBuf, String> {
     let as_path = Path::new(plan);
     if plan.contains('/') || is_plan_file(as_path) {
-        return if as_path.is_file() {
-            Ok(as_path.to_path_buf())
-        } else {
-            Err(format!("no plan file at {plan}"))
+        return match not_a_regular_file(as_path) {
+            None => Ok(as_path.to_path_buf()),
+            Some(_) if !as_path.exists() && as_path.symlink_metadata().is_err() => {
+                Err(format!("no plan file at {plan}"))
+            }
+            Some(problem) => Err(problem),
         };
     }
     for ext in ["yaml", "yml"] {

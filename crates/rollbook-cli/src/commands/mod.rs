@@ -120,10 +120,44 @@ fn compile_failure(checked: &Checked, e: &rollbook_plan::Error) -> Failure {
     Failure::invalid(format!("{at}{e}"))
 }
 
-/// A file the user named, read whole; one that cannot be read is a usage error.
+/// A file the user named (a plan, a params file, an inventory), read whole; one that cannot
+/// be read is a usage error. Only a regular file is read, and its size is checked before a
+/// byte is: a FIFO, a device or a huge file costs nothing.
 pub fn read_source(path: &Path) -> Result<SourceFile, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", path.display())))?;
+    use std::io::Read;
+    if let Some(problem) = crate::locate::not_a_regular_file(path) {
+        return Err(Failure::invalid(problem));
+    }
+    let limit = rollbook_plan::yaml::Limits::default().max_file_bytes;
+    let cannot =
+        |e: std::io::Error| Failure::invalid(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    let too_big = |size: String| {
+        Failure::invalid(format!(
+            "{} is {size}: plans, params files and inventories may be at most {} MiB",
+            path.display(),
+            limit >> 20
+        ))
+    };
+    if size > limit as u64 {
+        return Err(too_big(format!("{size} bytes")));
+    }
+    // Read at most one byte past the limit, in case the file grows while it is read.
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > limit {
+        return Err(too_big("more than that by the time it was read".into()));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::invalid(format!(
+            "cannot read {}: not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to() + 1
+        ))
+    })?;
     Ok(SourceFile::new(path.display().to_string(), text))
 }
 

@@ -118,6 +118,85 @@ fn validate_warnings_pass_and_deny_warnings_makes_them_exit_2() {
     );
 }
 
+/// A FIFO, a device, a directory, a loop of symbolic links and a huge sparse file, given as a
+/// plan, a params file or an inventory: each refused with what it is, before anything is read
+/// (a FIFO or `/dev/zero` would be read forever).
+#[test]
+fn files_that_are_not_regular_or_too_big_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let looped = dir.path().join("loop.yaml");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let big = dir.path().join("big.yaml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let hello = "examples/hello-rollback.yaml".to_string();
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["validate".into(), path(&fifo)],
+            "is a FIFO (named pipe)".into(),
+        ),
+        (
+            vec!["validate".into(), path(&looped)],
+            "is a loop of symbolic links".into(),
+        ),
+        (
+            vec!["validate".into(), path(&big)],
+            "is 3221225472 bytes".into(),
+        ),
+        (
+            vec!["plan".into(), path(&fifo)],
+            "is a FIFO (named pipe)".into(),
+        ),
+        (
+            vec![
+                "plan".into(),
+                hello.clone(),
+                "--params-file".into(),
+                "/dev/zero".into(),
+            ],
+            "/dev/zero is a device".into(),
+        ),
+        (
+            vec![
+                "plan".into(),
+                hello.clone(),
+                "--inventory".into(),
+                "/dev/zero".into(),
+            ],
+            "/dev/zero is a device".into(),
+        ),
+        (
+            vec![
+                "plan".into(),
+                hello,
+                "--params-file".into(),
+                path(dir.path()),
+            ],
+            "is a directory".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = rollbook()
+            .args(&args)
+            .timeout(std::time::Duration::from_secs(30))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
 #[test]
 fn validate_of_a_missing_path_is_a_usage_error() {
     let out = rollbook()
