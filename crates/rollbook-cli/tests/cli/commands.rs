@@ -197,6 +197,36 @@ fn files_that_are_not_regular_or_too_big_are_refused_before_reading() {
     }
 }
 
+/// Nested `for_each` over lists known only once params are bound: counted before anything
+/// is expanded, and refused past 100,000 nodes (the same plan with a short list compiles).
+#[test]
+fn a_plan_too_big_once_params_are_bound_is_refused_before_it_is_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("square.yaml");
+    std::fs::write(
+        &plan,
+        "version: 1\nname: square\nparams:\n  hosts: { type: list }\nsteps:\n  - id: outer\n    for_each: \"{{ params.hosts }}\"\n    steps:\n      - id: inner\n        for_each: \"{{ params.hosts }}\"\n        shell: { run: \"echo {{ item }}\" }\n",
+    )
+    .unwrap();
+    let hosts: Vec<String> = (0..400).map(|i| format!("h{i}")).collect();
+    let many = format!("hosts={}", hosts.join(","));
+    let out = rollbook()
+        .args(["plan", plan.to_str().unwrap(), "--param", &many])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the plan would compile to 160000 nodes"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rollbook()
+        .args(["plan", plan.to_str().unwrap(), "--param", "hosts=a,b"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 #[test]
 fn validate_of_a_missing_path_is_a_usage_error() {
     let out = rollbook()

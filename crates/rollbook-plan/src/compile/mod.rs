@@ -23,6 +23,7 @@ mod outline;
 mod params;
 mod reads;
 mod settings;
+pub mod size;
 
 pub use outline::{Outline, Part};
 pub use params::{ParamInput, bind_params};
@@ -302,6 +303,15 @@ pub fn compile(
             "started_at": run.started_at,
         },
     });
+    // Counted before anything is expanded: nested `for_each` multiply.
+    if let (total, Some((step, nodes))) = size::planned_nodes(plan, &context)
+        && total > size::MAX_NODES
+    {
+        return Err(Error::Compile {
+            message: size::too_many(total, step, nodes),
+            span: Some(step.id.span),
+        });
+    }
     let phases = [
         (PhaseKind::Main, &plan.steps),
         (PhaseKind::OnFailure, &plan.on_failure),
@@ -332,7 +342,7 @@ pub fn compile(
 
 /// The plan's inventory with the extra groups on top (a group of the same name replaces the
 /// plan's): host names by group, and the details of hosts written as objects.
-fn merge_inventory(
+pub(crate) fn merge_inventory(
     plan: &Plan,
     extra_inventory: &BTreeMap<String, Vec<Host>>,
 ) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, HostDetails>) {

@@ -36,6 +36,7 @@ pub fn validate(plan: &Plan, expected_name: Option<&str>, text: Option<&str>) ->
     v.scope(&plan.on_failure, false, &after);
     v.scope(&plan.finally, false, &after);
     v.compile_jq();
+    v.size();
     v.diags
 }
 
@@ -116,6 +117,24 @@ fn is_valid_id(id: &str) -> bool {
 }
 
 impl<'p> Validator<'p> {
+    /// The plan compiles to at most [`crate::compile::size::MAX_NODES`] nodes, counted from
+    /// the lists and inventory groups its `for_each` name (params are counted at compile time).
+    fn size(&mut self) {
+        use crate::compile::size;
+        let (inventory, _) =
+            crate::compile::merge_inventory(self.plan, &std::collections::BTreeMap::new());
+        let context = serde_json::json!({ "inventory": inventory });
+        if let (total, Some((step, nodes))) = size::planned_nodes(self.plan, &context)
+            && total > size::MAX_NODES
+        {
+            self.push(
+                Diagnostic::error("too-many-nodes", step.id.span, size::too_many(total, step, nodes))
+                    .label("expands to too many nodes")
+                    .help("nested `for_each` multiply: split the plan, or run it for part of the hosts at a time"),
+            );
+        }
+    }
+
     fn push(&mut self, d: Diagnostic) {
         self.diags.push(d);
     }
