@@ -6,6 +6,7 @@ use std::time::Duration;
 use rollbook_plan::action::{Action, ShellCommand};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 use crate::result::CommandResult;
 use crate::runner::{Attempt, BoxFuture, Outcome, OutputSink, Runner, Stream, Tail};
@@ -29,28 +30,75 @@ impl Default for ShellRunner {
     }
 }
 
+/// The longest output line kept whole; the rest of a longer line is dropped and the line
+/// marked, so a command printing a gigabyte without a newline costs this much, not a crash.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// How long output is still read after the command exited: what background processes it
+/// left behind print after that is not read (they keep running; see `docs/runners.md`).
+pub const OUTPUT_GRACE: Duration = Duration::from_millis(500);
+
+/// Reads `stream` line by line into the sink and the kept tail, until it ends or `stop`.
 async fn read_lines(
     stream: impl AsyncRead + Unpin,
     which: Stream,
     sink: &OutputSink,
     limit: usize,
+    stop: &CancellationToken,
 ) -> (String, usize) {
     let mut reader = BufReader::new(stream);
     let mut tail = Tail::new(limit);
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {
+        let read = tokio::select! {
+            r = read_line_bounded(&mut reader, &mut buf) => r,
+            _ = stop.cancelled() => break,
+        };
+        match read {
+            Ok(None) | Err(_) => break,
+            Ok(Some(cut)) => {
                 let line = String::from_utf8_lossy(&buf);
-                let line = line.trim_end_matches(['\n', '\r']);
-                sink.line(which, line);
-                tail.push_line(line);
+                let mut line = line.trim_end_matches(['\n', '\r']).to_string();
+                if cut > 0 {
+                    line.push_str(&format!(" [line cut: {cut} more bytes]"));
+                }
+                sink.line(which, &line);
+                tail.push_line(&line);
             }
         }
     }
     tail.finish()
+}
+
+/// One line into `buf`, at most [`MAX_LINE`] bytes of it: `Some(bytes dropped)`, or `None` at
+/// the end of the stream.
+async fn read_line_bounded(
+    reader: &mut (impl AsyncBufReadExt + Unpin),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<usize>> {
+    let mut dropped = 0usize;
+    let mut any = false;
+    loop {
+        let chunk = reader.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(any.then_some(dropped));
+        }
+        any = true;
+        let (text, ends) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(at) => (&chunk[..at], true),
+            None => (chunk, false),
+        };
+        let room = MAX_LINE.saturating_sub(buf.len());
+        let kept = text.len().min(room);
+        buf.extend_from_slice(&text[..kept]);
+        dropped += text.len() - kept;
+        let used = text.len() + usize::from(ends);
+        reader.consume(used);
+        if ends {
+            return Ok(Some(dropped));
+        }
+    }
 }
 
 /// Sends `signal` to the process group `pgid`.
@@ -153,12 +201,41 @@ impl ShellRunner {
         let pgid = child.id().unwrap_or(0);
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
+        // The step ends when its command exits: output is read on for [`OUTPUT_GRACE`] at
+        // most after that, not until every background process it left closes the pipes.
+        let stop_reading = CancellationToken::new();
+        let read_all = CancellationToken::new();
+        let reading = async {
+            let read = tokio::join!(
+                read_lines(
+                    stdout,
+                    Stream::Stdout,
+                    &attempt.output,
+                    self.tail_bytes,
+                    &stop_reading
+                ),
+                read_lines(
+                    stderr,
+                    Stream::Stderr,
+                    &attempt.output,
+                    self.tail_bytes,
+                    &stop_reading
+                ),
+            );
+            read_all.cancel();
+            read
+        };
+        let exiting = async {
+            let status = child.wait().await;
+            tokio::select! {
+                _ = tokio::time::sleep(OUTPUT_GRACE) => stop_reading.cancel(),
+                _ = read_all.cancelled() => {}
+            }
+            status
+        };
         let work = async {
-            tokio::join!(
-                read_lines(stdout, Stream::Stdout, &attempt.output, self.tail_bytes),
-                read_lines(stderr, Stream::Stderr, &attempt.output, self.tail_bytes),
-                child.wait()
-            )
+            let ((stdout, stderr), status) = tokio::join!(reading, exiting);
+            (stdout, stderr, status)
         };
         tokio::pin!(work);
         let (stdout, stderr, status) = tokio::select! {

@@ -259,3 +259,48 @@ steps:
     // that the end of the output left undecided.
     assert_eq!(lines, ["a *** b", "***", "second"]);
 }
+
+/// A step ends when its command exits, not when the background processes it left behind close
+/// their copies of its output pipes. (The background process here waits until the step has
+/// ended: reading until the pipes close would wait forever.)
+#[tokio::test]
+async fn a_step_ends_when_its_command_exits_not_when_its_pipes_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let left = dir.path().join("left");
+    let o = run_shell(command(&format!(
+        "(until [ -f {go} ]; do sleep 0.05; done; touch {left}) & echo done; exit 0",
+        go = go.display(),
+        left = left.display()
+    )))
+    .await;
+    assert!(matches!(o, Outcome::Succeeded { .. }), "{o:?}");
+    assert_eq!(result(&o)["stdout"], json!("done\n"));
+    // The leftover process was not killed: it ends on its own once told to.
+    std::fs::write(&go, "").unwrap();
+    for _ in 0..200 {
+        if left.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the background process did not go on after the step");
+}
+
+/// A line without an end costs at most `MAX_LINE` bytes: the rest is dropped and the line
+/// says how much; the lines after it are read as usual.
+#[tokio::test]
+async fn a_huge_line_is_cut_and_marked() {
+    let o = run_shell(command(
+        "head -c 1000000 /dev/zero | tr '\\0' x; echo; echo after",
+    ))
+    .await;
+    assert!(matches!(o, Outcome::Succeeded { .. }), "{o:?}");
+    let stdout = result(&o)["stdout"].as_str().unwrap().to_string();
+    let cut = 1_000_000 - rollbook_exec::runners::MAX_LINE;
+    assert!(
+        stdout.ends_with(&format!("x [line cut: {cut} more bytes]\nafter\n")),
+        "{}",
+        &stdout[stdout.len().saturating_sub(200)..]
+    );
+}
