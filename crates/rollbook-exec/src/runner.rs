@@ -15,6 +15,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::redact::{Redactor, StreamRedactor};
 
+/// The longest output line a runner keeps whole; the rest of a longer line is dropped and the
+/// line marked ([`line_cut_note`]), so a command printing a gigabyte without a newline costs
+/// this much, not a crash.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// What ends a line of which `dropped` bytes were cut (nothing when none were).
+pub fn line_cut_note(dropped: usize) -> String {
+    if dropped == 0 {
+        String::new()
+    } else {
+        format!(" [line cut: {dropped} more bytes]")
+    }
+}
+
 /// A boxed future, for the object-safe [`Runner`] trait.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

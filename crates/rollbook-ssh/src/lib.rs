@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rollbook_exec::result::CommandResult;
-use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, Runner, Stream, Tail};
+use rollbook_exec::runner::{
+    Attempt, BoxFuture, MAX_LINE, Outcome, Runner, Stream, Tail, line_cut_note,
+};
 use rollbook_plan::action::{Action, SshCommand};
 use russh::ChannelMsg;
 use russh::client::Handle;
@@ -365,10 +367,13 @@ impl Exec {
     }
 }
 
-/// Splits a stream's bytes into lines for the log, keeping a bounded tail for the result.
+/// Splits a stream's bytes into lines for the log, keeping a bounded tail for the result. A
+/// line is kept up to [`MAX_LINE`] bytes; the rest of it is counted, not kept.
 struct Lines {
     stream: Stream,
     partial: Vec<u8>,
+    /// Bytes of the current line past [`MAX_LINE`], dropped.
+    dropped: usize,
     tail: Tail,
 }
 
@@ -377,27 +382,45 @@ impl Lines {
         Lines {
             stream,
             partial: Vec::new(),
+            dropped: 0,
             tail: Tail::new(limit),
         }
     }
 
-    fn feed(&mut self, data: &[u8], attempt: &Attempt, pgid: &mut Option<u32>) {
-        self.partial.extend_from_slice(data);
-        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            let line = line.trim_end_matches('\r');
-            // The wrapper's first words on stderr: the process group to stop on cancel.
-            if self.stream == Stream::Stderr
-                && pgid.is_none()
-                && let Some(id) = line.strip_prefix(remote::PGID_MARKER)
-            {
-                *pgid = id.trim().parse().ok();
-                continue;
+    fn feed(&mut self, mut data: &[u8], attempt: &Attempt, pgid: &mut Option<u32>) {
+        while !data.is_empty() {
+            let (text, ends) = match data.iter().position(|&b| b == b'\n') {
+                Some(at) => (&data[..at], true),
+                None => (data, false),
+            };
+            let kept = text.len().min(MAX_LINE.saturating_sub(self.partial.len()));
+            self.partial.extend_from_slice(&text[..kept]);
+            self.dropped += text.len() - kept;
+            data = &data[text.len() + usize::from(ends)..];
+            if ends {
+                self.line(attempt, pgid);
             }
-            attempt.output.line(self.stream, line);
-            self.tail.push_line(line);
         }
+    }
+
+    /// The line read so far, to the log and the tail.
+    fn line(&mut self, attempt: &Attempt, pgid: &mut Option<u32>) {
+        let mut line = String::from_utf8_lossy(&self.partial)
+            .trim_end_matches('\r')
+            .to_string();
+        line.push_str(&line_cut_note(self.dropped));
+        self.partial.clear();
+        self.dropped = 0;
+        // The wrapper's first words on stderr: the process group to stop on cancel.
+        if self.stream == Stream::Stderr
+            && pgid.is_none()
+            && let Some(id) = line.strip_prefix(remote::PGID_MARKER)
+        {
+            *pgid = id.trim().parse().ok();
+            return;
+        }
+        attempt.output.line(self.stream, &line);
+        self.tail.push_line(&line);
     }
 
     fn note(&mut self, line: &str, attempt: &Attempt) {
@@ -406,11 +429,11 @@ impl Lines {
     }
 
     fn finish(mut self, attempt: &Attempt) -> (String, usize) {
-        if !self.partial.is_empty() {
-            let line = String::from_utf8_lossy(&self.partial).into_owned();
+        if !self.partial.is_empty() || self.dropped > 0 {
+            let mut line = String::from_utf8_lossy(&self.partial).into_owned();
+            line.push_str(&line_cut_note(self.dropped));
             attempt.output.line(self.stream, &line);
             self.tail.push_line(&line);
-            self.partial.clear();
         }
         self.tail.finish()
     }

@@ -5,5 +5,5 @@ mod shell;
 mod sleep;
 
 pub use confirm::{Answer, ConfirmRunner, Prompter};
-pub use shell::{MAX_LINE, OUTPUT_GRACE, ShellRunner};
+pub use shell::{OUTPUT_GRACE, ShellRunner};
 pub use sleep::SleepRunner;

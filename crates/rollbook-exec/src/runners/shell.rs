@@ -9,7 +9,7 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::result::CommandResult;
-use crate::runner::{Attempt, BoxFuture, Outcome, OutputSink, Runner, Stream, Tail};
+use crate::runner::{Attempt, BoxFuture, MAX_LINE, Outcome, OutputSink, Runner, Stream, Tail};
 
 /// Local commands: `run` through `sh -c`, `script` on stdin to `sh -se`. Each attempt runs in
 /// a process group of its own, so a timeout or Ctrl-C ends the command and everything it
@@ -29,10 +29,6 @@ impl Default for ShellRunner {
         }
     }
 }
-
-/// The longest output line kept whole; the rest of a longer line is dropped and the line
-/// marked, so a command printing a gigabyte without a newline costs this much, not a crash.
-pub const MAX_LINE: usize = 64 * 1024;
 
 /// How long output is still read after the command exited: what background processes it
 /// left behind print after that is not read (they keep running; see `docs/runners.md`).
@@ -60,9 +56,7 @@ async fn read_lines(
             Ok(Some(cut)) => {
                 let line = String::from_utf8_lossy(&buf);
                 let mut line = line.trim_end_matches(['\n', '\r']).to_string();
-                if cut > 0 {
-                    line.push_str(&format!(" [line cut: {cut} more bytes]"));
-                }
+                line.push_str(&crate::runner::line_cut_note(cut));
                 sink.line(which, &line);
                 tail.push_line(&line);
             }

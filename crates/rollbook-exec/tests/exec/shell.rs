@@ -297,7 +297,7 @@ async fn a_huge_line_is_cut_and_marked() {
     .await;
     assert!(matches!(o, Outcome::Succeeded { .. }), "{o:?}");
     let stdout = result(&o)["stdout"].as_str().unwrap().to_string();
-    let cut = 1_000_000 - rollbook_exec::runners::MAX_LINE;
+    let cut = 1_000_000 - rollbook_exec::runner::MAX_LINE;
     assert!(
         stdout.ends_with(&format!("x [line cut: {cut} more bytes]\nafter\n")),
         "{}",

@@ -109,6 +109,33 @@ async fn ten_megabytes_of_output_are_streamed_and_the_result_keeps_a_tail() {
     assert!(result["stdout_truncated_bytes"].as_u64().unwrap() > 9_900_000);
 }
 
+/// A line without an end costs at most `MAX_LINE` bytes over SSH too: the rest is dropped,
+/// the line says how much, and the lines after it arrive as usual.
+#[tokio::test]
+async fn a_huge_line_over_ssh_is_cut_and_marked() {
+    let f = fleet();
+    let runner = f.runner();
+    let cmd = f.command(
+        6,
+        "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo after",
+    );
+    let (out, lines) = attempt(&runner, cmd).await;
+    assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+    let cut = 3_000_000 - rollbook_exec::runner::MAX_LINE;
+    assert_eq!(
+        lines.len(),
+        2,
+        "{:?}",
+        lines.iter().map(String::len).collect::<Vec<_>>()
+    );
+    assert!(
+        lines[0].ends_with(&format!("x [line cut: {cut} more bytes]")),
+        "{}",
+        &lines[0][lines[0].len() - 80..]
+    );
+    assert_eq!(lines[1], "after");
+}
+
 #[tokio::test]
 async fn a_cancelled_command_is_gone_from_the_host() {
     cancelled_command_is_gone(false).await;
