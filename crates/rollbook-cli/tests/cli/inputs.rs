@@ -206,3 +206,29 @@ fn lock_names_that_would_share_a_file_or_not_fit_one_are_refused() {
     }
     assert!(!dir.path().join("state/locks").exists());
 }
+
+/// An I/O error while taking the lock is rollbook's (5), never "the lock is held" (4).
+#[test]
+fn a_lock_that_cannot_be_written_is_an_internal_error_not_a_held_lock() {
+    let dir = sandbox();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("state/locks"), "not a directory").unwrap();
+    let ran = rollbook(
+        dir.path(),
+        &[
+            "--state-dir",
+            "state",
+            "run",
+            "p.yaml",
+            "--reason",
+            "r",
+            "--yes",
+        ],
+    );
+    ran.assert_code(5);
+    assert!(ran.stderr.contains("locks"), "{}", ran.stderr);
+    assert!(
+        !dir.path().join("ran").exists(),
+        "a step ran without the lock"
+    );
+}
