@@ -58,8 +58,13 @@ pub async fn show(mode: Mode, total: usize, mut rx: mpsc::UnboundedReceiver<Obse
     }
 }
 
-/// The plain line for an event, or `None` for events not worth a line.
+/// The line for an event, or `None` for events not worth a line; what came from outside
+/// (output, messages, node names with items) shown escaped.
 fn line_for(o: &Observed) -> Option<String> {
+    raw_line_for(o).map(|line| crate::terminal::escape(&line).into_owned())
+}
+
+fn raw_line_for(o: &Observed) -> Option<String> {
     Some(match o {
         Observed::Output { line, .. } => format!("  {} | {}", line.node, line.line),
         Observed::Event(e) => match e {
@@ -183,6 +188,7 @@ async fn live(total: usize, mut rx: mpsc::UnboundedReceiver<Observed>) {
                 for (node, (bar, since, note)) in &running {
                     let elapsed = humantime::format_duration(Duration::from_secs(since.elapsed().as_secs()));
                     let note = if note.is_empty() { String::new() } else { format!("  {note}") };
+                    let node = crate::terminal::escape(node);
                     bar.set_message(format!("{node}  {elapsed}{note}"));
                     bar.tick();
                 }

@@ -34,6 +34,7 @@ pub mod redaction;
 pub mod report;
 pub mod run;
 pub mod runs;
+pub mod terminal;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -60,6 +61,15 @@ pub mod exit {
 
 /// Parallelism of `run` when `--parallelism` is not given.
 pub const DEFAULT_PARALLELISM: usize = 64;
+
+/// `--parallelism` is 1 or more: with 0 nothing would ever start.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("it must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -124,7 +134,7 @@ pub enum Command {
         #[arg(long, default_value = "(dry run)")]
         reason: String,
         /// Parallelism a run would use, shown in the output.
-        #[arg(long, default_value_t = DEFAULT_PARALLELISM)]
+        #[arg(long, default_value_t = DEFAULT_PARALLELISM, value_parser = at_least_one)]
         parallelism: usize,
         #[arg(long, value_enum, default_value_t = dry_run::Format::Text)]
         format: dry_run::Format,

@@ -28,7 +28,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub yes: bool,
     /// Most steps in flight at once.
-    #[arg(long, default_value_t = crate::DEFAULT_PARALLELISM)]
+    #[arg(long, default_value_t = crate::DEFAULT_PARALLELISM, value_parser = crate::at_least_one)]
     pub parallelism: usize,
     /// Write one JSON event per line on stdout (for tools) instead of the display.
     #[arg(long, value_name = "FORMAT", value_parser = ["json"])]

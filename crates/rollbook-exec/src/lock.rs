@@ -55,6 +55,9 @@ impl Drop for LockGuard {
     }
 }
 
+/// The lock's file name. `validate` admits only keys of these characters (`bad-lock`), so for
+/// every key a plan can hold this is the key itself and two keys never share a file; the
+/// mapping only keeps a key that skipped validation inside `locks/`.
 fn key_file_name(key: &str) -> String {
     key.chars()
         .map(|c| {

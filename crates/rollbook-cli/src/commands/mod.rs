@@ -207,9 +207,37 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::internal(format!("cannot start the runtime: {e}")))
 }
 
+/// Whether `run_id` is shaped as run ids are made (`20261125-091500-a1b2`: date, time, four
+/// hex digits). A run id becomes a path under the state directory: one with `/` or `..` in it
+/// would name a directory elsewhere (exit 2).
+pub fn check_run_id(run_id: &str) -> Result<(), Failure> {
+    let shape = run_id.len() == 20
+        && run_id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 15 => b == b'-',
+            16.. => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+            _ => b.is_ascii_digit(),
+        });
+    if shape {
+        Ok(())
+    } else {
+        Err(Failure::invalid(format!(
+            "`{}` is not a run id (they look like 20261125-091500-a1b2): `rollbook runs` lists them",
+            crate::terminal::escape(run_id)
+        )))
+    }
+}
+
 /// Whether run `run_id` exists (its `run.json` is there, readable or not). No such run is a
 /// usage error (exit 2); a state directory that cannot be looked into is rollbook's (exit 5).
 pub fn run_exists(state_dir: &Path, run_id: &str, run_dir: &Path) -> Result<(), Failure> {
+    check_run_id(run_id)?;
+    // A run directory that is a symlink would lead out of the state directory.
+    if std::fs::symlink_metadata(run_dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(Failure::invalid(format!(
+            "{} is not a run directory",
+            run_dir.display()
+        )));
+    }
     let meta = run_dir.join("run.json");
     match std::fs::symlink_metadata(&meta) {
         Ok(_) => Ok(()),

@@ -11,7 +11,7 @@ pub fn run(state_dir: &Path, run_id: &str, format: Format) -> Result<(), Failure
     let run = runs::open_run(state_dir, run_id)?;
     let report = facts::gather(&run);
     let text = match format {
-        Format::Markdown => markdown::render(&report),
+        Format::Markdown => crate::terminal::escape_lines(&markdown::render(&report)),
         Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
     };
     crate::print(&text);

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::Failure;
 use crate::runs::{self, JournaledRun, NodeHistory, open_run, run_status, short};
+use crate::terminal::escape as esc;
 
 /// `rollbook show RUN_ID`.
 pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
@@ -43,22 +44,33 @@ pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
         crate::print(&out);
         return Ok(());
     }
-    let _ = writeln!(out, "run {} of {} — {status}", meta.run_id, meta.plan);
+    let _ = writeln!(
+        out,
+        "run {} of {} — {status}",
+        esc(&meta.run_id),
+        esc(&meta.plan)
+    );
     let _ = writeln!(
         out,
         "  by {} on {} at {}: {}",
-        meta.user, meta.host, meta.started_at, meta.reason
+        esc(&meta.user),
+        esc(&meta.host),
+        esc(&meta.started_at),
+        esc(&meta.reason)
     );
     if !meta.params.is_empty() {
         let params: Vec<String> = meta
             .params
             .iter()
-            .map(|(k, v)| format!("{k}={}", rollbook_plan::params::display_value(v)))
+            .map(|(k, v)| {
+                let value = rollbook_plan::params::display_value(v);
+                format!("{}={}", esc(k), esc(&value))
+            })
             .collect();
         let _ = writeln!(out, "  params {}", params.join(" "));
     }
     if let Some(t) = runs::tolerated_summary(&tolerated) {
-        let _ = writeln!(out, "  {t}");
+        let _ = writeln!(out, "  {}", esc(&t));
     }
     let width = nodes.iter().map(|n| n.node.len()).max().unwrap_or(4).max(4);
     let mut phase = None;
@@ -72,7 +84,7 @@ pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
             .map_or("-".into(), |ms| short(std::time::Duration::from_millis(ms)));
         let mut line = format!(
             "  {:<width$}  {:<9}  {:>7}  {} {}",
-            n.node,
+            esc(&n.node),
             n.status,
             duration,
             n.attempts,
@@ -86,7 +98,7 @@ pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
             line.push_str(&format!("  exit {code}"));
         }
         if let Some(m) = &n.message {
-            line.push_str(&format!("  {m}"));
+            line.push_str(&format!("  {}", esc(m)));
         }
         if let Some(Value::Object(o)) = &n.outputs
             && !o.is_empty()

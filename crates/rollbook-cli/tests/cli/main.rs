@@ -7,6 +7,7 @@ mod exit_codes;
 mod fleet;
 mod graph;
 mod http_plans;
+mod inputs;
 mod invalid_plans;
 mod old_journals;
 mod order;

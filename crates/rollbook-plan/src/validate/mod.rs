@@ -110,6 +110,23 @@ fn has_result(action: &ActionRef<'_>) -> bool {
     )
 }
 
+/// Longest lock name: its file name (`NAME.lock`) stays well under the 255 bytes file
+/// systems allow.
+pub const MAX_LOCK_NAME: usize = 128;
+
+/// What is wrong with a lock name, if anything.
+fn lock_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("it is empty".into());
+    }
+    if name.len() > MAX_LOCK_NAME {
+        return Some(format!("it is {} characters long", name.chars().count()));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        .map(|c| format!("it holds {c:?}"))
+}
+
 fn is_valid_id(id: &str) -> bool {
     let mut bytes = id.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
@@ -165,6 +182,7 @@ impl<'p> Validator<'p> {
         self.version();
         self.plan_name(expected_name);
         self.confirm_phrase();
+        self.lock_name();
         for (name, param) in self.plan.params.iter() {
             self.param(name, param);
         }
@@ -224,6 +242,20 @@ impl<'p> Validator<'p> {
             self.push(
                 Diagnostic::error("bad-value", c.span, "the confirmation phrase is empty")
                     .help("write the phrase to type, e.g. `confirm: ROLLBACK`"),
+            );
+        }
+    }
+
+    /// A lock name is the name of its file under `locks/`: non-empty, short, and of
+    /// characters that need no encoding, so two names never share a file.
+    fn lock_name(&mut self) {
+        let Some(lock) = &self.plan.lock else { return };
+        if let Some(problem) = lock_name_problem(&lock.value) {
+            self.push(
+                Diagnostic::error("bad-lock", lock.span, format!("bad lock name: {problem}"))
+                    .help(format!(
+                        "use 1 to {MAX_LOCK_NAME} letters, digits, `.`, `_` and `-`, e.g. `lock: platform`"
+                    )),
             );
         }
     }

@@ -74,7 +74,7 @@ pub(super) fn when(at: &(impl Moment + ?Sized)) -> String {
 /// table escaped (in a table or not: an escaped `|` reads as `|` everywhere). Other Markdown
 /// is left alone, so backticks in messages stay code.
 pub(super) fn text(s: &str) -> String {
-    s.replace('\n', " ")
+    crate::terminal::escape(&s.replace('\n', " "))
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('|', "\\|")
@@ -83,7 +83,7 @@ pub(super) fn text(s: &str) -> String {
 /// An inline code span that holds any text: a longer backtick fence when the text has
 /// backticks, pipes escaped for tables.
 pub(super) fn code(s: &str) -> String {
-    let s = s.replace('\n', " ").replace('|', "\\|");
+    let s = crate::terminal::escape(&s.replace('\n', " ")).replace('|', "\\|");
     let longest = longest_run(&s, '`');
     let fence = "`".repeat(longest + 1);
     if longest == 0 {
