@@ -112,6 +112,7 @@ fn raw_line_for(o: &Observed) -> Option<String> {
             }
             Event::Cancelling { hard: true, .. } => "cancelling the running steps".into(),
             Event::PhaseFinished { phase, status, .. } => format!("{phase}: {}", status.as_str()),
+            Event::JournalHealed { .. } => crate::runs::healed_note(e)?,
             Event::RunFinished { status, tolerated, .. } => {
                 match crate::runs::tolerated_summary(tolerated) {
                     Some(t) => format!("run {}; {t}", status.as_str()),

@@ -149,7 +149,9 @@ pub fn open_run(state_dir: &Path, run_id: &str) -> Result<JournaledRun, Failure>
     let dir = journal::runs_dir(state_dir).join(run_id);
     crate::commands::run_exists(state_dir, run_id, &dir)?;
     let meta = journal::read_meta(&dir).map_err(|e| Failure::internal(e.to_string()))?;
-    let events = journal::read_events(&dir).map_err(|e| Failure::internal(e.to_string()))?;
+    let read = journal::read_journal(&dir).map_err(|e| Failure::internal(e.to_string()))?;
+    warn_about_journal(&read);
+    let events = read.events;
     let history = RunHistory::fold(&events);
     Ok(JournaledRun {
         dir,
@@ -157,6 +159,33 @@ pub fn open_run(state_dir: &Path, run_id: &str) -> Result<JournaledRun, Failure>
         events,
         history,
     })
+}
+
+/// Says where reading the journal stopped, and each time it was healed: what follows is
+/// told from the readable part only.
+fn warn_about_journal(read: &journal::JournalRead) {
+    if let Some(bad) = &read.stopped_at {
+        say!("warning: {bad}; read up to the line before it, the rest is not shown");
+    }
+    for note in read.events.iter().filter_map(healed_note) {
+        say!("note: {note}");
+    }
+}
+
+/// The words for a `journal_healed` event, `None` for any other.
+pub(crate) fn healed_note(e: &Event) -> Option<String> {
+    let Event::JournalHealed {
+        at,
+        line,
+        bytes,
+        kept_in,
+    } = e
+    else {
+        return None;
+    };
+    Some(format!(
+        "at {at} the journal was cut back from line {line} on ({bytes} bytes that did not read, kept in {kept_in})"
+    ))
 }
 
 /// How the run ended: `succeeded`, `failed`, `cancelled`, or `unfinished` (going on, or

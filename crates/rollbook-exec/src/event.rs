@@ -205,6 +205,21 @@ pub enum Event {
         /// How it ended.
         status: RunStatus,
     },
+    /// Opening the journal to append found a line that does not read (cut short by a crash, a
+    /// full disk, NUL bytes) and cut the journal back to the last complete line before it.
+    JournalHealed {
+        /// When it happened.
+        at: Timestamp,
+        /// The first line cut (1-based).
+        #[serde(default)]
+        line: usize,
+        /// How many bytes were cut.
+        #[serde(default)]
+        bytes: u64,
+        /// The side file beside the journal that keeps the cut bytes.
+        #[serde(default)]
+        kept_in: String,
+    },
     /// The run ended.
     RunFinished {
         /// When it happened.
@@ -233,6 +248,7 @@ impl Event {
             | Event::NodeFinished { at, .. }
             | Event::Cancelling { at, .. }
             | Event::PhaseFinished { at, .. }
+            | Event::JournalHealed { at, .. }
             | Event::RunFinished { at, .. } => *at,
         }
     }

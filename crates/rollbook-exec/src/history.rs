@@ -248,7 +248,7 @@ impl RunHistory {
                 self.finished = None;
                 self.resumes.push(ResumeRecord {
                     at: *at,
-                    stopped_at: seq.checked_sub(1).map(|i| events[i].at()),
+                    stopped_at: stopped_before(events, seq),
                     unknown: unknown.clone(),
                     seq,
                 });
@@ -290,16 +290,30 @@ impl RunHistory {
     }
 }
 
-/// The last entry of each process's stretch of the journal (a resume starts a new one).
+/// The last entry of each process's stretch of the journal (a resume starts a new one). A
+/// `journal_healed` entry is written by the resume, so it ends no stretch.
 fn stretch_ends(events: &[Event]) -> Vec<(usize, Timestamp)> {
     let mut ends = Vec::new();
+    let mut last = None;
     for (seq, e) in events.iter().enumerate() {
-        let next_is_resume = matches!(events.get(seq + 1), Some(Event::RunResumed { .. }));
-        if next_is_resume || seq + 1 == events.len() {
-            ends.push((seq, e.at()));
+        match e {
+            Event::JournalHealed { .. } => continue,
+            Event::RunResumed { .. } => ends.extend(last),
+            _ => {}
         }
+        last = Some((seq, e.at()));
     }
+    ends.extend(last);
     ends
+}
+
+/// When the process before a resume last wrote (the resume's own `journal_healed` aside).
+fn stopped_before(events: &[Event], seq: usize) -> Option<Timestamp> {
+    events[..seq]
+        .iter()
+        .rev()
+        .find(|e| !matches!(e, Event::JournalHealed { .. }))
+        .map(Event::at)
 }
 
 /// What one event says about its node.

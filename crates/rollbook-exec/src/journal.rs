@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -127,22 +127,26 @@ impl FileJournal {
         Self::open(&dir)
     }
 
-    /// Opens an existing run's journal to append to it (`resume`).
+    /// Opens an existing run's journal to append to it (`resume`). A journal that does not
+    /// read to its end is healed first (see [`heal`]), so what is appended can be read back.
     pub fn open(dir: &Path) -> Result<Self, Error> {
+        let healed = heal(dir)?;
         let path = dir.join("journal.jsonl");
         let events = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(io(&path))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(FileJournal {
+        sync_dir(dir);
+        let mut journal = FileJournal {
             dir: dir.to_path_buf(),
             events,
             logs: HashMap::new(),
-        })
+        };
+        if let Some(healed) = healed {
+            journal.append(&[healed])?;
+        }
+        Ok(journal)
     }
 
     /// The run's directory.
@@ -154,6 +158,71 @@ impl FileJournal {
         for log in self.logs.values_mut() {
             let _ = log.flush();
         }
+    }
+}
+
+/// Cuts a journal back to its last complete, readable line, so that appending goes on from
+/// there: a line cut short by a crash, garbage or NUL bytes at the end, and everything from
+/// the first line that does not read on. The cut bytes are kept, synced, in
+/// `journal.jsonl.torn-<n>` beside it. Returns the `journal_healed` event to journal, or
+/// `None` when nothing was cut (a readable last line whose newline was cut gets it back).
+pub fn heal(dir: &Path) -> Result<Option<Event>, Error> {
+    let path = dir.join("journal.jsonl");
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let read = parse_journal(&path, &bytes);
+    let file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    if read.sound_len == bytes.len() {
+        if read.needs_newline {
+            (&file).write_all(b"\n").map_err(io(&path))?;
+            file.sync_data().map_err(io(&path))?;
+        }
+        return Ok(None);
+    }
+    cut_tail(dir, &file, &bytes, read.sound_len).map(Some)
+}
+
+/// Keeps `bytes[keep..]` in a new side file, then cuts the journal to `keep` bytes: the side
+/// file is durable before anything is cut, so a crash in between loses nothing.
+fn cut_tail(dir: &Path, journal: &File, bytes: &[u8], keep: usize) -> Result<Event, Error> {
+    let path = dir.join("journal.jsonl");
+    let side = free_side_file(dir);
+    write_synced(&side, &bytes[keep..])?;
+    sync_dir(dir);
+    journal.set_len(keep as u64).map_err(io(&path))?;
+    journal.sync_all().map_err(io(&path))?;
+    let line = bytes[..keep].iter().filter(|b| **b == b'\n').count() + 1;
+    Ok(Event::JournalHealed {
+        at: Timestamp::now(),
+        line,
+        bytes: (bytes.len() - keep) as u64,
+        kept_in: side
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    })
+}
+
+/// The first `journal.jsonl.torn-<n>` not taken yet: an earlier heal's bytes are never
+/// overwritten.
+fn free_side_file(dir: &Path) -> PathBuf {
+    (1..)
+        .map(|n| dir.join(format!("journal.jsonl.torn-{n}")))
+        .find(|p| !p.exists())
+        .expect("some number is free")
+}
+
+/// Makes a new or cut file's directory entry durable too (best effort: not every file
+/// system can sync a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
 }
 
@@ -247,37 +316,78 @@ pub fn read_meta(run_dir: &Path) -> Result<RunMeta, Error> {
     })
 }
 
-/// Reads a run's events. A last line cut short by a crash is ignored; any other unreadable
-/// line is an error.
+/// Reads a run's events, up to the first line that does not read (see [`read_journal`]).
 pub fn read_events(run_dir: &Path) -> Result<Vec<Event>, Error> {
+    read_journal(run_dir).map(|read| read.events)
+}
+
+/// A journal as read: its events up to the first line that does not read, and that line.
+#[derive(Debug, Default)]
+pub struct JournalRead {
+    /// The events before the first line that does not read.
+    pub events: Vec<Event>,
+    /// The line reading stopped at, if any: `None` when every line read, or when only a last
+    /// line cut short by a crash did not.
+    pub stopped_at: Option<Error>,
+    /// Bytes of complete, readable lines from the start (blank lines count).
+    sound_len: usize,
+    /// The last line reads but has no newline: the newline was cut, not the line.
+    needs_newline: bool,
+}
+
+/// Reads a run's journal. Reading stops at the first line that is not a readable event
+/// (unreadable JSON, bad UTF-8, NUL bytes): what comes after it cannot be trusted to follow
+/// on, and a resume must never build on a guess. A last line cut short by a crash is
+/// ignored; any other unreadable line is named in [`JournalRead::stopped_at`]. A missing
+/// journal has no events.
+pub fn read_journal(run_dir: &Path) -> Result<JournalRead, Error> {
     let path = run_dir.join("journal.jsonl");
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io(&path)(e)),
-    };
-    let lines: Vec<String> = BufReader::new(file)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(io(&path))?;
-    let mut events = Vec::with_capacity(lines.len());
-    for (i, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(e) => events.push(e),
-            Err(_) if i + 1 == lines.len() => break,
-            Err(e) => {
-                return Err(Error::Corrupt {
-                    path: path.display().to_string(),
-                    line: i + 1,
-                    message: e.to_string(),
-                });
+    match fs::read(&path) {
+        Ok(bytes) => Ok(parse_journal(&path, &bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JournalRead::default()),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+fn parse_journal(path: &Path, bytes: &[u8]) -> JournalRead {
+    let mut read = JournalRead::default();
+    let mut offset = 0;
+    for (i, chunk) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        let terminated = chunk.ends_with(b"\n");
+        match parse_line(chunk) {
+            Ok(event) => {
+                read.events.extend(event);
+                offset += chunk.len();
+                read.sound_len = offset;
+                read.needs_newline = !terminated;
+            }
+            Err(message) => {
+                let torn = bytes[offset + chunk.len()..]
+                    .iter()
+                    .all(u8::is_ascii_whitespace);
+                if !torn {
+                    read.stopped_at = Some(Error::Corrupt {
+                        path: path.display().to_string(),
+                        line: i + 1,
+                        message,
+                    });
+                }
+                break;
             }
         }
     }
-    Ok(events)
+    read
+}
+
+/// One journal line: an event, nothing for a blank line, or why it does not read.
+fn parse_line(chunk: &[u8]) -> Result<Option<Event>, String> {
+    let text = std::str::from_utf8(chunk).map_err(|e| format!("not UTF-8: {e}"))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// A run as `rollbook runs` lists it.

@@ -2,6 +2,7 @@
 //! succeeded is not run again; a step whose outcome is unknown runs again, or, when it says
 //! `resume: ask`, a person decides.
 
+use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
 use rollbook_exec::RunStatus;
@@ -29,8 +30,11 @@ pub fn run(
         dir,
         mut meta,
         history,
-        ..
+        events,
     } = crate::runs::open_run(state_dir, run_id)?;
+    if events.is_empty() {
+        ask_rerun_everything(run_id, args.yes)?;
+    }
     let replay = Replay::from(history);
     if replay.finished == Some(RunStatus::Succeeded) {
         say!("run {run_id} already succeeded: nothing to resume");
@@ -135,6 +139,32 @@ fn settle_unknown(
         }
     }
     Ok((prior, names))
+}
+
+/// A journal with no events says nothing of what already ran: resuming runs every step again,
+/// which a person agrees to first (`--yes` does).
+fn ask_rerun_everything(run_id: &str, yes: bool) -> Result<(), Failure> {
+    let what = format!(
+        "the journal of run {run_id} is empty or missing: nothing says what already ran, so resuming runs every step again"
+    );
+    if yes {
+        say!("{what} (--yes)");
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::Cancelled(format!(
+            "{what}; there is no terminal to ask on: pass --yes to rerun everything"
+        )));
+    }
+    crate::say_part!("{what}.\nRun every step again? Type yes to go on: ");
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    if line.trim().eq_ignore_ascii_case("yes") {
+        return Ok(());
+    }
+    Err(Failure::Cancelled(format!(
+        "run {run_id} not resumed: its journal is empty"
+    )))
 }
 
 /// Whether a node says `resume: ask`.

@@ -819,3 +819,124 @@ fn a_run_whose_output_pipe_closes_goes_on_to_the_end() {
     let journal = sb.journal(&id);
     assert!(journal.contains(r#""event":"run_finished""#), "{journal}");
 }
+
+/// A chain of `n` local steps that each append their id to `ran.txt` and take a moment.
+fn chain_plan(sb: &Sandbox, name: &str, n: usize) -> PathBuf {
+    let out_file = sb.path().join("ran.txt");
+    let mut body = String::from("steps:\n");
+    for i in 0..n {
+        body.push_str(&format!("  - id: s{i}\n"));
+        if i > 0 {
+            body.push_str(&format!("    needs: [s{}]\n", i - 1));
+        }
+        body.push_str(&format!(
+            "    shell: {{ run: 'echo s{i} >> {}; sleep 0.05' }}\n",
+            out_file.display()
+        ));
+    }
+    sb.plan(name, &body);
+    out_file
+}
+
+/// `kill -9`, then the journal's last 20 bytes lost (a torn write): `resume` heals the
+/// journal before appending, keeps what it cut, and everything reads afterwards.
+#[test]
+fn a_killed_run_with_a_torn_journal_resumes_and_stays_readable() {
+    let sb = Sandbox::new();
+    let out_file = chain_plan(&sb, "torn", 30);
+    let mut child = sb.spawn(&["run", "torn", "--reason", "torn journal"]);
+    wait_until(Duration::from_secs(60), "5 steps to run", || {
+        std::fs::read_to_string(&out_file).map_or(0, |t| t.lines().count()) >= 5
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let id = sb.run_ids().pop().unwrap();
+    let journal = sb.run_dir(&id).join("journal.jsonl");
+    let before = std::fs::read(&journal).unwrap();
+    let cut = before.len() - 20;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .unwrap()
+        .set_len(cut as u64)
+        .unwrap();
+
+    sb.run(&["resume", &id, "--yes"]).assert_code(0);
+    let show = sb.run(&["show", &id]);
+    show.assert_code(0);
+    assert!(
+        show.stderr.contains("journal.jsonl.torn-1"),
+        "{}",
+        show.stderr
+    );
+    sb.run(&["report", &id]).assert_code(0);
+    let again = sb.run(&["resume", &id, "--yes"]);
+    again.assert_code(0);
+    assert!(
+        again.stderr.contains("already succeeded"),
+        "{}",
+        again.stderr
+    );
+    // Nothing is lost: the cut fragment is in the side file, right after what was kept.
+    let kept = std::fs::read(&journal).unwrap();
+    let side = std::fs::read(sb.run_dir(&id).join("journal.jsonl.torn-1")).unwrap();
+    let mut rebuilt = kept[..cut - side.len()].to_vec();
+    rebuilt.extend(&side);
+    assert_eq!(rebuilt, before[..cut]);
+}
+
+/// Garbage in the middle of a journal: `show` and `report` tell the readable part and name
+/// the line they stopped at.
+#[test]
+fn a_journal_with_garbage_in_the_middle_is_shown_up_to_the_named_line() {
+    let sb = Sandbox::new();
+    chain_plan(&sb, "garbled", 3);
+    sb.run(&["run", "garbled", "--reason", "garbage"])
+        .assert_code(0);
+    let id = sb.run_ids().pop().unwrap();
+    let journal = sb.run_dir(&id).join("journal.jsonl");
+    let text = std::fs::read(&journal).unwrap();
+    let mut lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+    lines.insert(3, b"\xff\x00garbage\n");
+    std::fs::write(&journal, lines.concat()).unwrap();
+
+    let show = sb.run(&["show", &id]);
+    show.assert_code(0);
+    assert!(show.stderr.contains("journal.jsonl:4:"), "{}", show.stderr);
+    assert!(show.stdout.contains("s0"), "{}", show.stdout);
+    let report = sb.run(&["report", &id]);
+    report.assert_code(0);
+    assert!(
+        report.stderr.contains("journal.jsonl:4:"),
+        "{}",
+        report.stderr
+    );
+}
+
+/// An empty journal says nothing of what ran: `resume` asks before rerunning everything, and
+/// without a terminal to ask on it refuses unless given `--yes`.
+#[test]
+fn resuming_a_run_with_an_empty_journal_asks_first() {
+    let sb = Sandbox::new();
+    let out_file = chain_plan(&sb, "emptied", 2);
+    sb.run(&["run", "emptied", "--reason", "empty journal"])
+        .assert_code(0);
+    let id = sb.run_ids().pop().unwrap();
+    std::fs::write(sb.run_dir(&id).join("journal.jsonl"), b"").unwrap();
+
+    let refused = sb.run(&["resume", &id]);
+    refused.assert_code(3);
+    assert!(
+        refused.stderr.contains("empty or missing"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "s0\ns1\n");
+
+    sb.run(&["resume", &id, "--yes"]).assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(&out_file).unwrap(),
+        "s0\ns1\ns0\ns1\n"
+    );
+}

@@ -256,3 +256,108 @@ async fn resuming_runs_only_the_nodes_not_done() {
         finish_counts(&all)
     );
 }
+
+/// The lines of a small journal as a run writes them.
+fn journal_lines() -> Vec<String> {
+    let at = "2026-01-01T00:00:00.000Z";
+    [
+        json!({"event":"run_started","at":at,"run_id":"r","plan":"p"}),
+        json!({"event":"phase_started","at":at,"phase":"steps","nodes":2}),
+        json!({"event":"attempt_started","at":at,"phase":"steps","node":"a","attempt":1,"target":"local"}),
+        json!({"event":"attempt_finished","at":at,"phase":"steps","node":"a","attempt":1,"ok":true,"duration_ms":5,"exit_code":0}),
+        json!({"event":"node_finished","at":at,"phase":"steps","node":"a","status":"succeeded"}),
+        json!({"event":"attempt_started","at":at,"phase":"steps","node":"é-b","attempt":1}),
+    ]
+    .iter()
+    .map(|v| format!("{v}\n"))
+    .collect()
+}
+
+fn not_healed(events: Vec<Event>) -> Vec<Event> {
+    events
+        .into_iter()
+        .filter(|e| !matches!(e, Event::JournalHealed { .. }))
+        .collect()
+}
+
+/// The bytes of a run directory's side files (`journal.jsonl.torn-<n>`), in order.
+fn side_bytes(dir: &Path) -> Vec<u8> {
+    (1..)
+        .map(|n| dir.join(format!("journal.jsonl.torn-{n}")))
+        .take_while(|p| p.exists())
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// A journal cut at any byte (and maybe followed by garbage or NUL bytes), then opened
+    /// for append, appended to and read back, keeps every event whose line was whole before
+    /// the cut, reads without error, and loses no byte: what was cut is in a side file.
+    #[test]
+    fn a_journal_cut_anywhere_heals_when_opened_and_reads_back_whole(
+        cut_ratio in 0.0f64..=1.0,
+        garbage in proptest::collection::vec(proptest::sample::select(vec![0u8, 0xff, b'x', b'\n']), 0..6),
+    ) {
+        let lines = journal_lines();
+        let text: String = lines.concat();
+        let cut = (text.len() as f64 * cut_ratio) as usize;
+        let mut bytes = text.as_bytes()[..cut].to_vec();
+        bytes.extend(&garbage);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("journal.jsonl"), &bytes).unwrap();
+        let mut whole = Vec::new();
+        let mut end = 0;
+        for line in &lines {
+            end += line.len();
+            // A line whose JSON is whole counts even when its newline was cut, unless garbage
+            // follows on the same line.
+            let newline_follows = garbage.first().is_none_or(|b| *b == b'\n');
+            if end <= cut || (end - 1 == cut && newline_follows) {
+                whole.push(serde_json::from_str::<Event>(line).unwrap());
+            }
+        }
+
+        let mut journal = FileJournal::open(dir.path()).unwrap();
+        let more: Event = serde_json::from_value(json!({"event":"run_resumed","at":"2026-01-01T00:00:01.000Z","unknown":[]})).unwrap();
+        journal.append(std::slice::from_ref(&more)).unwrap();
+        drop(journal);
+
+        let read = read_events(dir.path()).unwrap();
+        whole.push(more);
+        proptest::prop_assert_eq!(not_healed(read), whole);
+        let kept = std::fs::read(dir.path().join("journal.jsonl")).unwrap();
+        let kept_before = &kept[..kept.len().min(bytes.len())];
+        let mut rebuilt = kept_before.to_vec();
+        rebuilt.truncate(bytes.len() - side_bytes(dir.path()).len());
+        rebuilt.extend(side_bytes(dir.path()));
+        proptest::prop_assert_eq!(rebuilt, bytes, "the cut bytes are kept");
+    }
+}
+
+#[test]
+fn a_bad_line_in_the_middle_stops_reading_there_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = journal_lines();
+    let mut bytes = lines[..2].concat().into_bytes();
+    bytes.extend(b"{\"event\":\"run_st\xffrted\"}\n");
+    bytes.extend(lines[2..].concat().as_bytes());
+    std::fs::write(dir.path().join("journal.jsonl"), &bytes).unwrap();
+    let read = rollbook_exec::journal::read_journal(dir.path()).unwrap();
+    assert_eq!(read.events.len(), 2);
+    let bad = read.stopped_at.expect("the bad line is named").to_string();
+    assert!(bad.contains("journal.jsonl:3:"), "{bad}");
+
+    // Appending cuts from the bad line on: what is appended reads back after the good part.
+    let mut journal = FileJournal::open(dir.path()).unwrap();
+    journal.append(&read.events[..1]).unwrap();
+    drop(journal);
+    let after = rollbook_exec::journal::read_journal(dir.path()).unwrap();
+    assert!(after.stopped_at.is_none());
+    assert!(matches!(
+        after.events[2],
+        Event::JournalHealed { line: 3, .. }
+    ));
+    assert_eq!(side_bytes(dir.path()), bytes[lines[..2].concat().len()..]);
+}
