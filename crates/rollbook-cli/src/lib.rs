@@ -30,6 +30,7 @@ pub mod display;
 pub mod dry_run;
 pub mod graph;
 pub mod locate;
+pub mod reaper;
 pub mod redaction;
 pub mod report;
 pub mod run;
@@ -194,6 +195,9 @@ pub enum Command {
     },
     /// Print the JSON Schema of plan files.
     Schema,
+    /// (Internal) The reaper of a run's local process groups: see `reaper.rs`.
+    #[command(name = "__reap", hide = true)]
+    Reap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -356,6 +360,10 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
         }
         Command::Report { run_id, format } => commands::report::run(&state_dir, &run_id, format),
         Command::Schema => commands::schema::run(),
+        Command::Reap => {
+            reaper::reap();
+            Ok(())
+        }
     }
 }
 

@@ -198,7 +198,13 @@ impl Prompter for TerminalPrompter {
 }
 
 /// The runners this build has; `confirm` questions are shown through `redactor`.
-pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs, redactor: &Redactor) -> Runners {
+pub(crate) fn runners(
+    yes: bool,
+    user: &str,
+    ssh: &SshArgs,
+    redactor: &Redactor,
+    groups: Option<rollbook_exec::runners::GroupWatch>,
+) -> Runners {
     let prompter = Arc::new(TerminalPrompter {
         yes,
         user: user.to_string(),
@@ -206,7 +212,10 @@ pub(crate) fn runners(yes: bool, user: &str, ssh: &SshArgs, redactor: &Redactor)
         redactor: redactor.clone(),
     });
     Runners::new()
-        .with(ShellRunner::default())
+        .with(ShellRunner {
+            groups,
+            ..ShellRunner::default()
+        })
         .with(SleepRunner)
         .with(ConfirmRunner::new(prompter))
         .with(rollbook_http::HttpRunner::new())
@@ -324,7 +333,15 @@ pub(crate) fn execute(
         resumed,
     } = start;
     let redactor = crate::redaction::redactor(compiled, &secrets);
-    let runners = runners(args.yes, user, &args.ssh, &redactor);
+    // Stops the local commands still running if this process dies (see `reaper.rs`).
+    let reaper = crate::reaper::Reaper::start();
+    let runners = runners(
+        args.yes,
+        user,
+        &args.ssh,
+        &redactor,
+        reaper.as_ref().map(|r| r.watch()),
+    );
     let mode = display_mode(args);
     let total: usize = compiled.phases.iter().map(|p| p.graph.node_count()).sum();
     let runtime = crate::commands::runtime()?;
@@ -352,6 +369,9 @@ pub(crate) fn execute(
         let _ = shown.await;
         outcome
     })?;
+    if let Some(reaper) = reaper {
+        reaper.finish();
+    }
     if mode != Mode::Json {
         crate::say!(
             "{}",

@@ -42,6 +42,7 @@ fn preflight(compiled: &CompiledPlan, json: bool, ssh: &SshArgs) -> Result<(), F
         &crate::run::current_user(),
         ssh,
         &rollbook_exec::redact::Redactor::default(),
+        None,
     );
     let rows = super::runtime()?.block_on(check::preflight(compiled, &runners, &secrets));
     let (table, ok) = check::table(&rows);

@@ -510,6 +510,53 @@ fn events_json_writes_one_event_per_line() {
     );
 }
 
+/// The processes whose command line holds `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(needle) {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+/// kill -9 of rollbook while a step runs: the step's command (and what it started) does not
+/// go on running without a controller; the run's reaper stops its process group.
+#[test]
+fn a_step_does_not_outlive_a_killed_controller() {
+    let sb = Sandbox::new();
+    let started = sb.path().join("started");
+    let mark = format!("300.{}", std::process::id() % 100_000);
+    sb.plan(
+        "orphan",
+        &format!(
+            "steps:\n  - id: long\n    shell: {{ run: 'touch {s}; sleep {mark}; echo never' }}\n",
+            s = started.display()
+        ),
+    );
+    let mut child = sb.spawn(&["run", "orphan", "--reason", "kill -9 test"]);
+    wait_for(&started);
+    let sleeping = format!("sleep {mark}");
+    wait_until(Duration::from_secs(60), "the step's sleep to start", || {
+        !processes_with(&sleeping).is_empty()
+    });
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    wait_until(
+        Duration::from_secs(60),
+        "the step's processes to be stopped",
+        || processes_with(&sleeping).is_empty(),
+    );
+}
+
 /// kill -9 in the middle of a 50-step run, then `resume`: the run completes, and every step
 /// the journal had as succeeded ran exactly once.
 #[test]

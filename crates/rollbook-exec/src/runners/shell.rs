@@ -19,13 +19,20 @@ pub struct ShellRunner {
     pub tail_bytes: usize,
     /// How long a cancelled command gets between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Told of each command's process group as it starts and ends, so that something outside
+    /// this process can stop the groups still running if this process dies.
+    pub groups: Option<GroupWatch>,
 }
+
+/// A process group that started (`true`) or ended (`false`).
+pub type GroupWatch = std::sync::Arc<dyn Fn(u32, bool) + Send + Sync>;
 
 impl Default for ShellRunner {
     fn default() -> Self {
         ShellRunner {
             tail_bytes: 64 * 1024,
             grace: Duration::from_secs(2),
+            groups: None,
         }
     }
 }
@@ -180,7 +187,16 @@ impl ShellRunner {
                 let _ = stdin.shutdown().await;
             });
         }
-        match self.wait(&mut child, &attempt).await {
+        let pgid = child.id().unwrap_or(0);
+        let watch = |started: bool| {
+            if let Some(watch) = self.groups.as_ref().filter(|_| pgid > 0) {
+                watch(pgid, started);
+            }
+        };
+        watch(true);
+        let done = self.wait(&mut child, &attempt).await;
+        watch(false);
+        match done {
             Ok(done) => CommandResult::new(done.code, done.stdout.0, done.stderr.0)
                 .with("stdout_truncated_bytes", done.stdout.1)
                 .with("stderr_truncated_bytes", done.stderr.1)
