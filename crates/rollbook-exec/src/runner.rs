@@ -21,11 +21,57 @@ use crate::redact::{Redactor, StreamRedactor};
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// What ends a line of which `dropped` bytes were cut (nothing when none were).
-pub fn line_cut_note(dropped: usize) -> String {
+fn line_cut_note(dropped: usize) -> String {
     if dropped == 0 {
         String::new()
     } else {
         format!(" [line cut: {dropped} more bytes]")
+    }
+}
+
+/// Splits a command's output bytes into lines, as they arrive in pieces: each line without its
+/// line break (and any `\r` before it), at most [`MAX_LINE`] bytes of it kept and the rest
+/// counted ([`line_cut_note`]). The one splitter of the runners that read output.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    partial: Vec<u8>,
+    /// Bytes of the current line past [`MAX_LINE`], dropped.
+    dropped: usize,
+}
+
+impl LineSplitter {
+    /// The lines that `data` completes.
+    pub fn feed(&mut self, mut data: &[u8]) -> Vec<String> {
+        let mut lines = Vec::new();
+        while !data.is_empty() {
+            let (text, ends) = match data.iter().position(|&b| b == b'\n') {
+                Some(at) => (&data[..at], true),
+                None => (data, false),
+            };
+            let kept = text.len().min(MAX_LINE.saturating_sub(self.partial.len()));
+            self.partial.extend_from_slice(&text[..kept]);
+            self.dropped += text.len() - kept;
+            data = &data[text.len() + usize::from(ends)..];
+            if ends {
+                lines.push(self.take());
+            }
+        }
+        lines
+    }
+
+    /// The last line, when the output ended without a line break after it.
+    pub fn finish(&mut self) -> Option<String> {
+        (!self.partial.is_empty() || self.dropped > 0).then(|| self.take())
+    }
+
+    fn take(&mut self) -> String {
+        let mut line = String::from_utf8_lossy(&self.partial)
+            .trim_end_matches('\r')
+            .to_string();
+        line.push_str(&line_cut_note(self.dropped));
+        self.partial.clear();
+        self.dropped = 0;
+        line
     }
 }
 

@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rollbook_exec::result::CommandResult;
-use rollbook_exec::runner::{
-    Attempt, BoxFuture, MAX_LINE, Outcome, Runner, Stream, Tail, line_cut_note,
-};
+use rollbook_exec::runner::{Attempt, BoxFuture, LineSplitter, Outcome, Runner, Stream, Tail};
 use rollbook_plan::action::{Action, SshCommand};
 use russh::ChannelMsg;
 use russh::client::Handle;
@@ -367,13 +365,11 @@ impl Exec {
     }
 }
 
-/// Splits a stream's bytes into lines for the log, keeping a bounded tail for the result. A
-/// line is kept up to [`MAX_LINE`] bytes; the rest of it is counted, not kept.
+/// Splits a stream's bytes into lines for the log ([`LineSplitter`]), keeping a bounded tail
+/// for the result.
 struct Lines {
     stream: Stream,
-    partial: Vec<u8>,
-    /// Bytes of the current line past [`MAX_LINE`], dropped.
-    dropped: usize,
+    splitter: LineSplitter,
     tail: Tail,
 }
 
@@ -381,46 +377,23 @@ impl Lines {
     fn new(stream: Stream, limit: usize) -> Self {
         Lines {
             stream,
-            partial: Vec::new(),
-            dropped: 0,
+            splitter: LineSplitter::default(),
             tail: Tail::new(limit),
         }
     }
 
-    fn feed(&mut self, mut data: &[u8], attempt: &Attempt, pgid: &mut Option<u32>) {
-        while !data.is_empty() {
-            let (text, ends) = match data.iter().position(|&b| b == b'\n') {
-                Some(at) => (&data[..at], true),
-                None => (data, false),
-            };
-            let kept = text.len().min(MAX_LINE.saturating_sub(self.partial.len()));
-            self.partial.extend_from_slice(&text[..kept]);
-            self.dropped += text.len() - kept;
-            data = &data[text.len() + usize::from(ends)..];
-            if ends {
-                self.line(attempt, pgid);
+    fn feed(&mut self, data: &[u8], attempt: &Attempt, pgid: &mut Option<u32>) {
+        for line in self.splitter.feed(data) {
+            // The wrapper's first words on stderr: the process group to stop on cancel.
+            if self.stream == Stream::Stderr
+                && pgid.is_none()
+                && let Some(id) = line.strip_prefix(remote::PGID_MARKER)
+            {
+                *pgid = id.trim().parse().ok();
+                continue;
             }
+            self.note(&line, attempt);
         }
-    }
-
-    /// The line read so far, to the log and the tail.
-    fn line(&mut self, attempt: &Attempt, pgid: &mut Option<u32>) {
-        let mut line = String::from_utf8_lossy(&self.partial)
-            .trim_end_matches('\r')
-            .to_string();
-        line.push_str(&line_cut_note(self.dropped));
-        self.partial.clear();
-        self.dropped = 0;
-        // The wrapper's first words on stderr: the process group to stop on cancel.
-        if self.stream == Stream::Stderr
-            && pgid.is_none()
-            && let Some(id) = line.strip_prefix(remote::PGID_MARKER)
-        {
-            *pgid = id.trim().parse().ok();
-            return;
-        }
-        attempt.output.line(self.stream, &line);
-        self.tail.push_line(&line);
     }
 
     fn note(&mut self, line: &str, attempt: &Attempt) {
@@ -429,11 +402,8 @@ impl Lines {
     }
 
     fn finish(mut self, attempt: &Attempt) -> (String, usize) {
-        if !self.partial.is_empty() || self.dropped > 0 {
-            let mut line = String::from_utf8_lossy(&self.partial).into_owned();
-            line.push_str(&line_cut_note(self.dropped));
-            attempt.output.line(self.stream, &line);
-            self.tail.push_line(&line);
+        if let Some(line) = self.splitter.finish() {
+            self.note(&line, attempt);
         }
         self.tail.finish()
     }

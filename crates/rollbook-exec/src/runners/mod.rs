@@ -5,5 +5,5 @@ mod shell;
 mod sleep;
 
 pub use confirm::{Answer, ConfirmRunner, Prompter};
-pub use shell::{GroupWatch, OUTPUT_GRACE, ShellRunner};
+pub use shell::{GroupWatch, ShellRunner};
 pub use sleep::SleepRunner;

@@ -4,12 +4,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rollbook_plan::action::{Action, ShellCommand};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::result::CommandResult;
-use crate::runner::{Attempt, BoxFuture, MAX_LINE, Outcome, OutputSink, Runner, Stream, Tail};
+use crate::runner::{Attempt, BoxFuture, LineSplitter, Outcome, OutputSink, Runner, Stream, Tail};
 
 /// Local commands: `run` through `sh -c`, `script` on stdin to `sh -se`. Each attempt runs in
 /// a process group of its own, so a timeout or Ctrl-C ends the command and everything it
@@ -43,63 +43,35 @@ pub const OUTPUT_GRACE: Duration = Duration::from_millis(500);
 
 /// Reads `stream` line by line into the sink and the kept tail, until it ends or `stop`.
 async fn read_lines(
-    stream: impl AsyncRead + Unpin,
+    mut stream: impl AsyncRead + Unpin,
     which: Stream,
     sink: &OutputSink,
     limit: usize,
     stop: &CancellationToken,
 ) -> (String, usize) {
-    let mut reader = BufReader::new(stream);
     let mut tail = Tail::new(limit);
-    let mut buf = Vec::new();
+    let mut lines = LineSplitter::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut emit = |line: String| {
+        sink.line(which, &line);
+        tail.push_line(&line);
+    };
     loop {
-        buf.clear();
         let read = tokio::select! {
-            r = read_line_bounded(&mut reader, &mut buf) => r,
+            r = stream.read(&mut buf) => r,
+            // What a leftover process prints after the grace is not read, nor its last
+            // unfinished line.
             _ = stop.cancelled() => break,
         };
         match read {
-            Ok(None) | Err(_) => break,
-            Ok(Some(cut)) => {
-                let line = String::from_utf8_lossy(&buf);
-                let mut line = line.trim_end_matches(['\n', '\r']).to_string();
-                line.push_str(&crate::runner::line_cut_note(cut));
-                sink.line(which, &line);
-                tail.push_line(&line);
+            Ok(0) | Err(_) => {
+                lines.finish().into_iter().for_each(&mut emit);
+                break;
             }
+            Ok(n) => lines.feed(&buf[..n]).into_iter().for_each(&mut emit),
         }
     }
     tail.finish()
-}
-
-/// One line into `buf`, at most [`MAX_LINE`] bytes of it: `Some(bytes dropped)`, or `None` at
-/// the end of the stream.
-async fn read_line_bounded(
-    reader: &mut (impl AsyncBufReadExt + Unpin),
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<usize>> {
-    let mut dropped = 0usize;
-    let mut any = false;
-    loop {
-        let chunk = reader.fill_buf().await?;
-        if chunk.is_empty() {
-            return Ok(any.then_some(dropped));
-        }
-        any = true;
-        let (text, ends) = match chunk.iter().position(|b| *b == b'\n') {
-            Some(at) => (&chunk[..at], true),
-            None => (chunk, false),
-        };
-        let room = MAX_LINE.saturating_sub(buf.len());
-        let kept = text.len().min(room);
-        buf.extend_from_slice(&text[..kept]);
-        dropped += text.len() - kept;
-        let used = text.len() + usize::from(ends);
-        reader.consume(used);
-        if ends {
-            return Ok(Some(dropped));
-        }
-    }
 }
 
 /// Sends `signal` to the process group `pgid`.
