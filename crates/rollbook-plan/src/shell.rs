@@ -562,20 +562,26 @@ impl<'v> Lexer<'v> {
         i
     }
 
-    /// `${…}` from `toks[i]` (the `$`): text up to the matching brace; a value inside (the
-    /// word of `${x:-word}`) is written as a quoted word, which means the same inside double
-    /// quotes and out.
-    fn parameter(&mut self, toks: &[Tok], mut i: usize) -> usize {
+    /// An expansion from `toks[i]` (its `$`) up to the `close` that matches its first `open`:
+    /// `${…}` or `$(( … ))`, read as one piece (a `<<` in `$(( ))` is a shift, not a heredoc; a
+    /// `#` in `${#x}` starts no comment). A value inside is written at `position`.
+    fn expansion(
+        &mut self,
+        toks: &[Tok],
+        mut i: usize,
+        (open, close): (char, char),
+        position: Position,
+    ) -> usize {
         let mut depth = 0usize;
         while i < toks.len() {
             match &toks[i] {
-                Tok::Val(v) => self.value(*v, Position::Bare, false),
+                Tok::Val(v) => self.value(*v, position, false),
                 t => {
                     self.raw_tok(t);
                     match t.ch() {
-                        Some('{') => depth += 1,
-                        Some('}') => {
-                            depth -= 1;
+                        Some(c) if c == open => depth += 1,
+                        Some(c) if c == close => {
+                            depth = depth.saturating_sub(1);
                             if depth == 0 {
                                 return i + 1;
                             }
@@ -595,32 +601,15 @@ impl<'v> Lexer<'v> {
         i
     }
 
-    /// `$(( … ))` from `toks[i]` (the `$`): text up to the matching parenthesis (a `<<` there
-    /// is a shift, not a heredoc).
-    fn arithmetic(&mut self, toks: &[Tok], mut i: usize) -> usize {
-        self.raw("$");
-        i += 1;
-        let mut depth = 0usize;
-        while i < toks.len() {
-            match &toks[i] {
-                Tok::Val(v) => self.value(*v, Position::Arithmetic, false),
-                t => {
-                    self.raw_tok(t);
-                    match t.ch() {
-                        Some('(') => depth += 1,
-                        Some(')') => {
-                            depth = depth.saturating_sub(1);
-                            if depth == 0 {
-                                return i + 1;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            i += 1;
-        }
-        i
+    /// `${…}`: a value inside (the word of `${x:-word}`) is a quoted word, which means the same
+    /// inside double quotes and out.
+    fn parameter(&mut self, toks: &[Tok], i: usize) -> usize {
+        self.expansion(toks, i, ('{', '}'), Position::Bare)
+    }
+
+    /// `$(( … ))`: a value inside is evaluated as arithmetic (`validate` warns).
+    fn arithmetic(&mut self, toks: &[Tok], i: usize) -> usize {
+        self.expansion(toks, i, ('(', ')'), Position::Arithmetic)
     }
 
     fn comment(&mut self, toks: &[Tok], mut i: usize) -> usize {
