@@ -48,6 +48,22 @@ fn lines_ran(dir: &Path) -> usize {
         .count()
 }
 
+/// `rollbook run p.yaml --yes` in `dir`, with its state in `dir/state`.
+fn run_p(dir: &Path) -> Ran {
+    rollbook(
+        dir,
+        &[
+            "--state-dir",
+            "state",
+            "run",
+            "p.yaml",
+            "--reason",
+            "r",
+            "--yes",
+        ],
+    )
+}
+
 #[test]
 fn a_run_id_that_is_a_path_out_of_the_state_dir_is_refused() {
     let dir = sandbox();
@@ -185,18 +201,7 @@ fn lock_names_that_would_share_a_file_or_not_fit_one_are_refused() {
             "version: 1\nname: p\ndescription: d\nlock: {lock}\nsteps:\n  - id: a\n    shell: {{ run: 'true' }}\n"
         );
         std::fs::write(dir.path().join("p.yaml"), plan).unwrap();
-        let ran = rollbook(
-            dir.path(),
-            &[
-                "--state-dir",
-                "state",
-                "run",
-                "p.yaml",
-                "--reason",
-                "r",
-                "--yes",
-            ],
-        );
+        let ran = run_p(dir.path());
         ran.assert_code(2);
         assert!(
             ran.stderr.contains("bad lock name"),
@@ -213,18 +218,7 @@ fn a_lock_that_cannot_be_written_is_an_internal_error_not_a_held_lock() {
     let dir = sandbox();
     std::fs::create_dir(dir.path().join("state")).unwrap();
     std::fs::write(dir.path().join("state/locks"), "not a directory").unwrap();
-    let ran = rollbook(
-        dir.path(),
-        &[
-            "--state-dir",
-            "state",
-            "run",
-            "p.yaml",
-            "--reason",
-            "r",
-            "--yes",
-        ],
-    );
+    let ran = run_p(dir.path());
     ran.assert_code(5);
     assert!(ran.stderr.contains("locks"), "{}", ran.stderr);
     assert!(
