@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rollbook_exec::executor::Observed;
+use rollbook_exec::executor::observe::Observations;
 use rollbook_exec::{Event, NodeStatus, RunStatus, Tolerated};
-use tokio::sync::mpsc;
 
 /// How the run is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,7 @@ fn clock() -> String {
 }
 
 /// Consumes observed events until the channel closes.
-pub async fn show(mode: Mode, total: usize, mut rx: mpsc::UnboundedReceiver<Observed>) {
+pub async fn show(mode: Mode, total: usize, mut rx: Observations) {
     match mode {
         Mode::Json => {
             while let Some(o) = rx.recv().await {
@@ -67,6 +67,9 @@ fn line_for(o: &Observed) -> Option<String> {
 fn raw_line_for(o: &Observed) -> Option<String> {
     Some(match o {
         Observed::Output { line, .. } => format!("  {} | {}", line.node, line.line),
+        Observed::Skipped { lines } => format!(
+            "  ({lines} output lines not shown: the display fell behind; every line is in the steps' logs)"
+        ),
         Observed::Event(e) => match e {
             Event::RunStarted { run_id, plan, .. } => format!("run {run_id} of {plan} started"),
             Event::RunResumed { unknown, .. } if unknown.is_empty() => "run resumed".into(),
@@ -85,7 +88,7 @@ fn raw_line_for(o: &Observed) -> Option<String> {
                 "{node} attempt {attempt} failed: {}",
                 message.as_deref().unwrap_or("")
             ),
-            Event::AttemptFinished { .. } => return None,
+            Event::AttemptFinished { .. } | Event::AttemptProcess { .. } => return None,
             Event::RetryScheduled { node, next_attempt, delay_ms, .. } => {
                 format!("{node} retries in {} (attempt {next_attempt})", human(*delay_ms))
             }
@@ -112,7 +115,8 @@ fn raw_line_for(o: &Observed) -> Option<String> {
             }
             Event::Cancelling { hard: true, .. } => "cancelling the running steps".into(),
             Event::PhaseFinished { phase, status, .. } => format!("{phase}: {}", status.as_str()),
-            Event::JournalHealed { .. } => crate::runs::healed_note(e)?,
+            Event::JournalHealed { .. } => crate::runs::journal_note(e)?,
+            Event::RunAbandoned { message, .. } => message.clone(),
             Event::RunFinished { status, tolerated, .. } => {
                 match crate::runs::tolerated_summary(tolerated) {
                     Some(t) => format!("run {}; {t}", status.as_str()),
@@ -123,7 +127,7 @@ fn raw_line_for(o: &Observed) -> Option<String> {
     })
 }
 
-async fn live(total: usize, mut rx: mpsc::UnboundedReceiver<Observed>) {
+async fn live(total: usize, mut rx: Observations) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
     let overall = multi.add(ProgressBar::new(total as u64));
     overall.set_style(
@@ -139,7 +143,7 @@ async fn live(total: usize, mut rx: mpsc::UnboundedReceiver<Observed>) {
             o = rx.recv() => {
                 let Some(o) = o else { break };
                 match &o {
-                    Observed::Output { .. } => {}
+                    Observed::Output { .. } | Observed::Skipped { .. } => {}
                     Observed::Event(e) => match e {
                         Event::AttemptStarted { node, attempt, .. } => {
                             let entry = running.entry(node.clone()).or_insert_with(|| {

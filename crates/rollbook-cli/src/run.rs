@@ -322,6 +322,7 @@ pub(crate) struct Start {
 pub(crate) fn execute(
     compiled: &CompiledPlan,
     journal: &mut FileJournal,
+    lock: &LockGuard,
     start: Start,
     args: &RunArgs,
     user: &str,
@@ -347,9 +348,13 @@ pub(crate) fn execute(
     let runtime = crate::commands::runtime()?;
     let control = Control::default();
     let outcome = runtime.block_on(async {
-        let (obs_tx, obs_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (obs_tx, obs_rx) = rollbook_exec::executor::observe::channel();
         let shown = tokio::spawn(display::show(mode, total, obs_rx));
-        let signals = tokio::spawn(on_signals(control.clone()));
+        let last_words = LastWords {
+            run_dir: journal.dir().to_path_buf(),
+            lock_file: lock.holder_file().to_path_buf(),
+        };
+        let signals = tokio::spawn(on_signals(control.clone(), last_words));
         let execution = Execution {
             plan: compiled,
             runners: &runners,
@@ -400,7 +405,7 @@ fn display_mode(args: &RunArgs) -> Mode {
 /// the second aborts the running ones, the third exits. SIGTERM is what systemd, Kubernetes
 /// and CI runners send, SIGHUP what a closed SSH session sends: each gets `finally` run and the
 /// lock released, as the first Ctrl-C does.
-async fn on_signals(control: Control) {
+async fn on_signals(control: Control, last_words: LastWords) {
     use tokio::signal::unix::{SignalKind, signal};
     // One listener per signal for the whole run: a signal that comes while the last one is
     // being handled is counted, not lost.
@@ -413,10 +418,10 @@ async fn on_signals(control: Control) {
     };
     let mut presses = 0;
     loop {
-        let received = tokio::select! {
-            s = interrupt.recv() => s,
-            s = terminate.recv() => s,
-            s = hangup.recv() => s,
+        let (received, signal_name) = tokio::select! {
+            s = interrupt.recv() => (s, "SIGINT"),
+            s = terminate.recv() => (s, "SIGTERM"),
+            s = hangup.recv() => (s, "SIGHUP"),
         };
         if received.is_none() {
             return;
@@ -425,7 +430,31 @@ async fn on_signals(control: Control) {
         match presses {
             1 => control.stop.cancel(),
             2 => control.abort.cancel(),
-            _ => std::process::exit(i32::from(exit::CANCELLED)),
+            _ => {
+                last_words.say(signal_name);
+                std::process::exit(i32::from(exit::CANCELLED))
+            }
         }
+    }
+}
+
+/// What a run does on its way out at a third signal, where nothing is waited for: the
+/// journal says why the run has no end, and the lock's holder file is removed (the file lock
+/// itself ends with the process), so the next run is not told of a stale lock.
+struct LastWords {
+    run_dir: std::path::PathBuf,
+    lock_file: std::path::PathBuf,
+}
+
+impl LastWords {
+    fn say(&self, signal: &str) {
+        let event = rollbook_exec::Event::RunAbandoned {
+            at: rollbook_exec::Timestamp::now(),
+            message: format!(
+                "rollbook exited at a third signal ({signal}) without waiting for the steps in flight; `rollbook resume` goes on with the run"
+            ),
+        };
+        let _ = rollbook_exec::journal::append_one(&self.run_dir, &event);
+        let _ = std::fs::remove_file(&self.lock_file);
     }
 }

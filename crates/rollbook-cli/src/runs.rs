@@ -167,25 +167,26 @@ fn warn_about_journal(read: &journal::JournalRead) {
     if let Some(bad) = &read.stopped_at {
         say!("warning: {bad}; read up to the line before it, the rest is not shown");
     }
-    for note in read.events.iter().filter_map(healed_note) {
+    for note in read.events.iter().filter_map(journal_note) {
         say!("note: {note}");
     }
 }
 
-/// The words for a `journal_healed` event, `None` for any other.
-pub(crate) fn healed_note(e: &Event) -> Option<String> {
-    let Event::JournalHealed {
-        at,
-        line,
-        bytes,
-        kept_in,
-    } = e
-    else {
-        return None;
-    };
-    Some(format!(
-        "at {at} the journal was cut back from line {line} on ({bytes} bytes that did not read, kept in {kept_in})"
-    ))
+/// The words for a `journal_healed` or `run_abandoned` event (what a reader of the run must
+/// know beside its steps), `None` for any other.
+pub(crate) fn journal_note(e: &Event) -> Option<String> {
+    match e {
+        Event::JournalHealed {
+            at,
+            line,
+            bytes,
+            kept_in,
+        } => Some(format!(
+            "at {at} the journal was cut back from line {line} on ({bytes} bytes that did not read, kept in {kept_in})"
+        )),
+        Event::RunAbandoned { at, message } => Some(format!("at {at} {message}")),
+        _ => None,
+    }
 }
 
 /// How the run ended: `succeeded`, `failed`, `cancelled`, or `unfinished` (going on, or

@@ -62,6 +62,35 @@ pub struct Tolerated {
     pub message: String,
 }
 
+/// A command's process group: on this machine (`host: None`) or on an SSH host. A group
+/// outlives its leader while any member is left, and its number is not given to another
+/// process while it exists; `leader_start` (the leader's start time, in clock ticks since
+/// boot, `/proc/PGID/stat` field 22) tells the leader from a later process of the same number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProcessGroup {
+    /// The SSH host's label (`deploy@web-1:22`); `None` on the machine that ran rollbook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The machine that ran rollbook, for a local group (its host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// The process group id.
+    pub pgid: u32,
+    /// The leader's start time, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_start: Option<u64>,
+}
+
+impl fmt::Display for ProcessGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.host, &self.machine) {
+            (Some(host), _) => write!(f, "process group {} on {host}", self.pgid),
+            (None, Some(machine)) => write!(f, "process group {} on {machine} (local)", self.pgid),
+            (None, None) => write!(f, "local process group {}", self.pgid),
+        }
+    }
+}
+
 /// One thing that happened. `at` is RFC 3339 (UTC, milliseconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -117,6 +146,21 @@ pub enum Event {
         /// for `sleep` and `confirm`, and in journals written before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<String>,
+    },
+    /// A running attempt's command has a process group, on this machine or on an SSH host:
+    /// after a crash, `resume` checks that it is gone before the step runs again.
+    AttemptProcess {
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The node, e.g. `roll[us-east-op-2].restore`.
+        node: String,
+        /// 1 for the first try.
+        attempt: u32,
+        /// Where the group is, and which one.
+        #[serde(flatten)]
+        group: ProcessGroup,
     },
     /// An attempt came back.
     AttemptFinished {
@@ -220,6 +264,14 @@ pub enum Event {
         #[serde(default)]
         kept_in: String,
     },
+    /// rollbook exited at once at a third signal (Ctrl-C, SIGTERM, SIGHUP), without waiting
+    /// for the steps in flight: the run has no end, and `resume` goes on with it.
+    RunAbandoned {
+        /// When it happened.
+        at: Timestamp,
+        /// What happened, for people.
+        message: String,
+    },
     /// The run ended.
     RunFinished {
         /// When it happened.
@@ -242,6 +294,7 @@ impl Event {
             | Event::PhaseStarted { at, .. }
             | Event::NodeExpanded { at, .. }
             | Event::AttemptStarted { at, .. }
+            | Event::AttemptProcess { at, .. }
             | Event::AttemptFinished { at, .. }
             | Event::RetryScheduled { at, .. }
             | Event::GateWaiting { at, .. }
@@ -249,6 +302,7 @@ impl Event {
             | Event::Cancelling { at, .. }
             | Event::PhaseFinished { at, .. }
             | Event::JournalHealed { at, .. }
+            | Event::RunAbandoned { at, .. }
             | Event::RunFinished { at, .. } => *at,
         }
     }
@@ -258,6 +312,7 @@ impl Event {
         match self {
             Event::NodeExpanded { phase, node, .. }
             | Event::AttemptStarted { phase, node, .. }
+            | Event::AttemptProcess { phase, node, .. }
             | Event::AttemptFinished { phase, node, .. }
             | Event::RetryScheduled { phase, node, .. }
             | Event::GateWaiting { phase, node, .. }

@@ -10,7 +10,7 @@ use rollbook_plan::compile::PhaseKind;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::event::{Event, NodeStatus, RunStatus, Timestamp, Tolerated};
+use crate::event::{Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
 
 /// A node of a run: its phase and its name there (`roll[us-east-op-2].restore`). Ordered as
 /// the phases run, then by name.
@@ -131,6 +131,8 @@ pub struct NodeRecord {
     /// The last journal entry of the process that started its last attempt: when that
     /// process stopped, for a node still in flight.
     pub stopped_at: Option<Timestamp>,
+    /// The process group of its last attempt's command, when its runner told it.
+    pub group: Option<ProcessGroup>,
 }
 
 impl NodeRecord {
@@ -151,6 +153,7 @@ impl NodeRecord {
             seq,
             expanded_into: None,
             stopped_at: None,
+            group: None,
         }
     }
 
@@ -342,7 +345,9 @@ fn node_event(
             n.state = NodeState::Running;
             n.target = target.clone();
             n.stopped_at = stopped_at();
+            n.group = None;
         }
+        Event::AttemptProcess { group, .. } => n.group = Some(group.clone()),
         Event::AttemptFinished {
             exit_code, message, ..
         } => {

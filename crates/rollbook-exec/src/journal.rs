@@ -292,6 +292,21 @@ impl Drop for FileJournal {
     }
 }
 
+/// Appends one event to a run's journal from outside the run's own writer: the third signal
+/// marks the run this way just before rollbook exits. The journal's writer appends whole
+/// lines with one write each, and so does this, so the two never mix within a line.
+pub fn append_one(run_dir: &Path, event: &Event) -> Result<(), Error> {
+    let path = run_dir.join("journal.jsonl");
+    let mut line = serde_json::to_vec(event).expect("events serialize");
+    line.push(b'\n');
+    let mut file = OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    file.write_all(&line).map_err(io(&path))?;
+    file.sync_data().map_err(io(&path))
+}
+
 /// Records a changed plan for a run resumed with it (`--allow-changed-plan`): the plan copy
 /// and the hash in `run.json`.
 pub fn replace_plan(run_dir: &Path, meta: &RunMeta, plan_text: &str) -> Result<(), Error> {

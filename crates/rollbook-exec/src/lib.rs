@@ -19,16 +19,19 @@ pub mod executor;
 pub mod history;
 pub mod journal;
 pub mod lock;
+pub mod process;
 pub mod redact;
 pub mod result;
 pub mod resume;
 pub mod runner;
 pub mod runners;
 
-pub use event::{Event, NodeStatus, RunStatus, Timestamp, Tolerated};
+pub use event::{Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
 pub use executor::{Control, Execution, Options, RunOutcome};
 pub use history::{NodeKey, NodeRecord, NodeState, RunHistory};
-pub use runner::{Attempt, Outcome, OutputLine, OutputSink, Runner, Runners, Stream};
+pub use runner::{
+    Attempt, Outcome, OutputLine, OutputSink, ProcessReport, Runner, Runners, Stream,
+};
 
 /// The executor's own faults (a failed step is not one: it is data in the journal).
 #[derive(Debug, thiserror::Error)]

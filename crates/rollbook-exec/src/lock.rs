@@ -48,6 +48,14 @@ pub struct LockGuard {
     info: PathBuf,
 }
 
+impl LockGuard {
+    /// The file that names the holder: what is left of a lock when its process is gone (the
+    /// file lock itself ends with the process).
+    pub fn holder_file(&self) -> &Path {
+        &self.info
+    }
+}
+
 impl Drop for LockGuard {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.info);

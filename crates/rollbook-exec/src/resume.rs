@@ -24,6 +24,13 @@ pub fn replay(events: &[Event]) -> Replay {
 
 impl From<RunHistory> for Replay {
     fn from(history: RunHistory) -> Self {
+        // The groups of the attempts whose outcome is unknown: they may still be running.
+        let groups = history
+            .nodes
+            .iter()
+            .filter(|n| history.in_flight.contains(&n.key))
+            .filter_map(|n| Some((n.key.clone(), n.group.clone()?)))
+            .collect();
         let done = history
             .nodes
             .into_iter()
@@ -34,6 +41,7 @@ impl From<RunHistory> for Replay {
             prior: Prior {
                 done,
                 marked: HashMap::new(),
+                groups,
             },
             unknown: history.in_flight,
             finished: history.finished,

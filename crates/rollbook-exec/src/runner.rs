@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::event::ProcessGroup;
 use crate::redact::{Redactor, StreamRedactor};
 
 /// The longest output line a runner keeps whole; the rest of a longer line is dropped and the
@@ -293,6 +294,49 @@ pub struct Attempt {
     pub cancel: CancellationToken,
     /// Where its output lines go.
     pub output: OutputSink,
+    /// Where the runner tells the process group of the command it started, for the journal.
+    pub processes: ProcessReport,
+    /// The process group of this node's previous attempt (a retry), or of its attempt in
+    /// flight when an earlier controller died (a resume): the runner makes sure it is gone
+    /// before it starts the command again.
+    pub previous: Option<ProcessGroup>,
+}
+
+impl Attempt {
+    /// A first attempt with nothing before it, whose process groups are not recorded.
+    pub fn new(node: Arc<str>, number: u32, cancel: CancellationToken, output: OutputSink) -> Self {
+        Attempt {
+            node,
+            number,
+            cancel,
+            output,
+            processes: ProcessReport::ignored(),
+            previous: None,
+        }
+    }
+}
+
+/// Where a runner reports the process group of an attempt's command, once it is known.
+#[derive(Clone)]
+pub struct ProcessReport(Option<Arc<dyn Fn(ProcessGroup) + Send + Sync>>);
+
+impl ProcessReport {
+    /// Reports to `to`.
+    pub fn new(to: impl Fn(ProcessGroup) + Send + Sync + 'static) -> Self {
+        ProcessReport(Some(Arc::new(to)))
+    }
+
+    /// Reports go nowhere (tests, preflight checks).
+    pub fn ignored() -> Self {
+        ProcessReport(None)
+    }
+
+    /// The command's process group is `group`.
+    pub fn started(&self, group: ProcessGroup) {
+        if let Some(report) = &self.0 {
+            report(group);
+        }
+    }
 }
 
 /// A step runner: `ssh`, `http`, `sql`, `shell`, `sleep`, `confirm`.

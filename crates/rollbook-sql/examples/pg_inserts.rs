@@ -67,12 +67,12 @@ async fn main() {
     let outcome = runner
         .run(
             &Action::Sql(call),
-            Attempt {
-                node: Arc::from("bench"),
-                number: 1,
-                cancel: CancellationToken::new(),
-                output: OutputSink::new(Arc::from("bench"), tx),
-            },
+            Attempt::new(
+                Arc::from("bench"),
+                1,
+                CancellationToken::new(),
+                OutputSink::new(Arc::from("bench"), tx),
+            ),
         )
         .await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;

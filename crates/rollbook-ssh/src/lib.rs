@@ -424,12 +424,12 @@ impl Runner for SshRunner {
             let mut what = format!("host key ok, authenticated as {}", target.user);
             if cmd.sudo {
                 let mut run = Exec::start(&conn, "sudo -n true", None).await?;
-                let probe = Attempt {
-                    node: Arc::from("check"),
-                    number: 1,
-                    cancel: Default::default(),
-                    output: rollbook_exec::runner::OutputSink::discard(),
-                };
+                let probe = Attempt::new(
+                    Arc::from("check"),
+                    1,
+                    Default::default(),
+                    rollbook_exec::runner::OutputSink::discard(),
+                );
                 let (code, _, stderr, _) = run.collect(&probe, 4096).await;
                 if code != Some(0) {
                     return Err(format!(

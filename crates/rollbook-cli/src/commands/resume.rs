@@ -56,14 +56,23 @@ pub fn run(
     } else {
         Stale::IfRun
     };
-    let _lock = crate::run::take_lock(state_dir, &holder, stale, false)?;
+    let lock = crate::run::take_lock(state_dir, &holder, stale, false)?;
+    settle_leftovers(&prior, args.yes)?;
     let mut journal = FileJournal::open(&dir)?;
     let start = Start {
         secrets,
         prior,
         resumed: Some(unknown),
     };
-    crate::run::execute(&compiled, &mut journal, start, args, &user, &meta.run_id)
+    crate::run::execute(
+        &compiled,
+        &mut journal,
+        &lock,
+        start,
+        args,
+        &user,
+        &meta.run_id,
+    )
 }
 
 /// The run goes on with the plan it started with; a plan changed since is refused unless
@@ -139,6 +148,78 @@ fn settle_unknown(
         }
     }
     Ok((prior, names))
+}
+
+/// The commands of the attempts in flight when the earlier controller stopped may still be
+/// running: a step must never run beside a leftover copy of itself. A local one still there
+/// is waited for or stopped (asked; `--yes` stops it); one on an SSH host is named here, and
+/// the SSH runner makes sure it has ended before it runs the step again.
+fn settle_leftovers(prior: &Prior, yes: bool) -> Result<(), Failure> {
+    let here = rollbook_exec::process::machine_name();
+    let mut groups: Vec<_> = prior.groups.iter().collect();
+    groups.sort_by(|a, b| a.0.cmp(b.0));
+    for (key, group) in groups {
+        let node = crate::terminal::escape(&key.node);
+        let shown = crate::terminal::escape(&group.to_string()).into_owned();
+        if group.host.is_some() {
+            say!(
+                "{node} was running as {shown} when the run stopped: it is stopped there, if still running, before the step runs again"
+            );
+            continue;
+        }
+        if group.machine.is_some() && group.machine != here {
+            say!(
+                "{node} was running as {shown} when the run stopped: another machine, which rollbook cannot check from here"
+            );
+            continue;
+        }
+        if !rollbook_exec::process::alive(group) {
+            continue;
+        }
+        stop_or_wait(&node, &shown, group, yes)?;
+    }
+    Ok(())
+}
+
+/// A local leftover that is still running: stopped with `--yes`, else the person at the
+/// terminal says whether to stop it or wait for it to end.
+fn stop_or_wait(
+    node: &str,
+    shown: &str,
+    group: &rollbook_exec::ProcessGroup,
+    yes: bool,
+) -> Result<(), Failure> {
+    use std::time::Duration;
+    let what = format!("{node} is still running from the run's earlier controller ({shown})");
+    let stop = if yes {
+        say!("{what}: stopping it (--yes)");
+        true
+    } else if !std::io::stdin().is_terminal() {
+        return Err(Failure::Cancelled(format!(
+            "{what}; there is no terminal to ask on: pass --yes to stop it, or resume once it has ended"
+        )));
+    } else {
+        crate::say_part!("{what}.\nType stop to stop it now, or wait to wait until it ends: ");
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        match line.trim().to_ascii_lowercase().as_str() {
+            "stop" => true,
+            "wait" => false,
+            _ => return Err(Failure::Cancelled("no answer: nothing was run".into())),
+        }
+    };
+    if stop {
+        if !rollbook_exec::process::stop(group, Duration::from_secs(2)) {
+            return Err(Failure::internal(format!(
+                "{what}, and it could not be stopped: nothing was run"
+            )));
+        }
+        say!("stopped {shown}");
+    } else {
+        say!("waiting for {shown} to end (Ctrl-C to give up)");
+        while !rollbook_exec::process::gone_within(group, Duration::from_secs(3600)) {}
+    }
+    Ok(())
 }
 
 /// A journal with no events says nothing of what already ran: resuming runs every step again,

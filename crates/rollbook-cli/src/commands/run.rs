@@ -47,7 +47,7 @@ pub fn run(
     } else {
         Stale::Refuse
     };
-    let _lock = crate::run::take_lock(state_dir, &holder, stale, true)?;
+    let lock = crate::run::take_lock(state_dir, &holder, stale, true)?;
     let meta = run_meta(&compiled, &file, &files, &info, &holder, args);
     let inventory = files.inventory.as_ref().map(|s| &*s.text);
     let mut journal = FileJournal::create(state_dir, &meta, &file.source.text, inventory)?;
@@ -56,7 +56,15 @@ pub fn run(
         prior: Prior::default(),
         resumed: None,
     };
-    crate::run::execute(&compiled, &mut journal, start, args, &info.user, &info.id)
+    crate::run::execute(
+        &compiled,
+        &mut journal,
+        &lock,
+        start,
+        args,
+        &info.user,
+        &info.id,
+    )
 }
 
 /// What the journal's `run.json` says of the run.

@@ -557,6 +557,65 @@ fn a_step_does_not_outlive_a_killed_controller() {
     );
 }
 
+/// kill -9 of rollbook while a step runs a `sleep 300` that ignores SIGTERM, then `resume`
+/// at once: the journal names the step's process group, the resume stops what is left of it
+/// before the step runs again (the reaper's SIGKILL comes only 2 s later), so two copies of
+/// the step never overlap, and no `sleep 300` is left.
+#[test]
+fn an_immediate_resume_never_runs_a_step_beside_its_leftover_copy() {
+    let sb = Sandbox::new();
+    let dir = sb.path().display().to_string();
+    let mark = format!("300.{}", std::process::id() % 100_000 + 7);
+    // Each copy notes its shell's pid, then looks for a live earlier copy (a zombie is not
+    // live: this machine's init may never reap orphans). The first copy
+    // ignores SIGTERM (and so does its sleep) and sleeps; the second returns at once.
+    let body = format!(
+        r#"steps:
+  - id: long
+    shell:
+      script: |
+        echo $$ >> {dir}/pids
+        for p in $(cat {dir}/pids); do
+          state=$(cut -d' ' -f3 /proc/$p/stat 2>/dev/null)
+          if [ "$p" != $$ ] && [ -n "$state" ] && [ "$state" != Z ]; then echo "$p" >> {dir}/overlap; fi
+        done
+        if [ ! -e {dir}/first ]; then touch {dir}/first; trap '' TERM; sleep {mark}; fi
+"#
+    );
+    sb.plan("leftover", &body);
+    let mut child = sb.spawn(&["run", "leftover", "--reason", "kill -9 and resume"]);
+    wait_for(&sb.path().join("first"));
+    let id = sb.run_ids().pop().unwrap();
+    sb.wait_for_journal(&id, "\"attempt_process\"");
+    let sleeping = format!("sleep {mark}");
+    wait_until(Duration::from_secs(60), "the step's sleep to start", || {
+        !processes_with(&sleeping).is_empty()
+    });
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let resumed = sb.run(&["resume", &id, "--yes"]);
+    resumed.assert_code(0);
+    assert!(
+        !sb.path().join("overlap").exists(),
+        "two copies overlapped: {}\n{}",
+        std::fs::read_to_string(sb.path().join("overlap")).unwrap_or_default(),
+        resumed.stderr
+    );
+    let pids = std::fs::read_to_string(sb.path().join("pids")).unwrap();
+    assert_eq!(pids.lines().count(), 2, "{pids}");
+    assert!(
+        processes_with(&sleeping).is_empty(),
+        "a sleep {mark} is left"
+    );
+    // The journal has the group of each attempt.
+    let groups = sb
+        .events(&id)
+        .iter()
+        .filter(|e| matches!(e, Event::AttemptProcess { .. }))
+        .count();
+    assert_eq!(groups, 2);
+}
+
 /// kill -9 in the middle of a 50-step run, then `resume`: the run completes, and every step
 /// the journal had as succeeded ran exactly once.
 #[test]
@@ -728,6 +787,60 @@ fn ctrl_c_twice_cancels_the_running_step() {
 #[test]
 fn sigterm_then_sighup_cancels_the_running_step() {
     two_signals_cancel_the_running_step(libc::SIGTERM, libc::SIGHUP);
+}
+
+/// The third signal exits at once, while a step that ignores SIGTERM is still in its grace:
+/// but first the journal says why the run has no end, and the lock is released, so the next
+/// run of the plan is not told of a stale lock.
+#[test]
+fn a_third_signal_exits_at_once_marking_the_run_and_releasing_the_lock() {
+    let sb = Sandbox::new();
+    let marker = sb.path().join("started");
+    sb.plan(
+        "stubborn",
+        &format!(
+            "lock: stubborn\nsteps:\n  - id: long\n    shell: {{ run: 'trap \"\" TERM; touch {m}; sleep 600' }}\n",
+            m = marker.display()
+        ),
+    );
+    let mut child = sb.spawn(&["run", "stubborn", "--reason", "three signals"]);
+    wait_for(&marker);
+    let id = sb.run_ids().pop().unwrap();
+    child.signal(libc::SIGTERM);
+    sb.wait_for_journal(&id, r#""event":"cancelling","#);
+    child.signal(libc::SIGHUP);
+    sb.wait_for_journal(&id, r#""hard":true"#);
+    child.signal(libc::SIGINT);
+    wait_until(Duration::from_secs(60), "rollbook to exit", || {
+        child.try_wait().unwrap().is_some()
+    });
+    let out: Ran = child.wait_with_output().into();
+    out.assert_code(3);
+    let events = sb.events(&id);
+    match events.last() {
+        Some(Event::RunAbandoned { message, .. }) => {
+            assert!(message.contains("third signal (SIGINT)"), "{message}")
+        }
+        other => panic!("the journal ends with {other:?}"),
+    }
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::RunFinished { .. })),
+        "the run must stay unfinished, for resume"
+    );
+    let locks = sb.path().join(".rollbook/locks");
+    let held: Vec<_> = std::fs::read_dir(&locks)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        held.iter().all(|n| !n.to_string_lossy().ends_with(".json")),
+        "a lock holder file is left: {held:?}"
+    );
+    // The run is resumable as after a crash; the leftover step is stopped first.
+    let shown = sb.run(&["show", &id]);
+    shown.assert_code(0);
+    assert!(shown.stderr.contains("third signal"), "{}", shown.stderr);
 }
 
 #[test]

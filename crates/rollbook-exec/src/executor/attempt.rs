@@ -50,6 +50,12 @@ impl Engine<'_, '_> {
             attempt,
             target,
         });
+        // The group its last attempt left, or, for a resumed node's first attempt here, the
+        // one in flight when the earlier controller stopped.
+        let previous = run.nodes[idx.index()].group.clone().or_else(|| {
+            let key = NodeKey::new(run.kind, node_name.as_ref());
+            self.exec.prior.groups.get(&key).cloned()
+        });
         self.launches.push(Launch {
             idx,
             runner,
@@ -57,6 +63,7 @@ impl Engine<'_, '_> {
             attempt,
             node: node_name,
             timeout: run.graph[idx].settings.timeout,
+            previous,
         });
     }
 
@@ -75,12 +82,21 @@ impl Engine<'_, '_> {
                 attempt,
                 node,
                 timeout,
+                previous,
             } = launch;
             let cancel = abort.child_token();
             let tx = self.tx.clone();
             let output =
                 OutputSink::redacted(node.clone(), self.out_tx.clone(), &self.exec.redactor);
             let output_end = output.clone();
+            let groups = self.tx.clone();
+            let processes = ProcessReport::new(move |group| {
+                let _ = groups.send(Msg::Group {
+                    idx,
+                    attempt,
+                    group,
+                });
+            });
             tokio::spawn(async move {
                 let started = Instant::now();
                 let fut = runner.run(
@@ -90,6 +106,8 @@ impl Engine<'_, '_> {
                         number: attempt,
                         cancel: cancel.clone(),
                         output,
+                        processes,
+                        previous,
                     },
                 );
                 tokio::pin!(fut);

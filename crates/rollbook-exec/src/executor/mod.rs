@@ -27,12 +27,13 @@ use crate::Error;
 
 mod attempt;
 mod failure;
+pub mod observe;
 mod phase;
-use crate::event::{Event, NodeStatus, RunStatus, Timestamp, Tolerated};
+use crate::event::{Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
 use crate::history::NodeKey;
 use crate::journal::Journal;
 use crate::redact::Redactor;
-use crate::runner::{Attempt, Outcome, OutputLine, OutputSink, Runners};
+use crate::runner::{Attempt, Outcome, OutputLine, OutputSink, ProcessReport, Runners};
 
 /// Run-wide settings.
 #[derive(Debug, Clone)]
@@ -65,6 +66,9 @@ pub struct Prior {
     /// Nodes whose outcome was unknown after a crash that a person said not to run again
     /// (`resume: ask`), with why: they count as skipped.
     pub marked: HashMap<NodeKey, String>,
+    /// The process groups of attempts in flight when an earlier controller stopped: a runner
+    /// makes sure such a group is gone before it runs the node's command again.
+    pub groups: HashMap<NodeKey, ProcessGroup>,
 }
 
 /// What the display and `--events json` see: the journal's events and the steps' output.
@@ -78,6 +82,11 @@ pub enum Observed {
         phase: PhaseKind,
         /// The line.
         line: OutputLine,
+    },
+    /// Output lines dropped because the watcher was behind (they are in the steps' logs).
+    Skipped {
+        /// How many.
+        lines: usize,
     },
 }
 
@@ -103,7 +112,7 @@ pub struct Execution<'a> {
     /// Where the events go (synced before the run goes on).
     pub journal: &'a mut dyn Journal,
     /// The live display or `--events json`, if any.
-    pub observer: Option<mpsc::UnboundedSender<Observed>>,
+    pub observer: Option<observe::Observer>,
     /// Ctrl-C.
     pub control: Control,
     /// Run-wide settings.
@@ -124,6 +133,12 @@ enum Msg {
     },
     Wake {
         idx: NodeIndex,
+    },
+    /// A runner told the process group of an attempt's command.
+    Group {
+        idx: NodeIndex,
+        attempt: u32,
+        group: ProcessGroup,
     },
 }
 
@@ -154,6 +169,8 @@ struct NodeState {
     /// Its dependants have been told it is satisfied.
     released: bool,
     last_message: Option<String>,
+    /// The process group of its last attempt, as its runner told it.
+    group: Option<ProcessGroup>,
 }
 
 impl NodeState {
@@ -167,6 +184,7 @@ impl NodeState {
             tolerated: false,
             released: false,
             last_message: None,
+            group: None,
         }
     }
 }
@@ -209,6 +227,8 @@ struct Launch {
     attempt: u32,
     node: Arc<str>,
     timeout: Option<Duration>,
+    /// The process group of the node's attempt before this one, if it had one.
+    previous: Option<ProcessGroup>,
 }
 
 /// A tiny xorshift generator for retry jitter (no need for cryptographic randomness).
@@ -303,6 +323,9 @@ impl Execution<'_> {
             status = RunStatus::Failed;
         }
         let tolerated = engine.tolerated.clone();
+        if let Some(obs) = &mut engine.exec.observer {
+            obs.finish();
+        }
         engine.emit(Event::RunFinished {
             at: Timestamp::now(),
             status,
@@ -331,7 +354,7 @@ impl Engine<'_, '_> {
         self.exec.journal.append(&events)?;
         if let Some(obs) = &self.exec.observer {
             for e in events {
-                let _ = obs.send(Observed::Event(e));
+                obs.event(e);
             }
         }
         Ok(())
@@ -431,6 +454,7 @@ impl Engine<'_, '_> {
                     Msg::Done { idx, attempt, outcome, elapsed } => {
                         self.attempt_done(run, idx, attempt, outcome, elapsed);
                     }
+                    Msg::Group { idx, attempt, group } => self.process_group(run, idx, attempt, group),
                     Msg::Wake { idx } => {
                         if run.nodes[idx.index()].state == State::Waiting {
                             // Retries and gate polls start under the same parallelism cap.
@@ -480,13 +504,29 @@ impl Engine<'_, '_> {
         self.exec
             .journal
             .log(run.kind.as_str(), &line.node, line.stream, &line.line)?;
-        if let Some(obs) = &self.exec.observer {
-            let _ = obs.send(Observed::Output {
-                phase: run.kind,
-                line,
-            });
+        if let Some(obs) = &mut self.exec.observer {
+            obs.output(run.kind, line);
         }
         Ok(())
+    }
+
+    /// An attempt's command has a process group: journaled (with the turn's other changes),
+    /// and handed to the node's next attempt.
+    fn process_group(
+        &mut self,
+        run: &mut PhaseRun,
+        idx: NodeIndex,
+        attempt: u32,
+        group: ProcessGroup,
+    ) {
+        self.emit(Event::AttemptProcess {
+            at: Timestamp::now(),
+            phase: run.kind,
+            node: run.graph[idx].name.clone(),
+            attempt,
+            group: group.clone(),
+        });
+        run.nodes[idx.index()].group = Some(group);
     }
 
     /// Marks nodes that a resumed run already finished.

@@ -142,6 +142,9 @@ impl ShellRunner {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
+        if let Err(outcome) = self.end_previous(&attempt).await {
+            return outcome;
+        }
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -160,6 +163,9 @@ impl ShellRunner {
             });
         }
         let pgid = child.id().unwrap_or(0);
+        if pgid > 0 {
+            attempt.processes.started(crate::process::local_group(pgid));
+        }
         let watch = |started: bool| {
             if let Some(watch) = self.groups.as_ref().filter(|_| pgid > 0) {
                 watch(pgid, started);
@@ -175,6 +181,30 @@ impl ShellRunner {
                 .into_outcome("no exit code", ""),
             Err(outcome) => outcome,
         }
+    }
+
+    /// The node's previous attempt (a retry, or the one in flight when an earlier controller
+    /// died) must not run beside this one: its process group, if still there, is stopped
+    /// first, and the output says so.
+    async fn end_previous(&self, attempt: &Attempt) -> Result<(), Outcome> {
+        let Some(previous) = attempt.previous.clone().filter(crate::process::alive) else {
+            return Ok(());
+        };
+        let grace = self.grace;
+        let group = previous.clone();
+        let stopped = tokio::task::spawn_blocking(move || crate::process::stop(&group, grace))
+            .await
+            .unwrap_or(false);
+        if !stopped {
+            return Err(Outcome::failed(format!(
+                "the previous attempt's {previous} is still running and could not be stopped: not starting the command beside it"
+            )));
+        }
+        attempt.output.line(
+            Stream::Stderr,
+            &format!("rollbook: stopped the previous attempt's {previous}, still running"),
+        );
+        Ok(())
     }
 
     /// Streams the child's output until it exits; on cancellation stops its process group

@@ -27,12 +27,12 @@ async fn run_shell(cmd: ShellCommand) -> Outcome {
     ShellRunner::default()
         .run(
             &Action::Shell(cmd),
-            Attempt {
-                node: Arc::from("test"),
-                number: 1,
-                cancel: CancellationToken::new(),
-                output: OutputSink::discard(),
-            },
+            Attempt::new(
+                Arc::from("test"),
+                1,
+                CancellationToken::new(),
+                OutputSink::discard(),
+            ),
         )
         .await
 }

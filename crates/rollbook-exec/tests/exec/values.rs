@@ -34,12 +34,12 @@ fn received(
     };
     let outcome = rt.block_on(ShellRunner::default().run(
         &Action::Shell(cmd),
-        Attempt {
-            node: Arc::from("values"),
-            number: 1,
-            cancel: CancellationToken::new(),
-            output: OutputSink::discard(),
-        },
+        Attempt::new(
+            Arc::from("values"),
+            1,
+            CancellationToken::new(),
+            OutputSink::discard(),
+        ),
     ));
     assert!(
         matches!(outcome, Outcome::Succeeded { .. }),

@@ -164,12 +164,12 @@ pub async fn attempt_with(
     let outcome = runner
         .run(
             &action,
-            Attempt {
-                node: Arc::from("test"),
-                number: 1,
+            Attempt::new(
+                Arc::from("test"),
+                1,
                 cancel,
-                output: OutputSink::new(Arc::from("test"), tx),
-            },
+                OutputSink::new(Arc::from("test"), tx),
+            ),
         )
         .await;
     let elapsed = started.elapsed();

@@ -353,12 +353,12 @@ pub async fn run_with(runner: &SqlRunner, c: SqlCall, cancel: CancellationToken)
     let outcome = runner
         .run(
             &Action::Sql(c),
-            Attempt {
-                node: Arc::from("test"),
-                number: 1,
+            Attempt::new(
+                Arc::from("test"),
+                1,
                 cancel,
-                output: OutputSink::new(Arc::from("test"), tx),
-            },
+                OutputSink::new(Arc::from("test"), tx),
+            ),
         )
         .await;
     let mut lines = Vec::new();

@@ -117,12 +117,12 @@ pub async fn attempt_with(
     let outcome = runner
         .run(
             &action,
-            Attempt {
-                node: Arc::from("test"),
-                number: 1,
+            Attempt::new(
+                Arc::from("test"),
+                1,
                 cancel,
-                output: OutputSink::new(Arc::from("test"), tx),
-            },
+                OutputSink::new(Arc::from("test"), tx),
+            ),
         )
         .await;
     let mut lines = Vec::new();

@@ -1,0 +1,161 @@
+//! Process groups of local commands: what the journal records of one, and how a retry or a
+//! `resume` tells whether one is still running and stops it.
+//!
+//! A group's number is the pid of its leader. Linux does not give that number to another
+//! process while the group has a member, so a group is known by its number, and a leader's
+//! start time tells a live leader from a later process that got the same number after the
+//! group was gone.
+
+use std::time::{Duration, Instant};
+
+use crate::event::ProcessGroup;
+
+/// The group `pgid` of this machine, as the journal records it.
+pub fn local_group(pgid: u32) -> ProcessGroup {
+    ProcessGroup {
+        host: None,
+        machine: machine_name(),
+        pgid,
+        leader_start: start_time(pgid),
+    }
+}
+
+/// This machine's host name, as the kernel has it.
+pub fn machine_name() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether a group of this machine still has a live process in it. Zombies do not count: an
+/// orphan is a zombie until its new parent reaps it, and some machines' init never does.
+pub fn alive(group: &ProcessGroup) -> bool {
+    if group.host.is_some() || group.pgid <= 1 {
+        return false;
+    }
+    if let (Some(then), Some(now)) = (group.leader_start, start_time(group.pgid))
+        && then != now
+    {
+        // Another process has the number now, so the group it led is gone.
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| live_member(pid, group.pgid))
+}
+
+/// Whether process `pid` is in group `pgid` and not a zombie (fields 3 and 5 of its stat).
+fn live_member(pid: u32, pgid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
+    let mut fields = stat[close + 1..].split_whitespace();
+    let state = fields.next();
+    let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
+    group == Some(pgid) && !matches!(state, Some("Z" | "X"))
+}
+
+/// Stops a group of this machine: SIGTERM, then SIGKILL after `grace`, and waits (at most as
+/// long again) until it is gone. Answers whether it is gone.
+pub fn stop(group: &ProcessGroup, grace: Duration) -> bool {
+    if !alive(group) {
+        return true;
+    }
+    signal(group.pgid, libc::SIGTERM);
+    if gone_within(group, grace) {
+        return true;
+    }
+    signal(group.pgid, libc::SIGKILL);
+    gone_within(group, grace)
+}
+
+/// Waits until the group is gone, polling; `false` when it is still there after `limit`.
+pub fn gone_within(group: &ProcessGroup, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if !alive(group) {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `sig` to a group.
+fn signal(pgid: u32, sig: i32) {
+    if let Ok(pgid) = i32::try_from(pgid) {
+        // SAFETY: kill(2) with a negative pid signals a process group; it has no memory
+        // effects on this process.
+        unsafe {
+            libc::kill(-pgid, sig);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    /// A `sleep` in a group of its own, reaped by a thread of its own (as init reaps the
+    /// orphans of a dead controller): its pid and the thread.
+    fn sleeper() -> (u32, std::thread::JoinHandle<()>) {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        (pid, std::thread::spawn(move || drop(child.wait())))
+    }
+
+    #[test]
+    fn a_running_group_is_alive_until_stopped() {
+        let (pid, reaped) = sleeper();
+        let group = local_group(pid);
+        assert!(group.leader_start.is_some());
+        assert!(alive(&group));
+        assert!(stop(&group, Duration::from_secs(2)));
+        reaped.join().unwrap();
+        assert!(!alive(&group));
+    }
+
+    #[test]
+    fn a_later_process_with_the_same_number_is_not_the_group() {
+        let (pid, reaped) = sleeper();
+        let mut group = local_group(pid);
+        group.leader_start = group.leader_start.map(|s| s + 1);
+        assert!(!alive(&group), "another start time means another process");
+        group.leader_start = start_time(pid);
+        assert!(stop(&group, Duration::from_secs(2)));
+        reaped.join().unwrap();
+    }
+
+    #[test]
+    fn a_remote_group_is_not_looked_for_here() {
+        let (pid, reaped) = sleeper();
+        let mut group = local_group(pid);
+        group.host = Some("deploy@web-1:22".into());
+        assert!(!alive(&group));
+        group.host = None;
+        assert!(stop(&group, Duration::from_secs(2)));
+        reaped.join().unwrap();
+    }
+}
