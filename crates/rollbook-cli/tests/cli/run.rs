@@ -593,6 +593,16 @@ fn an_immediate_resume_never_runs_a_step_beside_its_leftover_copy() {
     });
     child.kill().unwrap(); // SIGKILL
     let _ = child.wait();
+    // Without a terminal to ask on and without --yes, the leftover is not touched and nothing
+    // runs (the reaper gives it 2 s after SIGTERM before SIGKILL: it is still there).
+    let refused = sb.run(&["resume", &id]);
+    refused.assert_code(3);
+    assert!(
+        refused.stderr.contains("still running from the run's earlier controller")
+            && refused.stderr.contains("pass --yes to stop it"),
+        "{}",
+        refused.stderr
+    );
     let resumed = sb.run(&["resume", &id, "--yes"]);
     resumed.assert_code(0);
     assert!(
