@@ -42,19 +42,17 @@ pub fn not_a_regular_file(path: &Path) -> Option<String> {
     Some(format!("{shown} is {what}: give a regular file"))
 }
 
-/// The plan files named by `paths`: files as given, directories searched (not recursively)
-/// for `*.yaml`, sorted by name. (`*.yml` files in a directory are left alone: plans are
-/// `NAME.yaml`, and CI workflows beside them are `.yml`.)
+/// The plan files named by `paths`: files as given; directories searched, with their
+/// subdirectories, for `*.yaml` and `*.yml` (hidden directories such as `.git` and
+/// `.rollbook` aside, and symbolic links to directories not followed), sorted by path. The
+/// same files `plan` and `run` find by name, so a plan that runs is a plan that `validate`
+/// checks.
 pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path)
-                .map_err(|e| format!("cannot read directory {}: {e}", path.display()))?;
-            let mut found: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml"))
-                .collect();
+            let mut found = Vec::new();
+            walk(path, &mut found)?;
             found.sort();
             files.extend(found);
         } else if let Some(problem) = not_a_regular_file(path) {
@@ -64,6 +62,50 @@ pub fn plan_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         }
     }
     Ok(files)
+}
+
+/// The plan files under `dir`, depth first.
+fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() && !hidden {
+            walk(&path, found)?;
+        } else if !kind.is_dir() && is_plan_file(&path) && path.is_file() {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Plans that share a name (their file stem) in `files`: each name with all its files. A
+/// name must pick one plan.
+pub fn same_names(files: &[PathBuf]) -> Vec<(String, Vec<PathBuf>)> {
+    let mut by_name: std::collections::BTreeMap<String, Vec<PathBuf>> = Default::default();
+    for file in files {
+        if let Some(stem) = file.file_stem() {
+            by_name
+                .entry(stem.to_string_lossy().into_owned())
+                .or_default()
+                .push(file.clone());
+        }
+    }
+    by_name.into_iter().filter(|(_, f)| f.len() > 1).collect()
+}
+
+/// The words for plans that share a name.
+pub fn same_name_error(name: &str, files: &[PathBuf]) -> String {
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    format!(
+        "{} plans are named `{name}`: {}; rename all but one (a plan's name is its file name without .yaml/.yml)",
+        files.len(),
+        files.join(" and ")
+    )
 }
 
 /// A plan given as a path (it contains a `/` or ends in `.yaml`/`.yml`) or as a name looked up
@@ -79,14 +121,18 @@ pub fn find_plan(plans_dir: &Path, plan: &str) -> Result<PathBuf, String> {
             Some(problem) => Err(problem),
         };
     }
-    for ext in ["yaml", "yml"] {
-        let candidate = plans_dir.join(format!("{plan}.{ext}"));
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
+    let files = plan_files(&[plans_dir.to_path_buf()]).unwrap_or_default();
+    let named: Vec<PathBuf> = files
+        .iter()
+        .filter(|p| p.file_stem().is_some_and(|s| s == plan))
+        .cloned()
+        .collect();
+    match named.len() {
+        0 => {}
+        1 => return Ok(named[0].clone()),
+        _ => return Err(same_name_error(plan, &named)),
     }
-    let names: Vec<String> = plan_files(&[plans_dir.to_path_buf()])
-        .unwrap_or_default()
+    let names: Vec<String> = files
         .iter()
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();

@@ -20,11 +20,15 @@ pub fn local_group(pgid: u32) -> ProcessGroup {
     }
 }
 
-/// This machine's host name, as the kernel has it.
+/// This machine's host name, as the kernel has it (read once).
 pub fn machine_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_string())
+    static NAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+        let name = name.trim();
+        (!name.is_empty()).then(|| name.to_string())
+    })
+    .clone()
 }
 
 /// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).

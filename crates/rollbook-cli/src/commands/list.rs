@@ -18,6 +18,16 @@ pub fn run(dir: &Path, format: ListFormat, style: diagnostics::Style) -> Result<
         ListFormat::Text => text(&rows),
     };
     crate::print(&out);
+    let same = locate::same_names(&files);
+    for (name, files) in &same {
+        say!(
+            "{}",
+            style.error_line(&locate::same_name_error(name, files))
+        );
+    }
+    if !same.is_empty() {
+        return Err(Failure::AlreadyReported(exit::INVALID));
+    }
     if rows.iter().any(|r| !r.valid) {
         say!(
             "{}",

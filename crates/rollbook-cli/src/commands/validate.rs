@@ -19,13 +19,22 @@ pub fn run(
     } else {
         paths
     };
-    let checked = check_all(&paths)?;
+    let files = locate::plan_files(&paths).map_err(Failure::invalid)?;
+    let checked = check_all(&paths, &files)?;
     let out = diagnostics::render_all(&checked, format, style);
     match format {
         diagnostics::Format::Human => say_part!("{out}"),
         _ => crate::print(&out),
     }
-    if checked.iter().any(|c| !c.is_ok()) {
+    // Two plans with one name: `run NAME` could not say which it means.
+    let same = locate::same_names(&files);
+    for (name, files) in &same {
+        say!(
+            "{}",
+            style.error_line(&locate::same_name_error(name, files))
+        );
+    }
+    if checked.iter().any(|c| !c.is_ok()) || !same.is_empty() {
         return Err(Failure::AlreadyReported(exit::INVALID));
     }
     let warnings: usize = checked.iter().map(|c| c.diagnostics.len()).sum();
@@ -39,12 +48,11 @@ pub fn run(
 }
 
 /// Checks the plan files named by `paths`; no file at all is a usage error.
-fn check_all(paths: &[PathBuf]) -> Result<Vec<Checked>, Failure> {
-    let files = locate::plan_files(paths).map_err(Failure::invalid)?;
+fn check_all(paths: &[PathBuf], files: &[PathBuf]) -> Result<Vec<Checked>, Failure> {
     if files.is_empty() {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(Failure::invalid(format!(
-            "no plan files (*.yaml) in {}",
+            "no plan files (*.yaml, *.yml) in {}",
             names.join(", ")
         )));
     }

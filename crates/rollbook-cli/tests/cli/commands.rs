@@ -237,6 +237,52 @@ fn validate_of_a_missing_path_is_a_usage_error() {
     assert!(stderr(&out).contains("no such file or directory: no/such/dir"));
 }
 
+/// `validate`, `list`, `plan` and `run` find the same plans: `*.yaml` and `*.yml`, in
+/// subdirectories too; a broken `.yml` plan in a subdirectory fails the check that CI runs.
+#[test]
+fn validate_finds_every_plan_that_run_finds_and_two_plans_may_not_share_a_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = dir.path().join("plans");
+    std::fs::create_dir_all(plans.join("team/db")).unwrap();
+    let good = "version: 1\nname: NAME\nsteps:\n  - id: a\n    sleep: 1ms\n";
+    std::fs::write(plans.join("top.yaml"), good.replace("NAME", "top")).unwrap();
+    std::fs::write(
+        plans.join("team/nested.yml"),
+        good.replace("NAME", "nested"),
+    )
+    .unwrap();
+    std::fs::write(
+        plans.join("team/db/broken.yml"),
+        "version: 1\nname: broken\nstepz: []\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(plans.join(".hidden")).unwrap();
+    std::fs::write(plans.join(".hidden/ignored.yaml"), "not: a plan\n").unwrap();
+    let run = |args: &[&str]| crate::rollbook_in(dir.path()).args(args).output().unwrap();
+
+    let out = run(&["validate", "plans"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("plans/team/db/broken.yml:3:1"), "{err}");
+    assert!(!err.contains("ignored.yaml"), "{err}");
+    // A nested `.yml` plan is found by name, by `plan` as by `validate`.
+    let out = run(&["plan", "nested"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // Two plans named `top`: `validate`, `list` and `plan top` each name both files.
+    std::fs::remove_file(plans.join("team/db/broken.yml")).unwrap();
+    std::fs::write(plans.join("team/top.yml"), good.replace("NAME", "top")).unwrap();
+    for args in [&["validate"][..], &["list"], &["plan", "top"]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("2 plans are named `top`: plans/team/top.yml and plans/top.yaml"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn list_shows_every_plan_with_severity_and_step_count() {
     let out = rollbook().arg("list").output().unwrap();

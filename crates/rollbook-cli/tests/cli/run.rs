@@ -598,7 +598,9 @@ fn an_immediate_resume_never_runs_a_step_beside_its_leftover_copy() {
     let refused = sb.run(&["resume", &id]);
     refused.assert_code(3);
     assert!(
-        refused.stderr.contains("still running from the run's earlier controller")
+        refused
+            .stderr
+            .contains("still running from the run's earlier controller")
             && refused.stderr.contains("pass --yes to stop it"),
         "{}",
         refused.stderr
