@@ -9,6 +9,8 @@ use crate::model::Plan;
 pub fn plan_schema_json() -> String {
     let mut schema = schemars::schema_for!(Plan).to_value();
     drop_null(&mut schema);
+    // Top-level `x-…` keys hold YAML anchors to share; the plan ignores them.
+    schema["patternProperties"] = serde_json::json!({ "^x-": {} });
     let mut text = serde_json::to_string_pretty(&schema).expect("a schema serializes");
     text.push('\n');
     text

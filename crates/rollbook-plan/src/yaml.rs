@@ -360,7 +360,7 @@ impl Builder<'_> {
                 start,
                 anchor,
                 ..
-            }) => (NodeKind::Map(entries), start, anchor),
+            }) => (NodeKind::Map(self.merge(entries)?), start, anchor),
             None => return Ok(()),
         };
         let node = Node {
@@ -368,6 +368,64 @@ impl Builder<'_> {
             span: Span::new(start, end.saturating_sub(start)),
         };
         self.finish(node, anchor)
+    }
+
+    /// A mapping's merge keys (`<<: *defaults`, or `<<: [*a, *b]`) become the entries they
+    /// bring, where the `<<` stands: a key written in the mapping itself wins, and of two
+    /// merged mappings the first wins. Merged entries keep the spans where they were written,
+    /// so a diagnostic points at the anchored text.
+    fn merge(&self, entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, YamlError> {
+        let is_merge =
+            |k: &Node| matches!(&k.kind, NodeKind::Scalar { text, plain: true } if text == "<<");
+        if !entries.iter().any(|(k, _)| is_merge(k)) {
+            return Ok(entries);
+        }
+        let written: Vec<String> = entries
+            .iter()
+            .filter(|(k, _)| !is_merge(k))
+            .filter_map(|(k, _)| k.as_str().map(str::to_string))
+            .collect();
+        let mut merged: Vec<String> = Vec::new();
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            if !is_merge(&key) {
+                out.push((key, value));
+                continue;
+            }
+            let sources = match value.kind {
+                NodeKind::Map(_) => vec![value],
+                NodeKind::Seq(items)
+                    if items.iter().all(|i| matches!(i.kind, NodeKind::Map(_))) =>
+                {
+                    items
+                }
+                _ => {
+                    return Err(self.error(
+                        value.span,
+                        format!(
+                            "a merge key (`<<`) takes a mapping or a list of mappings, found {}",
+                            value.kind_name()
+                        ),
+                        "merge an anchored mapping: `<<: *defaults`",
+                    ));
+                }
+            };
+            for source in sources {
+                let NodeKind::Map(brought) = source.kind else {
+                    continue;
+                };
+                for (k, v) in brought {
+                    let Some(name) = k.as_str().map(str::to_string) else {
+                        continue;
+                    };
+                    if !written.contains(&name) && !merged.contains(&name) {
+                        merged.push(name);
+                        out.push((k, v));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// An alias: a copy of its anchor's node, counted in full against the size limit (alias

@@ -157,6 +157,11 @@ impl Decoder<'_> {
         let mut kept = Vec::new();
         for (k, v) in entries {
             let name = k.as_str().unwrap_or_default();
+            // `x-…` keys of the plan hold anchors to share (`x-defaults: &defaults …`); the
+            // plan itself ignores them.
+            if what == "the plan" && name.starts_with("x-") {
+                continue;
+            }
             if let Some((_, first)) = seen.iter().find(|(s, _)| *s == name) {
                 self.push(
                     Diagnostic::error(

@@ -130,3 +130,57 @@ fn every_problem_of_a_plan_is_reported_at_once() {
         ]
     );
 }
+
+/// A plan shares blocks the usual YAML ways: anchors under top-level `x-…` keys, merged with
+/// `<<`. A key written beside the merge wins; the first of two merged mappings wins.
+#[test]
+fn merge_keys_and_x_keys_share_blocks() {
+    let plan = crate::plan(
+        "version: 1\nname: shared\n\
+         x-ssh: &ssh { user: deploy, port: 2222, sudo: true }\n\
+         x-more: &more { port: 3333, connect_timeout: 5s }\n\
+         steps:\n\
+         \x20 - id: a\n    ssh: { <<: *ssh, host: web-1, run: 'true' }\n\
+         \x20 - id: b\n    ssh: { <<: [*ssh, *more], host: web-2, sudo: false, run: 'true' }\n",
+    );
+    let ssh = |i: usize| &plan.steps[i].ssh.as_ref().unwrap().settings;
+    assert_eq!(ssh(0).user.as_ref().unwrap().value, "deploy");
+    assert_eq!(ssh(0).port.as_ref().unwrap().value, 2222);
+    assert_eq!(
+        ssh(1).port.as_ref().unwrap().value,
+        2222,
+        "the first merge wins"
+    );
+    assert!(
+        ssh(1).connect_timeout.is_some(),
+        "the second brings what the first lacks"
+    );
+    assert!(
+        !ssh(1).sudo.as_ref().unwrap().value,
+        "a written key wins over a merged one"
+    );
+}
+
+/// A mistake in a merged block is reported where the block is written, not at the `<<`.
+#[test]
+fn a_mistake_in_a_merged_block_points_at_the_anchor() {
+    let text = "version: 1\nname: shared\n\
+                x-ssh: &ssh { user: deploy, prot: 2222 }\n\
+                steps:\n\
+                \x20 - id: a\n    ssh: { <<: *ssh, host: web-1, run: 'true' }\n";
+    let checked = rollbook_plan::check(SourceFile::new("t.yaml", text), None);
+    let d = checked
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "unknown-key")
+        .unwrap_or_else(|| panic!("{:#?}", checked.diagnostics));
+    assert_eq!(checked.file.line_col(d.span.offset), (3, 29));
+    // A merge of something that is not a mapping is refused, at the value.
+    let bad = "version: 1\nname: b\nsteps:\n  - id: a\n    ssh: { <<: [1, 2], host: h, run: x }\n";
+    assert_eq!(crate::codes(bad), ["yaml"]);
+    // `x-` keys are the plan's only free keys, and only at its top.
+    assert_eq!(
+        crate::codes("version: 1\nname: b\nsteps:\n  - id: a\n    x-note: hi\n    sleep: 1s\n"),
+        ["unknown-key"]
+    );
+}
