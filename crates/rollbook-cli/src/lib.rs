@@ -172,6 +172,13 @@ pub enum Command {
         /// Resume even though the plan file changed since the run started.
         #[arg(long)]
         allow_changed_plan: bool,
+        /// A node a person finished by hand: it is not run, and the journal says who did it
+        /// and why (`--reason`). Repeatable.
+        #[arg(long = "mark-done", value_name = "NODE", requires = "reason")]
+        mark_done: Vec<String>,
+        /// Why the nodes of `--mark-done` were finished by hand.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
         #[command(flatten)]
         run: run::RunArgs,
     },
@@ -352,8 +359,23 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
         Command::Resume {
             run_id,
             allow_changed_plan,
+            mark_done,
+            reason,
             run,
-        } => commands::resume::run(&state_dir, &run_id, allow_changed_plan, &run, style),
+        } => {
+            let by_hand = commands::resume::ByHand {
+                nodes: mark_done,
+                reason: reason.unwrap_or_default(),
+            };
+            commands::resume::run(
+                &state_dir,
+                &run_id,
+                allow_changed_plan,
+                &by_hand,
+                &run,
+                style,
+            )
+        }
         Command::Runs { format } => commands::runs::run(&state_dir, format == ListFormat::Json),
         Command::Show { run_id, format } => {
             commands::show::run(&state_dir, &run_id, format == ListFormat::Json)

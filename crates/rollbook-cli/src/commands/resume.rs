@@ -19,10 +19,17 @@ use crate::run::{RunArgs, Start};
 use crate::runs::JournaledRun;
 use crate::{Failure, diagnostics};
 
+/// Nodes a person finished by hand (`--mark-done`), and why (`--reason`).
+pub struct ByHand {
+    pub nodes: Vec<String>,
+    pub reason: String,
+}
+
 pub fn run(
     state_dir: &Path,
     run_id: &str,
     allow_changed_plan: bool,
+    by_hand: &ByHand,
     args: &RunArgs,
     style: diagnostics::Style,
 ) -> Result<(), Failure> {
@@ -35,6 +42,7 @@ pub fn run(
     if events.is_empty() {
         ask_rerun_everything(run_id, args.yes)?;
     }
+    let records = history.nodes.clone();
     let replay = Replay::from(history);
     if replay.finished == Some(RunStatus::Succeeded) {
         say!("run {run_id} already succeeded: nothing to resume");
@@ -44,7 +52,21 @@ pub fn run(
     let compiled = compile(&dir, &meta, plan_text, style)?;
     let secrets = crate::run::resolve_secrets(&compiled)?;
     let user = crate::run::current_user();
-    let (prior, unknown) = settle_unknown(&compiled, replay, args.yes, &user)?;
+    let marked_by_hand: Vec<NodeKey> = by_hand
+        .nodes
+        .iter()
+        .map(|n| known_node(&compiled, &records, n))
+        .collect::<Result<_, _>>()?;
+    let (mut prior, unknown) = settle_unknown(&compiled, replay, args.yes, &user)?;
+    for key in marked_by_hand {
+        let why = format!("done by hand, said {user}: {}", by_hand.reason);
+        say!(
+            "{}: {}",
+            crate::terminal::escape(&key.node),
+            crate::terminal::escape(&why)
+        );
+        prior.marked.insert(key, why);
+    }
     let holder = crate::run::lock_holder(
         &compiled.lock,
         &meta.run_id,
@@ -148,6 +170,41 @@ fn settle_unknown(
         }
     }
     Ok((prior, names))
+}
+
+/// A node of the run's main steps that `--mark-done` names: one of the plan's, or one the
+/// journal knows (an instance of a `for_each` over a step output), that has not succeeded or
+/// been skipped already.
+fn known_node(
+    compiled: &CompiledPlan,
+    records: &[rollbook_exec::NodeRecord],
+    node: &str,
+) -> Result<NodeKey, Failure> {
+    use rollbook_plan::compile::PhaseKind;
+    let key = NodeKey::new(PhaseKind::Main, node);
+    if let Some(record) = records.iter().find(|r| r.key == key)
+        && record.done()
+    {
+        return Err(Failure::invalid(format!(
+            "--mark-done {node}: it already ended as {}, nothing to mark",
+            record.state
+        )));
+    }
+    let planned: Vec<&str> = compiled
+        .phases
+        .iter()
+        .filter(|p| p.kind == PhaseKind::Main)
+        .flat_map(|p| p.graph.node_weights())
+        .map(|n| n.name.as_str())
+        .collect();
+    if planned.contains(&node) || records.iter().any(|r| r.key == key) {
+        return Ok(key);
+    }
+    let hint = rollbook_plan::diagnostic::did_you_mean(node, planned.iter().copied())
+        .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+    Err(Failure::invalid(format!(
+        "--mark-done {node}: the run has no such step{hint}"
+    )))
 }
 
 /// The commands of the attempts in flight when the earlier controller stopped may still be

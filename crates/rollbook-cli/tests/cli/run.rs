@@ -855,6 +855,50 @@ fn a_third_signal_exits_at_once_marking_the_run_and_releasing_the_lock() {
     assert!(shown.stderr.contains("third signal"), "{}", shown.stderr);
 }
 
+/// `resume --mark-done NODE --reason …`: a person finished a failed step by hand; it is not
+/// run again, what follows it runs, and the journal, `show` and the report say who and why.
+#[test]
+fn resume_mark_done_records_a_step_finished_by_hand() {
+    let sb = Sandbox::new();
+    let body = "steps:\n  - id: a\n    shell: { run: 'echo a' }\n  - id: b\n    shell: { run: 'exit 1' }\n  - id: c\n    shell: { run: 'echo c ran' }\n";
+    sb.plan("byhand", body);
+    sb.run(&["run", "byhand", "--reason", "t"]).assert_code(1);
+    let id = sb.run_ids().pop().unwrap();
+    // Refused: no reason, a step that succeeded, a step that does not exist.
+    sb.run(&["resume", &id, "--mark-done", "b"]).assert_code(2);
+    let done = sb.run(&["resume", &id, "--mark-done", "a", "--reason", "x"]);
+    done.assert_code(2);
+    assert!(
+        done.stderr.contains("it already ended as succeeded"),
+        "{}",
+        done.stderr
+    );
+    let typo = sb.run(&["resume", &id, "--mark-done", "bb", "--reason", "x"]);
+    typo.assert_code(2);
+    assert!(typo.stderr.contains("did you mean `b`?"), "{}", typo.stderr);
+
+    let why = "restarted it on the host by hand";
+    let out = sb.run(&["resume", &id, "--mark-done", "b", "--reason", why]);
+    out.assert_code(0);
+    assert!(out.stderr.contains("c | c ran"), "{}", out.stderr);
+    let doc = sb.show(&id);
+    let b = doc["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "b")
+        .unwrap();
+    assert_eq!(b["status"], "skipped", "{b}");
+    let message = b["message"].as_str().unwrap();
+    assert!(
+        message.contains("done by hand, said") && message.contains(why),
+        "{message}"
+    );
+    let report = sb.run(&["report", &id]);
+    report.assert_code(0);
+    assert!(report.stdout.contains(why), "{}", report.stdout);
+}
+
 #[test]
 fn resume_refuses_a_changed_plan_unless_allowed_and_records_who_confirmed() {
     let sb = Sandbox::new();
