@@ -149,6 +149,8 @@ pub struct OutputSink {
 struct Shared {
     node: Arc<str>,
     tx: mpsc::UnboundedSender<OutputLine>,
+    /// The bytes on their way to the logs, when the receiver counts them.
+    backlog: Option<Arc<Backlog>>,
     /// stdout and stderr, when the sink redacts.
     streams: Option<Mutex<[RedactedLines; 2]>>,
 }
@@ -193,6 +195,9 @@ impl RedactedLines {
 
 impl Shared {
     fn send(&self, stream: Stream, line: String) {
+        if let Some(backlog) = &self.backlog {
+            backlog.add(line.len());
+        }
         let _ = self.tx.send(OutputLine {
             node: self.node.clone(),
             stream,
@@ -229,6 +234,7 @@ impl OutputSink {
             shared: Arc::new(Shared {
                 node,
                 tx,
+                backlog: None,
                 streams: None,
             }),
         }
@@ -251,8 +257,29 @@ impl OutputSink {
             shared: Arc::new(Shared {
                 node,
                 tx,
+                backlog: None,
                 streams: Some(Mutex::new([lines(), lines()])),
             }),
+        }
+    }
+
+    /// The same sink, with the bytes it sends counted in `backlog` (which the receiver
+    /// drains), so that [`OutputSink::room`] can make a runner wait.
+    pub fn counted(self, backlog: Arc<Backlog>) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| unreachable!("a sink is counted before it is cloned"));
+        shared.backlog = Some(backlog);
+        OutputSink {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Waits while the lines sent wait to be written: a runner calls it between reads, so a
+    /// command that prints faster than the logs are written waits on its pipe, and the run's
+    /// memory does not grow with what it prints.
+    pub async fn room(&self) {
+        if let Some(backlog) = &self.shared.backlog {
+            backlog.room().await;
         }
     }
 
@@ -281,6 +308,43 @@ impl OutputSink {
     /// The end of the attempt's output: sends what a redacting sink held back.
     pub fn finish(&self) {
         self.shared.finish();
+    }
+}
+
+/// The most bytes of output lines on their way to the logs before runners wait.
+pub const MAX_BACKLOG: usize = 4 * 1024 * 1024;
+
+/// Bytes of output lines sent and not yet written (see [`OutputSink::room`]).
+#[derive(Debug, Default)]
+pub struct Backlog {
+    bytes: std::sync::atomic::AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+impl Backlog {
+    fn add(&self, bytes: usize) {
+        self.bytes
+            .fetch_add(bytes, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// `bytes` of lines were written: runners waiting for room may go on.
+    pub fn remove(&self, bytes: usize) {
+        let before = self
+            .bytes
+            .fetch_sub(bytes, std::sync::atomic::Ordering::AcqRel);
+        if before.saturating_sub(bytes) <= MAX_BACKLOG {
+            self.drained.notify_waiters();
+        }
+    }
+
+    async fn room(&self) {
+        loop {
+            let drained = self.drained.notified();
+            if self.bytes.load(std::sync::atomic::Ordering::Acquire) <= MAX_BACKLOG {
+                return;
+            }
+            drained.await;
+        }
     }
 }
 
@@ -443,6 +507,32 @@ mod tests {
         );
         sink.finish();
         assert_eq!(received(&mut rx), [(Stream::Stdout, "***".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_counted_sink_makes_its_runner_wait_until_the_lines_are_written() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Backlog::default());
+        let sink = OutputSink::new(Arc::from("n"), tx).counted(backlog.clone());
+        let line = "x".repeat(1024 * 1024);
+        for _ in 0..4 {
+            sink.line(Stream::Stdout, &line);
+        }
+        sink.room().await; // 4 MiB: at the bound, not past it
+        sink.line(Stream::Stdout, "one more");
+        let waiting = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.room().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "past the bound a runner waits");
+        // The receiver writes the first line: room again.
+        let written = rx.try_recv().unwrap();
+        backlog.remove(written.line.len());
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the runner goes on once lines are written")
+            .unwrap();
     }
 
     #[test]

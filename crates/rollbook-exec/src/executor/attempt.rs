@@ -87,7 +87,8 @@ impl Engine<'_, '_> {
             let cancel = abort.child_token();
             let tx = self.tx.clone();
             let output =
-                OutputSink::redacted(node.clone(), self.out_tx.clone(), &self.exec.redactor);
+                OutputSink::redacted(node.clone(), self.out_tx.clone(), &self.exec.redactor)
+                    .counted(self.backlog.clone());
             let output_end = output.clone();
             let groups = self.tx.clone();
             let processes = ProcessReport::new(move |group| {

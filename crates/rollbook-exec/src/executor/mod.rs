@@ -33,7 +33,7 @@ use crate::event::{Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolera
 use crate::history::NodeKey;
 use crate::journal::Journal;
 use crate::redact::Redactor;
-use crate::runner::{Attempt, Outcome, OutputLine, OutputSink, ProcessReport, Runners};
+use crate::runner::{Attempt, Backlog, Outcome, OutputLine, OutputSink, ProcessReport, Runners};
 
 /// Run-wide settings.
 #[derive(Debug, Clone)]
@@ -259,6 +259,8 @@ struct Engine<'e, 'a> {
     tolerated: Vec<Tolerated>,
     tx: mpsc::UnboundedSender<Msg>,
     out_tx: mpsc::UnboundedSender<OutputLine>,
+    /// The output bytes sent by runners and not yet written to the logs.
+    backlog: Arc<Backlog>,
 }
 
 impl Execution<'_> {
@@ -280,6 +282,7 @@ impl Execution<'_> {
             tolerated: Vec::new(),
             tx,
             out_tx,
+            backlog: Arc::default(),
         };
         match engine.exec.resumed.clone() {
             Some(unknown) => engine.emit(Event::RunResumed {
@@ -504,6 +507,7 @@ impl Engine<'_, '_> {
         self.exec
             .journal
             .log(run.kind.as_str(), &line.node, line.stream, &line.line)?;
+        self.backlog.remove(line.line.len());
         if let Some(obs) = &mut self.exec.observer {
             obs.output(run.kind, line);
         }

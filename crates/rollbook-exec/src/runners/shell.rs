@@ -68,7 +68,10 @@ async fn read_lines(
                 lines.finish().into_iter().for_each(&mut emit);
                 break;
             }
-            Ok(n) => lines.feed(&buf[..n]).into_iter().for_each(&mut emit),
+            Ok(n) => {
+                lines.feed(&buf[..n]).into_iter().for_each(&mut emit);
+                sink.room().await;
+            }
         }
     }
     tail.finish()
