@@ -92,6 +92,17 @@ pub fn text(plan: &CompiledPlan, parallelism: usize) -> String {
             .collect();
         let _ = writeln!(out, "  params {}", params.join(" "));
     }
+    if !plan.limit.is_none() {
+        let hosts: Vec<&str> = plan.limit.hosts().collect();
+        let _ = writeln!(
+            out,
+            "  limited to {} ({} {}: {})",
+            plan.limit.patterns.join(", "),
+            hosts.len(),
+            if hosts.len() == 1 { "host" } else { "hosts" },
+            hosts.join(", ")
+        );
+    }
     let secrets: Vec<&str> = plan.secrets.names().collect();
     if !secrets.is_empty() {
         let _ = writeln!(
@@ -271,7 +282,16 @@ struct JsonPlan<'a> {
     parallelism: usize,
     params: &'a serde_json::Map<String, serde_json::Value>,
     secrets: Vec<&'a str>,
+    /// `--limit`, as given, and the hosts it keeps (absent when the run is not limited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<JsonLimit<'a>>,
     phases: Vec<JsonPhase<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonLimit<'a> {
+    patterns: &'a [String],
+    hosts: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -356,6 +376,10 @@ pub fn json(plan: &CompiledPlan, parallelism: usize) -> String {
         parallelism,
         params: &plan.params,
         secrets: plan.secrets.names().collect(),
+        limit: (!plan.limit.is_none()).then(|| JsonLimit {
+            patterns: &plan.limit.patterns,
+            hosts: plan.limit.hosts().collect(),
+        }),
         phases,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"

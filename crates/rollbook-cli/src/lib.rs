@@ -225,6 +225,10 @@ pub struct BindArgs {
     /// A YAML file of inventory groups that add to or replace the plan's.
     #[arg(long, value_name = "FILE", env = "ROLLBOOK_INVENTORY")]
     pub inventory: Option<PathBuf>,
+    /// Narrow the run to these hosts: host names, group names, globs (`web-*`). `for_each`
+    /// instances over other hosts of the inventory are left out (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Vec<String>,
 }
 
 /// Runs the command line and returns the process exit code.

@@ -140,7 +140,8 @@ pub(crate) fn compile_as_run(
         user: meta.user.clone(),
         started_at: meta.started_at.clone(),
     };
-    compile::compile(plan, params, &inventory, &info).map_err(|e| e.to_string())
+    compile::compile_limited(plan, params, &inventory, &info, &meta.limit)
+        .map_err(|e| e.to_string())
 }
 
 /// Reads a run's directory; an unknown run id is exit code 2, an unreadable run (or state

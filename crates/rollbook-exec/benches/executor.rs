@@ -122,6 +122,7 @@ fn benches(c: &mut Criterion) {
                 lock: "bench".into(),
                 parallelism: 64,
                 inventory: false,
+                limit: Vec::new(),
                 rollbook_version: String::new(),
             };
             let mut journal = FileJournal::create(state.path(), &meta, "", None).unwrap();

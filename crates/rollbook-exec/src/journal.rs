@@ -72,6 +72,9 @@ pub struct RunMeta {
     /// `--inventory` was given: its text is kept as `inventory.yaml` beside the plan.
     #[serde(default)]
     pub inventory: bool,
+    /// The hosts the run was narrowed to (`--limit`), as given; empty when it was not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limit: Vec<String>,
     /// The rollbook that ran it.
     pub rollbook_version: String,
 }

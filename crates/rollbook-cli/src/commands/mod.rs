@@ -67,21 +67,22 @@ pub fn compile_plan(
 ) -> Result<CompiledPlan, Failure> {
     let file = PlanFile::find(plans_dir, plan)?;
     let files = BindFiles::read(bind)?;
-    compile_source(&file, &bind.params, &files, run, style)
+    compile_source(&file, bind, &files, run, style)
 }
 
 /// Checks and compiles a plan already read, with the params and inventory already read.
 /// Diagnostics and param errors are printed here and become exit code 2.
 pub fn compile_source(
     file: &PlanFile,
-    params: &[String],
+    bind: &BindArgs,
     files: &BindFiles,
     run: &RunInfo,
     style: diagnostics::Style,
 ) -> Result<CompiledPlan, Failure> {
     let checked = rollbook_plan::check(file.source.clone(), file.stem());
     let plan = valid_plan(&checked, style)?;
-    let mut input = ParamInput::from_args(params).map_err(|e| Failure::invalid(e.to_string()))?;
+    let mut input =
+        ParamInput::from_args(&bind.params).map_err(|e| Failure::invalid(e.to_string()))?;
     if let Some(source) = &files.params {
         input.file = rollbook_plan::load_params_file(source)
             .map_err(|d| side_file_failure(source, &d, style))?;
@@ -92,7 +93,8 @@ pub fn compile_source(
         None => BTreeMap::new(),
     };
     let params = compile::bind_params(plan, &input).map_err(|e| Failure::invalid(e.to_string()))?;
-    compile::compile(plan, params, &inventory, run).map_err(|e| compile_failure(&checked, &e))
+    compile::compile_limited(plan, params, &inventory, run, &bind.limit)
+        .map_err(|e| compile_failure(&checked, &e))
 }
 
 /// The plan of a check without errors; otherwise its diagnostics are printed (exit 2).

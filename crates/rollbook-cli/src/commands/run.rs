@@ -33,7 +33,7 @@ pub fn run(
     };
     let file = PlanFile::find(plans_dir, plan_ref)?;
     let files = BindFiles::read(bind)?;
-    let compiled = super::compile_source(&file, &bind.params, &files, &info, style)?;
+    let compiled = super::compile_source(&file, bind, &files, &info, style)?;
     let secrets = crate::run::resolve_secrets(&compiled)?;
     crate::run::confirm_phrase(&compiled, args.yes)?;
     let holder = crate::run::lock_holder(
@@ -90,6 +90,7 @@ fn run_meta(
         lock: compiled.lock.clone(),
         parallelism: args.parallelism,
         inventory: files.inventory.is_some(),
+        limit: compiled.limit.patterns.clone(),
         rollbook_version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }

@@ -68,6 +68,8 @@ pub struct RunFacts {
     pub host: String,
     pub reason: String,
     pub params: Map<String, Value>,
+    /// `--limit`: the hosts the run was narrowed to, as given (empty: not narrowed).
+    pub limit: Vec<String>,
     pub plan_path: String,
     pub plan_hash: String,
     pub rollbook_version: String,
@@ -276,6 +278,7 @@ pub fn gather(run: &JournaledRun) -> Report {
             host: meta.host.clone(),
             reason: meta.reason.clone(),
             params: meta.params.clone(),
+            limit: meta.limit.clone(),
             plan_path: meta.plan_path.clone(),
             plan_hash: meta.plan_hash.clone(),
             rollbook_version: meta.rollbook_version.clone(),

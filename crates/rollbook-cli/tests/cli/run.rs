@@ -855,6 +855,54 @@ fn a_third_signal_exits_at_once_marking_the_run_and_releasing_the_lock() {
     assert!(shown.stderr.contains("third signal"), "{}", shown.stderr);
 }
 
+/// `--limit`: only the `for_each` instances over the named hosts run (names, groups, globs);
+/// the dry run, `run.json` and the report say so, and a resume keeps the limit.
+#[test]
+fn a_limited_run_touches_only_the_named_hosts() {
+    let sb = Sandbox::new();
+    let out = sb.path().join("touched");
+    let body = format!(
+        "inventory:\n  web: [web-1, web-2, web-3]\n  db: [db-1, db-2]\nsteps:\n  - id: web\n    for_each: \"{{{{ inventory.web }}}}\"\n    shell: {{ run: 'echo {{{{ item }}}} >> {o}' }}\n  - id: db\n    for_each: \"{{{{ inventory.db }}}}\"\n    shell: {{ run: 'echo {{{{ item }}}} >> {o}' }}\n  - id: spaces\n    for_each: [kube-system, default]\n    shell: {{ run: 'echo {{{{ item }}}} >> {o}' }}\n",
+        o = out.display()
+    );
+    sb.plan("limited", &body);
+    let dry = sb.run(&["plan", "limited", "--limit", "web-2", "--limit", "db"]);
+    dry.assert_code(0);
+    assert!(
+        dry.stdout
+            .contains("limited to web-2, db (3 hosts: db-1, db-2, web-2)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(!dry.stdout.contains("web[web-1]"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("web[web-2]"), "{}", dry.stdout);
+    // A pattern that names nothing is refused before anything runs.
+    let typo = sb.run(&["run", "limited", "--reason", "t", "--limit", "web-9"]);
+    typo.assert_code(2);
+    assert!(typo.stderr.contains("--limit web-9"), "{}", typo.stderr);
+
+    sb.run(&[
+        "run", "limited", "--reason", "t", "--limit", "web-2", "--limit", "db-*",
+    ])
+    .assert_code(0);
+    let mut touched: Vec<String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    touched.sort();
+    assert_eq!(touched, ["db-1", "db-2", "default", "kube-system", "web-2"]);
+    let id = sb.run_ids().pop().unwrap();
+    let meta = std::fs::read_to_string(sb.run_dir(&id).join("run.json")).unwrap();
+    assert!(meta.contains("\"limit\""), "{meta}");
+    let report = sb.run(&["report", &id]);
+    assert!(
+        report.stdout.contains("- **Limited to**: `web-2`, `db-*`"),
+        "{}",
+        report.stdout
+    );
+}
+
 /// `resume --mark-done NODE --reason …`: a person finished a failed step by hand; it is not
 /// run again, what follows it runs, and the journal, `show` and the report say who and why.
 #[test]

@@ -19,12 +19,14 @@ use crate::params::{check_value, display_value, parse_cli};
 use crate::template;
 
 mod layers;
+mod limit;
 mod outline;
 mod params;
 mod reads;
 mod settings;
 pub mod size;
 
+pub use limit::Limit;
 pub use outline::{Outline, Part};
 pub use params::{ParamInput, bind_params};
 pub use reads::{step_reads, visit_templates};
@@ -135,6 +137,8 @@ pub struct CompiledPlan {
     pub context: Value,
     /// The three phases, in run order (a phase may have no nodes).
     pub phases: Vec<Phase>,
+    /// The hosts the run is narrowed to (`--limit`), if it is.
+    pub limit: Limit,
 }
 
 /// One of the plan's graphs. Edges point from a node to the nodes that need it.
@@ -287,7 +291,23 @@ pub fn compile(
     extra_inventory: &BTreeMap<String, Vec<Host>>,
     run: &RunInfo,
 ) -> Result<CompiledPlan, Error> {
+    compile_limited(plan, params, extra_inventory, run, &[])
+}
+
+/// [`compile`], with the run narrowed to the hosts `limit` names (`--limit`): `for_each`
+/// instances over other hosts of the inventory are left out ([`Limit`]).
+pub fn compile_limited(
+    plan: &Plan,
+    params: Map<String, Value>,
+    extra_inventory: &BTreeMap<String, Vec<Host>>,
+    run: &RunInfo,
+    limit: &[String],
+) -> Result<CompiledPlan, Error> {
     let (inventory, hosts) = merge_inventory(plan, extra_inventory);
+    let limit = Limit::new(limit, &inventory).map_err(|message| Error::Compile {
+        message,
+        span: None,
+    })?;
     let context = json!({
         "params": params,
         "inventory": inventory,
@@ -318,7 +338,7 @@ pub fn compile(
         (PhaseKind::Finally, &plan.finally),
     ]
     .into_iter()
-    .map(|(kind, steps)| phase(plan, &context, kind, steps))
+    .map(|(kind, steps)| phase(plan, &context, &limit, kind, steps))
     .collect::<Result<_, _>>()?;
     Ok(CompiledPlan {
         name: plan.name.value.clone(),
@@ -337,6 +357,7 @@ pub fn compile(
         secrets: plan.secrets.clone(),
         context,
         phases,
+        limit,
     })
 }
 
@@ -366,10 +387,17 @@ pub(crate) fn merge_inventory(
 }
 
 /// One phase's steps expanded into its graph.
-fn phase(plan: &Plan, context: &Value, kind: PhaseKind, steps: &[Step]) -> Result<Phase, Error> {
+fn phase(
+    plan: &Plan,
+    context: &Value,
+    limit: &Limit,
+    kind: PhaseKind,
+    steps: &[Step],
+) -> Result<Phase, Error> {
     let mut builder = Builder {
         defaults: &plan.defaults,
         context,
+        limit,
         graph: DiGraph::new(),
         fan_outs: Vec::new(),
         shared: HashMap::new(),
@@ -414,6 +442,8 @@ struct Expanded {
 struct Builder<'p> {
     defaults: &'p Defaults,
     context: &'p Value,
+    /// `--limit`: instances over other hosts are left out.
+    limit: &'p Limit,
     graph: DiGraph<Node, ()>,
     fan_outs: Vec<FanOut>,
     /// One shared copy of each step, whatever the number of its instances.
@@ -511,6 +541,7 @@ impl Builder<'_> {
         readable: &HashMap<String, Vec<NodeIndex>>,
         items: Vec<Value>,
     ) -> Result<Expanded, Error> {
+        let items: Vec<Value> = items.into_iter().filter(|i| self.limit.keeps(i)).collect();
         let fan_out = self.fan_outs.len();
         let keys = instance_keys(&items);
         self.fan_outs.push(FanOut {
@@ -738,6 +769,7 @@ pub fn expand_deferred(
     let mut builder = Builder {
         defaults: &plan.defaults,
         context: &plan.context,
+        limit: &plan.limit,
         graph: std::mem::take(graph),
         fan_outs: std::mem::take(fan_outs),
         shared: HashMap::new(),

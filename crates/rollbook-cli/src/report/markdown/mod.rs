@@ -177,6 +177,14 @@ fn summary(out: &mut String, r: &Report) {
         params.join(", ")
     };
     let _ = writeln!(out, "- **Params**: {params}");
+    if !run.limit.is_empty() {
+        let limit: Vec<String> = run.limit.iter().map(|p| format!("`{}`", text(p))).collect();
+        let _ = writeln!(
+            out,
+            "- **Limited to**: {} (`--limit`: instances over other hosts did not run)",
+            limit.join(", ")
+        );
+    }
     if r.resumes.is_empty() {
         let _ = writeln!(out, "- **Resumed**: no");
     } else {
