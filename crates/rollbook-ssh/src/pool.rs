@@ -293,6 +293,8 @@ mod tests {
             &target,
             |c| c.alive.load(Ordering::Relaxed),
             || async {
+                // A connect takes a while: others for the same target come meanwhile.
+                tokio::task::yield_now().await;
                 opened.fetch_add(1, Ordering::Relaxed);
                 Ok::<_, ()>(Conn {
                     target,
