@@ -15,10 +15,11 @@ const BASE_RESERVE: u64 = 64;
 /// Pipes of one local command (stdin, stdout, stderr).
 const PIPES_PER_COMMAND: u64 = 3;
 
-/// Idle SSH connections kept beside those in use, per step in flight: a host's next step
-/// usually comes right after its last one, so a few idle connections are enough; more would
-/// only hold memory (a russh connection is about 100 KiB) for hosts whose steps are done.
-const IDLE_PER_STEP: f64 = 0.125;
+/// Idle SSH connections kept beside those in use: one per this many steps in flight. A host's
+/// next step usually comes right after its last one, so a few idle connections are enough
+/// (1,000 hosts at `--parallelism 256` open 1,000 connections, none twice); more would only
+/// hold memory (a russh connection is about 100 KiB) for hosts whose steps are done.
+const STEPS_PER_IDLE: usize = 8;
 
 /// SSH connections that may always be open, whatever the parallelism.
 const MIN_CONNECTIONS: usize = 64;
@@ -115,8 +116,8 @@ impl FanOut {
     /// parallelism and an eighth more (at least 64), and what the limit leaves after the
     /// reserve.
     pub fn ssh_cap(&self, limits: Option<OpenFiles>) -> usize {
-        let idle = (self.parallelism as f64 * IDLE_PER_STEP).ceil() as usize;
-        let wanted = (self.parallelism.saturating_add(idle)).max(MIN_CONNECTIONS);
+        let idle = self.parallelism.div_ceil(STEPS_PER_IDLE);
+        let wanted = self.parallelism.saturating_add(idle).max(MIN_CONNECTIONS);
         let allowed = limits.map_or(wanted, |l| {
             usize::try_from(l.soft.saturating_sub(self.reserve())).unwrap_or(usize::MAX)
         });

@@ -100,6 +100,8 @@ impl<K: Eq + Hash + Clone, C> Pool<K, C> {
         }
         let reserved = Reserved { pool: self, key };
         let conn = Arc::new(open().await?);
+        // Connected: the slot is the connection's now, not to be given back (`Reserved`
+        // holds only references: forgetting it leaks nothing).
         std::mem::forget(reserved);
         {
             let mut state = self.lock();
