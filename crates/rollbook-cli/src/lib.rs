@@ -30,6 +30,7 @@ pub mod display;
 pub mod dry_run;
 pub mod graph;
 pub mod locate;
+pub mod open_files;
 pub mod reaper;
 pub mod redaction;
 pub mod report;
@@ -233,6 +234,9 @@ pub struct BindArgs {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    // Before anything is opened: a fan-out needs a descriptor per connection (see
+    // `open_files`).
+    let _ = open_files::raise();
     let cli = Cli::parse();
     ExitCode::from(run(cli))
 }

@@ -52,15 +52,31 @@ pub struct SshArgs {
 }
 
 impl SshArgs {
-    /// The SSH runner's options: these, and what the environment says of the local user
-    /// (home, login name, ssh-agent).
-    pub fn options(&self) -> rollbook_ssh::SshOptions {
+    /// The SSH runner's options: these, what the environment says of the local user (home,
+    /// login name, ssh-agent), and at most `max_connections` open at once.
+    pub fn options(&self, max_connections: usize) -> rollbook_ssh::SshOptions {
         rollbook_ssh::SshOptions {
             identity: self.identity.clone(),
             known_hosts: self.known_hosts.clone(),
             agent_socket: non_empty_var("SSH_AUTH_SOCK").map(PathBuf::from),
+            max_connections,
             ..rollbook_ssh::SshOptions::new(home_dir(), login_user())
         }
+    }
+
+    /// The options for running `plan` at `parallelism`: SSH connections capped below the
+    /// open-files limit, with the warning to show when that limit is too low for the plan.
+    pub fn options_for(
+        &self,
+        plan: &CompiledPlan,
+        parallelism: usize,
+    ) -> (rollbook_ssh::SshOptions, Option<String>) {
+        let limits = crate::open_files::current();
+        let fan_out = crate::open_files::FanOut::of(plan, parallelism);
+        (
+            self.options(fan_out.ssh_cap(limits)),
+            fan_out.warning(limits),
+        )
     }
 }
 
@@ -201,7 +217,7 @@ impl Prompter for TerminalPrompter {
 pub(crate) fn runners(
     yes: bool,
     user: &str,
-    ssh: &SshArgs,
+    ssh: rollbook_ssh::SshOptions,
     redactor: &Redactor,
     groups: Option<rollbook_exec::runners::GroupWatch>,
 ) -> Runners {
@@ -219,7 +235,7 @@ pub(crate) fn runners(
         .with(SleepRunner)
         .with(ConfirmRunner::new(prompter))
         .with(rollbook_http::HttpRunner::new())
-        .with(rollbook_ssh::SshRunner::new(ssh.options()))
+        .with(rollbook_ssh::SshRunner::new(ssh))
         .with(rollbook_sql::SqlRunner::new())
 }
 
@@ -336,10 +352,14 @@ pub(crate) fn execute(
     let redactor = crate::redaction::redactor(compiled, &secrets);
     // Stops the local commands still running if this process dies (see `reaper.rs`).
     let reaper = crate::reaper::Reaper::start();
+    let (ssh, warning) = args.ssh.options_for(compiled, args.parallelism);
+    if let Some(warning) = warning {
+        crate::say!("warning: {warning}");
+    }
     let runners = runners(
         args.yes,
         user,
-        &args.ssh,
+        ssh,
         &redactor,
         reaper.as_ref().map(|r| r.watch()),
     );

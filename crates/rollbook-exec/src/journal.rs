@@ -162,6 +162,14 @@ impl FileJournal {
             let _ = log.flush();
         }
     }
+
+    /// Flushes and closes the open log files: a node's log is opened again by its next line.
+    /// Kept open for the whole run, a fan-out over thousands of hosts would hold a descriptor
+    /// and a write buffer for every step that printed.
+    fn close_logs(&mut self) {
+        self.flush_logs();
+        self.logs.clear();
+    }
 }
 
 /// Cuts a journal back to its last complete, readable line, so that appending goes on from
@@ -254,7 +262,7 @@ impl Journal for FileJournal {
         if events.is_empty() {
             return Ok(());
         }
-        self.flush_logs();
+        self.close_logs();
         let mut buf = Vec::with_capacity(events.len() * 160);
         for e in events {
             serde_json::to_writer(&mut buf, e).expect("events serialize");

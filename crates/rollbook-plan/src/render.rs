@@ -46,7 +46,11 @@ pub fn node_context(
     run: RunState<'_>,
     outputs: &dyn Fn(NodeIndex) -> Option<Value>,
 ) -> Value {
-    let mut ctx = plan.context.clone();
+    let mut ctx = if may_read_inventory(plan, node) {
+        plan.context.clone()
+    } else {
+        without_inventory(&plan.context)
+    };
     ctx["secrets"] = Value::Object(secrets.clone());
     ctx["run"]["status"] = json!(run.status);
     ctx["run"]["tolerated"] = run.tolerated.clone();
@@ -83,6 +87,43 @@ pub fn node_context(
         ctx["index"] = json!(index);
     }
     ctx
+}
+
+/// Whether a node's templates may read `inventory`: one of them (the step's own, its name and
+/// its groups' names, the plan's `defaults` and `connections`) names it. Conservative: a
+/// mention anywhere counts. The `for_each` of the groups around the node is not looked at:
+/// it was expanded when the plan was compiled (or, over a step output, by the executor).
+///
+/// Why: the context is copied for every node, and handlebars copies it again for every
+/// template. A `for_each` over 10,000 hosts reads the inventory once, when it is compiled; a
+/// copy of the 10,000 names in each of its 30,000 nodes' contexts made a run quadratic
+/// (48 s of copying for the dry run alone).
+fn may_read_inventory(plan: &CompiledPlan, node: &Node) -> bool {
+    let mut named = false;
+    let mut look = |text: &str| named |= text.contains("inventory");
+    crate::compile::visit_templates(&node.step, &mut look);
+    for step in std::iter::once(&node.step).chain(&node.groups) {
+        if let Some(name) = &step.name {
+            look(&name.value);
+        }
+    }
+    named || format!("{:?}{:?}", plan.defaults, plan.connections).contains("inventory")
+}
+
+/// The plan's context with an empty `inventory`.
+fn without_inventory(context: &Value) -> Value {
+    match context {
+        Value::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(key, value)| match key.as_str() {
+                    "inventory" => (key.clone(), Value::Object(Map::new())),
+                    _ => (key.clone(), value.clone()),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// A template that could not be rendered (a name with no value at run time).

@@ -435,7 +435,11 @@ impl Renderer {
         template
             .render(registry, &ctx, &mut rc, &mut out)
             .map_err(|e| render_error_message(&e))?;
-        out.into_string().map_err(|e| e.to_string())
+        // handlebars writes into an 8 KiB buffer: a rendered command kept for its attempt
+        // should not hold 8 KiB for a line of text (256 attempts in flight held 1.5 MiB).
+        let mut text = out.into_string().map_err(|e| e.to_string())?;
+        text.shrink_to_fit();
+        Ok(text)
     }
 }
 

@@ -143,42 +143,90 @@ pub async fn connect(
     keepalive: Duration,
     agent_socket: Option<&Path>,
 ) -> Result<Handle<HostKeyCheck>, Error> {
-    let verdict = Arc::new(Mutex::new(None));
-    let handler = HostKeyCheck {
-        target: target.clone(),
-        verdict: verdict.clone(),
-    };
-    let label = target.label();
-    let attempt = client::connect(
-        config(keepalive),
-        (target.address.as_str(), target.port),
-        handler,
-    );
-    let mut handle = match tokio::time::timeout(target.connect_timeout, attempt).await {
-        Err(_) => {
-            return Err(Error::Connect(format!(
-                "connecting to {label} timed out after {}s",
-                target.connect_timeout.as_secs()
-            )));
-        }
-        Ok(Err(e)) => {
-            if let Some(v) = verdict.lock().expect("verdict lock").take() {
-                return Err(Error::HostKey(v));
-            }
-            return Err(Error::Connect(match &e {
-                russh::Error::IO(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    format!(
-                        "{label} refused the connection (is sshd running on port {}?)",
-                        target.port
-                    )
-                }
-                other => format!("connecting to {label}: {other}"),
-            }));
-        }
-        Ok(Ok(h)) => h,
-    };
+    let mut handle = handshake(target, keepalive).await?;
     authenticate(&mut handle, target, agent_socket).await?;
     Ok(handle)
+}
+
+/// Tries of a connection dropped before the SSH banner, the first one included.
+const DROPPED_TRIES: u32 = 5;
+
+/// The TCP connection and the SSH handshake up to the verified host key. A connection the
+/// server drops before its banner (sshd past `MaxStartups`, a full listen queue) is tried
+/// again after a short wait (50 ms, doubling, with jitter), all within `connect_timeout`.
+async fn handshake(target: &Target, keepalive: Duration) -> Result<Handle<HostKeyCheck>, Error> {
+    let label = target.label();
+    let deadline = tokio::time::Instant::now() + target.connect_timeout;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let verdict = Arc::new(Mutex::new(None));
+        let handler = HostKeyCheck {
+            target: target.clone(),
+            verdict: verdict.clone(),
+        };
+        let attempt = client::connect(
+            config(keepalive),
+            (target.address.as_str(), target.port),
+            handler,
+        );
+        let e = match tokio::time::timeout_at(deadline, attempt).await {
+            Err(_) => {
+                return Err(Error::Connect(format!(
+                    "connecting to {label} timed out after {}s",
+                    target.connect_timeout.as_secs()
+                )));
+            }
+            Ok(Ok(h)) => return Ok(h),
+            Ok(Err(e)) => e,
+        };
+        if let Some(v) = verdict.lock().expect("verdict lock").take() {
+            return Err(Error::HostKey(v));
+        }
+        let wait = retry_wait(tries);
+        if dropped_before_banner(&e)
+            && tries < DROPPED_TRIES
+            && tokio::time::Instant::now() + wait < deadline
+        {
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        return Err(Error::Connect(match &e {
+            russh::Error::IO(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!(
+                    "{label} refused the connection (is sshd running on port {}?)",
+                    target.port
+                )
+            }
+            other => format!("connecting to {label}: {other}"),
+        }));
+    }
+}
+
+/// A connection refused, reset or closed before the handshake got anywhere: what an sshd
+/// past `MaxStartups` or a full listen queue looks like, worth another try.
+fn dropped_before_banner(e: &russh::Error) -> bool {
+    use std::io::ErrorKind::{
+        ConnectionAborted, ConnectionRefused, ConnectionReset, UnexpectedEof,
+    };
+    match e {
+        russh::Error::Disconnect => true,
+        russh::Error::IO(io) => matches!(
+            io.kind(),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// The wait before try `tries + 1`: 50 ms doubling, plus up to half of it again, so that
+/// connections dropped together do not come back together.
+fn retry_wait(tries: u32) -> Duration {
+    let base = Duration::from_millis(50) * 2u32.pow(tries.saturating_sub(1).min(6));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    base + base / 2 * (nanos % 1000) / 1000
 }
 
 async fn authenticate(

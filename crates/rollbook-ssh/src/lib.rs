@@ -2,15 +2,18 @@
 //!
 //! One connection per host per run, opened on first use and shared by every step on that
 //! host; each attempt is a channel on it, at most `channels_per_host` at once (OpenSSH's
-//! default `MaxSessions` is 10). Host keys are checked strictly against known_hosts. A
+//! default `MaxSessions` is 10). At most `max_connections` are open at once: at the cap the
+//! connection unused for longest is closed ([`pool`]); new connections are paced so that a
+//! fan-out does not trip a server's `MaxStartups` ([`pace`]). Host keys are checked strictly against known_hosts. A
 //! command runs in a process group of its own on the host, so a timeout or Ctrl-C ends it
 //! there too, not only here.
 
 pub mod config;
 mod connect;
+mod pace;
+mod pool;
 mod remote;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +23,7 @@ use rollbook_exec::runner::{Attempt, BoxFuture, LineSplitter, Outcome, Runner, S
 use rollbook_plan::action::{Action, SshCommand};
 use russh::ChannelMsg;
 use russh::client::Handle;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Semaphore;
 
 pub use connect::Target;
 use connect::{HostKeyCheck, connect};
@@ -63,6 +66,15 @@ pub struct SshOptions {
     pub default_user: String,
     /// The ssh-agent socket whose keys are tried first; `None`: no agent.
     pub agent_socket: Option<PathBuf>,
+    /// Connections open at once at most, idle ones included (each is a file descriptor: the
+    /// caller keeps this below the open-files limit). At the cap, the connection unused for
+    /// longest is closed; when all are in use, a step on another host waits for one.
+    pub max_connections: usize,
+    /// SSH handshakes (connect to authenticated) in progress at once, in all.
+    pub handshakes_at_once: usize,
+    /// SSH handshakes in progress at once with one server (address and port): below sshd's
+    /// default `MaxStartups` of 10, past which it drops new connections.
+    pub handshakes_per_server: usize,
 }
 
 impl SshOptions {
@@ -78,6 +90,9 @@ impl SshOptions {
             home,
             default_user,
             agent_socket: None,
+            max_connections: 512,
+            handshakes_at_once: 64,
+            handshakes_per_server: 8,
         }
     }
 }
@@ -88,24 +103,26 @@ struct Connection {
     channels: Arc<Semaphore>,
 }
 
-/// A host's connection, once opened; its lock makes concurrent first uses share one connect.
-type Slot = Arc<Mutex<Option<Arc<Connection>>>>;
+/// One use of a host's connection (see [`pool::Lease`]).
+type Lease<'a> = pool::Lease<'a, Target, Connection>;
 
 /// The runner for `ssh:` steps.
 pub struct SshRunner {
     options: SshOptions,
     opened: std::sync::atomic::AtomicUsize,
-    /// One slot per host.
-    connections: Mutex<HashMap<Target, Slot>>,
+    /// At most one connection per host, at most `max_connections` in all.
+    connections: pool::Pool<Target, Connection>,
+    pacer: pace::Pacer,
 }
 
 impl SshRunner {
     /// A runner with no connections yet: each host is connected on its first step.
     pub fn new(options: SshOptions) -> Self {
         SshRunner {
+            connections: pool::Pool::new(options.max_connections),
+            pacer: pace::Pacer::new(options.handshakes_at_once, options.handshakes_per_server),
             options,
             opened: Default::default(),
-            connections: Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,32 +171,26 @@ impl SshRunner {
         }
     }
 
-    /// The host's connection, opened if there is none or the last one broke.
-    async fn connection(&self, target: &Target) -> Result<Arc<Connection>, Error> {
-        let slot = {
-            let mut all = self.connections.lock().await;
-            all.entry(target.clone()).or_default().clone()
+    /// The host's connection, opened if there is none or the last one broke (after the
+    /// handshake's turn: [`pace`]), once the pool has room for it.
+    async fn connection(&self, target: &Target) -> Result<Lease<'_>, Error> {
+        let alive = |c: &Connection| !c.handle.is_closed();
+        let open = || async {
+            let _turn = self.pacer.permit(&target.address, target.port).await;
+            let handle = connect(
+                target,
+                self.options.keepalive,
+                self.options.agent_socket.as_deref(),
+            )
+            .await?;
+            self.opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Connection {
+                handle,
+                channels: Arc::new(Semaphore::new(self.options.channels_per_host.max(1))),
+            })
         };
-        let mut slot = slot.lock().await;
-        if let Some(c) = slot.as_ref()
-            && !c.handle.is_closed()
-        {
-            return Ok(c.clone());
-        }
-        let handle = connect(
-            target,
-            self.options.keepalive,
-            self.options.agent_socket.as_deref(),
-        )
-        .await?;
-        self.opened
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let c = Arc::new(Connection {
-            handle,
-            channels: Arc::new(Semaphore::new(self.options.channels_per_host.max(1))),
-        });
-        *slot = Some(c.clone());
-        Ok(c)
+        self.connections.checkout(target, alive, open).await
     }
 
     async fn run_command(&self, cmd: &SshCommand, attempt: Attempt) -> Outcome {

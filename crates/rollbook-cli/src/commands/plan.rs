@@ -27,15 +27,31 @@ pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result
     };
     crate::print(&text);
     if req.check {
-        preflight(&compiled, req.format == dry_run::Format::Json, req.ssh)?;
+        preflight(
+            &compiled,
+            req.format == dry_run::Format::Json,
+            req.ssh,
+            req.parallelism,
+        )?;
     }
     Ok(())
 }
 
 /// The preflight table goes to stdout after the dry-run text, or to stderr when stdout holds
 /// the dry run's JSON. A failed check is exit code 1.
-fn preflight(compiled: &CompiledPlan, json: bool, ssh: &SshArgs) -> Result<(), Failure> {
+/// The open-files limit is checked against the run's fan-out at `parallelism` (a warning on
+/// stderr when it is too low).
+fn preflight(
+    compiled: &CompiledPlan,
+    json: bool,
+    ssh: &SshArgs,
+    parallelism: usize,
+) -> Result<(), Failure> {
     let secrets = crate::run::resolve_secrets(compiled)?;
+    let (ssh, warning) = ssh.options_for(compiled, parallelism);
+    if let Some(warning) = warning {
+        say!("warning: {warning}");
+    }
     // Nothing is asked in a preflight: no question to redact.
     let runners = crate::run::runners(
         true,

@@ -5,6 +5,7 @@
 #![allow(missing_docs)]
 
 mod hosts;
+mod pacing;
 mod rolling;
 mod run;
 mod values;
@@ -58,11 +59,16 @@ pub fn fleet() -> Fleet {
 impl Fleet {
     /// A runner that knows the fleet's client key and known_hosts, and no agent.
     pub fn runner(&self) -> SshRunner {
-        SshRunner::new(SshOptions {
+        SshRunner::new(self.options())
+    }
+
+    /// The options of [`Fleet::runner`].
+    pub fn options(&self) -> SshOptions {
+        SshOptions {
             identity: Some(self.key.clone()),
             known_hosts: Some(self.known_hosts.clone()),
             ..SshOptions::new(self.dir.join("no-home"), self.user.clone())
-        })
+        }
     }
 
     /// An `ssh` action on fleet address `127.0.0.<n>`.
