@@ -68,7 +68,8 @@ pub struct RunFacts {
     pub host: String,
     pub reason: String,
     pub params: Map<String, Value>,
-    /// `--limit`: the hosts the run was narrowed to, as given (empty: not narrowed).
+    /// `--limit`: the hosts the run was narrowed to, as given (absent: not narrowed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub limit: Vec<String>,
     pub plan_path: String,
     pub plan_hash: String,
