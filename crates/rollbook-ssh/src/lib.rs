@@ -6,7 +6,9 @@
 //! connection unused for longest is closed ([`pool`]); new connections are paced so that a
 //! fan-out does not trip a server's `MaxStartups` ([`pace`]). Host keys are checked strictly against known_hosts. A
 //! command runs in a process group of its own on the host, so a timeout or Ctrl-C ends it
-//! there too, not only here.
+//! there too, not only here; that group is reported for the journal, ends when its session is
+//! gone (a watcher on the host, see `remote`), and a retry or a `resume` makes sure the
+//! previous attempt's group is gone before the command runs again.
 
 pub mod config;
 mod connect;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rollbook_exec::ProcessGroup;
 use rollbook_exec::result::CommandResult;
 use rollbook_exec::runner::{Attempt, BoxFuture, LineSplitter, Outcome, Runner, Stream, Tail};
 use rollbook_plan::action::{Action, SshCommand};
@@ -202,21 +205,24 @@ impl SshRunner {
         let Ok(_permit) = conn.channels.clone().acquire_owned().await else {
             return Outcome::failed("the connection closed");
         };
+        if let Err(outcome) = end_previous(&conn, &target, cmd, &attempt).await {
+            return outcome;
+        }
         if let Some(upload) = &cmd.upload {
             return self.upload(&conn, &target, cmd, upload, attempt).await;
         }
         let (remote, stdin) = remote::command(cmd);
         let started = Instant::now();
-        let mut run = match Exec::start(&conn, &remote, stdin.as_deref()).await {
-            Ok(r) => r,
+        let mut run = match Exec::start(&conn, &remote, stdin.as_deref(), Input::KeptOpen).await {
+            Ok(r) => r.on(target.label()),
             Err(e) => return Outcome::failed(format!("{}: {e}", target.label())),
         };
         let finished = tokio::select! {
             done = run.collect(&attempt, self.options.tail_bytes) => done,
             _ = attempt.cancel.cancelled() => {
-                run.await_pgid(Duration::from_secs(3)).await;
-                if let Some(pgid) = run.pgid {
-                    remote::kill_group(&conn.handle, pgid, cmd.sudo).await;
+                run.await_group(&attempt, Duration::from_secs(3)).await;
+                if let Some(group) = &run.group {
+                    remote::kill_group(&conn.handle, group.pgid, cmd.sudo).await;
                 }
                 let _ = run.channel.close().await;
                 return Outcome::failed(format!(
@@ -257,7 +263,7 @@ impl SshRunner {
         };
         let remote =
             remote::upload_command(&upload.to, upload.mode, &digest, bytes.len(), cmd.sudo);
-        let mut run = match Exec::start(conn, &remote, Some(&bytes)).await {
+        let mut run = match Exec::start(conn, &remote, Some(&bytes), Input::Closed).await {
             Ok(r) => r,
             Err(e) => return Outcome::failed(format!("{}: {e}", target.label())),
         };
@@ -294,17 +300,97 @@ impl SshRunner {
     }
 }
 
+/// The node's previous attempt (a retry, or the one in flight when an earlier controller died)
+/// must not run beside this one: if it named a process group on this host, the host is asked
+/// to stop that group if it still runs ([`remote::end_group_command`]), and the output says
+/// so. When the host cannot be asked or the group not stopped, the attempt fails instead.
+///
+/// A group on another host (the plan changed the step's host since) cannot be looked at from
+/// this connection and is left alone; `resume` has named it.
+async fn end_previous(
+    conn: &Connection,
+    target: &Target,
+    cmd: &SshCommand,
+    attempt: &Attempt,
+) -> Result<(), Outcome> {
+    let label = target.label();
+    let Some(previous) = attempt
+        .previous
+        .as_ref()
+        .filter(|g| g.host.as_deref() == Some(label.as_str()))
+    else {
+        return Ok(());
+    };
+    let check = remote::end_group_command(previous.pgid, previous.leader_start, cmd.sudo);
+    let asked = async {
+        let mut run = Exec::start(conn, &check, None, Input::Closed).await?;
+        let quiet = Attempt::new(
+            attempt.node.clone(),
+            attempt.number,
+            Default::default(),
+            rollbook_exec::runner::OutputSink::discard(),
+        );
+        let (_, stdout, stderr, _) = run.collect(&quiet, 4096).await;
+        Ok::<_, String>((remote::ended(&stdout), stderr))
+    };
+    // The host takes 4.5 s at most (half a second, TERM, 2 s, KILL, 2 s).
+    let answer = tokio::select! {
+        answer = tokio::time::timeout(Duration::from_secs(30), asked) => answer,
+        _ = attempt.cancel.cancelled() => return Err(Outcome::failed(format!(
+            "cancelled while making sure the previous attempt's {previous} had ended"
+        ))),
+    };
+    let why = match answer {
+        Ok(Ok((Some(remote::Ended::Gone), _))) => return Ok(()),
+        Ok(Ok((Some(remote::Ended::Stopped), _))) => {
+            attempt.output.line(
+                Stream::Stderr,
+                &format!("rollbook: stopped the previous attempt's {previous}, still running"),
+            );
+            return Ok(());
+        }
+        Ok(Ok((None, stderr))) => stderr
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("it is still running after KILL")
+            .to_string(),
+        Ok(Err(e)) => format!("cannot check it: {e}"),
+        Err(_) => "the host did not answer within 30 s".to_string(),
+    };
+    Err(Outcome::failed(format!(
+        "the previous attempt's {previous} may still be running and could not be stopped: {why}; not starting the command beside it"
+    )))
+}
+
+/// What a command's input gets after what is sent on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// Its end: the command reads all of it, then end of file.
+    Closed,
+    /// Nothing: it stays open until the channel closes, for the command's watcher
+    /// ([`remote::command`]).
+    KeptOpen,
+}
+
 /// A command running in a channel.
 struct Exec {
     channel: russh::Channel<russh::client::Msg>,
+    /// The host as the journal names it, for the group.
+    host: String,
     /// The remote process group, once the wrapper has told it.
-    pgid: Option<u32>,
+    group: Option<ProcessGroup>,
 }
 
 type Collected = (Option<i64>, String, String, (usize, usize));
 
 impl Exec {
-    async fn start(conn: &Connection, remote: &str, stdin: Option<&[u8]>) -> Result<Exec, String> {
+    async fn start(
+        conn: &Connection,
+        remote: &str,
+        stdin: Option<&[u8]>,
+        input: Input,
+    ) -> Result<Exec, String> {
         let channel = conn
             .handle
             .channel_open_session()
@@ -320,29 +406,59 @@ impl Exec {
                 .await
                 .map_err(|e| format!("sending the script: {e}"))?;
         }
-        channel
-            .eof()
-            .await
-            .map_err(|e| format!("closing stdin: {e}"))?;
+        if input == Input::Closed {
+            channel
+                .eof()
+                .await
+                .map_err(|e| format!("closing stdin: {e}"))?;
+        }
         Ok(Exec {
             channel,
-            pgid: None,
+            host: String::new(),
+            group: None,
         })
+    }
+
+    /// The command runs on `host` (its label): the group it announces is on that host.
+    fn on(mut self, host: String) -> Self {
+        self.host = host;
+        self
+    }
+
+    /// Whether `line` is the wrapper's announcement of the command's process group; the first
+    /// one is kept and reported for the journal.
+    fn announced(&mut self, line: &str, attempt: &Attempt) -> bool {
+        if self.group.is_some() {
+            return false;
+        }
+        let Some((pgid, leader_start)) = remote::announced_group(line) else {
+            return false;
+        };
+        let group = ProcessGroup {
+            host: Some(self.host.clone()),
+            machine: None,
+            pgid,
+            leader_start,
+        };
+        attempt.processes.started(group.clone());
+        self.group = Some(group);
+        true
     }
 
     /// After a cancel that came before the wrapper named its process group: reads on until it
     /// does (or `within` passes), so the group can still be stopped.
-    async fn await_pgid(&mut self, within: Duration) {
+    async fn await_group(&mut self, attempt: &Attempt, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
-        while self.pgid.is_none() {
+        while self.group.is_none() {
             let msg = tokio::time::timeout_at(deadline, self.channel.wait()).await;
             match msg {
                 Ok(Some(ChannelMsg::ExtendedData { data, ext: 1 })) => {
                     let text = String::from_utf8_lossy(&data);
-                    self.pgid = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix(remote::PGID_MARKER))
-                        .and_then(|id| id.trim().parse().ok());
+                    for line in text.lines() {
+                        if self.announced(line, attempt) {
+                            break;
+                        }
+                    }
                 }
                 Ok(Some(ChannelMsg::Close)) | Ok(None) | Err(_) => return,
                 Ok(Some(_)) => {}
@@ -357,9 +473,18 @@ impl Exec {
         let mut code = None;
         while let Some(msg) = self.channel.wait().await {
             match msg {
-                ChannelMsg::Data { data } => out.feed(&data, attempt, &mut self.pgid),
+                ChannelMsg::Data { data } => {
+                    for line in out.split(&data) {
+                        out.note(&line, attempt);
+                    }
+                }
                 ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    err.feed(&data, attempt, &mut self.pgid)
+                    for line in err.split(&data) {
+                        // The wrapper's first words: the process group, not output.
+                        if !self.announced(&line, attempt) {
+                            err.note(&line, attempt);
+                        }
+                    }
                 }
                 ChannelMsg::ExitStatus { exit_status } => code = Some(i64::from(exit_status)),
                 ChannelMsg::ExitSignal { signal_name, .. } => {
@@ -393,18 +518,9 @@ impl Lines {
         }
     }
 
-    fn feed(&mut self, data: &[u8], attempt: &Attempt, pgid: &mut Option<u32>) {
-        for line in self.splitter.feed(data) {
-            // The wrapper's first words on stderr: the process group to stop on cancel.
-            if self.stream == Stream::Stderr
-                && pgid.is_none()
-                && let Some(id) = line.strip_prefix(remote::PGID_MARKER)
-            {
-                *pgid = id.trim().parse().ok();
-                continue;
-            }
-            self.note(&line, attempt);
-        }
+    /// The lines `data` completes.
+    fn split(&mut self, data: &[u8]) -> Vec<String> {
+        self.splitter.feed(data)
     }
 
     fn note(&mut self, line: &str, attempt: &Attempt) {
@@ -434,7 +550,7 @@ impl Runner for SshRunner {
             let conn = self.connection(&target).await.map_err(|e| e.to_string())?;
             let mut what = format!("host key ok, authenticated as {}", target.user);
             if cmd.sudo {
-                let mut run = Exec::start(&conn, "sudo -n true", None).await?;
+                let mut run = Exec::start(&conn, "sudo -n true", None, Input::Closed).await?;
                 let probe = Attempt::new(
                     Arc::from("check"),
                     1,

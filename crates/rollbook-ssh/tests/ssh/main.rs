@@ -4,6 +4,7 @@
 // Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
 #![allow(missing_docs)]
 
+mod groups;
 mod hosts;
 mod pacing;
 mod rolling;
