@@ -37,6 +37,50 @@ fn operator_events(fleet: &Fleet) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `--limit`: the rollback of the one node that actually crashed. The fleet's `systemctl` log
+/// shows that only that host was stopped and started; its region's other nodes, in the plan's
+/// `for_each`, were not touched.
+#[test]
+fn a_limited_operator_rollback_touches_only_the_named_node() {
+    let fleet = Fleet::take();
+    let nodes = region("eu-west");
+    let crashed = nodes[1].clone();
+    let ran = fleet.run(&[
+        "run",
+        "operator-rollback",
+        "--param",
+        "region=eu-west",
+        "--limit",
+        &crashed,
+        "--reason",
+        "one node crash-loops",
+        "--yes",
+    ]);
+    ran.assert_code(0);
+    assert_eq!(
+        operator_events(&fleet),
+        [
+            (crashed.clone(), "stop".to_string(), BROKEN.to_string()),
+            (crashed.clone(), "start".to_string(), GOOD.to_string()),
+        ]
+    );
+    for host in nodes.iter().filter(|h| **h != crashed) {
+        assert_eq!(
+            fleet.units(host)["zeitwork-operator"],
+            BROKEN,
+            "{host} untouched"
+        );
+    }
+    let report = fleet.run(&["report", &fleet.the_run()]);
+    assert!(
+        report
+            .stdout
+            .contains(&format!("- **Limited to**: `{crashed}`")),
+        "{}",
+        report.stdout
+    );
+}
+
 #[test]
 fn operator_rollback_restores_one_region_node_by_node_and_leaves_the_others_alone() {
     let fleet = Fleet::take();
