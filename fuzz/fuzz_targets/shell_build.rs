@@ -6,7 +6,7 @@
 //!
 //! - rendering and building never panic, and building fails only for a value holding NUL;
 //! - the markers that carry values through the template engine never reach the code or the
-//!   dry run's text;
+//!   dry run's text (unless a value holds their characters itself);
 //! - every variable the code needs is referred to in it, under rollbook's prefix;
 //! - a value used in the template is in the dry run's text (quoted, but there);
 //! - when every value stands in the step's own shell (not in text handed to another shell,
@@ -63,8 +63,12 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    assert!(!shell.code.contains(MARKERS), "a marker in the code");
-    assert!(!shell.shown.contains(MARKERS), "a marker in the dry run");
+    // A value may hold the markers' characters itself (they are only private-use code
+    // points): written as it is, it brings them along.
+    if !x.contains(MARKERS) && !y.contains(MARKERS) {
+        assert!(!shell.code.contains(MARKERS), "a marker in the code");
+        assert!(!shell.shown.contains(MARKERS), "a marker in the dry run");
+    }
     for (name, _) in &shell.values {
         assert!(name.starts_with(VARIABLE_PREFIX), "{name}");
         assert!(shell.code.contains(name.as_str()), "{name} is not used");
