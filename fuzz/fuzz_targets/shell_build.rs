@@ -24,11 +24,17 @@ const SENTINEL: char = '\u{F8FF}';
 /// What marks a value in rendered text (see `rollbook_plan::shell::mark_value`).
 const MARKERS: [char; 2] = ['\u{E000}', '\u{E001}'];
 
-/// Template syntax that writes values unescaped or repeats or hides parts of the template:
-/// the template's own placements then say nothing about where the values end up.
-const NOT_PLAIN: &[&str] = &[
-    "{{{", "{{&", "{{~", "{{#", "{{^", "{{/", "{{>", "{{!", "{{else", "\\{{",
-];
+/// Whether a template writes values unescaped or repeats or hides parts of itself (blocks,
+/// comments, partials, escaped braces): its own placements then say nothing about where the
+/// values end up. Handlebars allows whitespace and a `~` before the sigil.
+fn not_plain(template: &str) -> bool {
+    template.contains("\\{{")
+        || template.match_indices("{{").any(|(at, _)| {
+            let inner = template[at + 2..]
+                .trim_start_matches(|c: char| c == '~' || c.is_ascii_whitespace());
+            inner.starts_with(['{', '&', '#', '^', '/', '>', '!', '*']) || inner.starts_with("else")
+        })
+}
 
 fn renderer() -> &'static Renderer {
     static RENDERER: std::sync::OnceLock<Renderer> = std::sync::OnceLock::new();
@@ -80,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
             "a value is missing from the dry run"
         );
     }
-    let plain = !NOT_PLAIN.iter().any(|s| template.contains(s));
+    let plain = !not_plain(template);
     let own_shell_only = placements(template)
         .iter()
         .all(|(_, p)| p.depth == 0 && p.position != Position::Heredoc { quoted: true });

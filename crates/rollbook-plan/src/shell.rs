@@ -169,9 +169,33 @@ pub const INTERPRETERS: &[&str] = &[
     "kubectl",
 ];
 
+/// What a `{{ … }}` of a template is, from the text between its braces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expression {
+    /// An escaped expression: a value, marked where it stands.
+    Value,
+    /// Unescaped (`{{{ x }}}`, `{{ {x} }}`, `{{& x}}`): its text is spliced in as written.
+    Spliced,
+    /// A block, `else`, a comment, a partial or a decorator: no text of its own.
+    Markup,
+}
+
+/// Classifies `{{ inner }}` (`inner` without the outer braces) as Handlebars reads it:
+/// whitespace and a `~` may come before the sigil that makes it unescaped or markup.
+fn expression_kind(inner: &str) -> Expression {
+    let inner = inner.trim_start_matches(|c: char| c == '~' || c.is_ascii_whitespace());
+    if inner.starts_with(['{', '&']) {
+        Expression::Spliced
+    } else if inner.starts_with(['#', '/', '!', '>', '^', '*']) || inner.starts_with("else") {
+        Expression::Markup
+    } else {
+        Expression::Value
+    }
+}
+
 /// Where each `{{ }}` of a shell template stands, in order, with its byte range in `src`: for
 /// `validate`. `src` is the template as written; each escaped expression counts as one value,
-/// `{{{ }}}` as text.
+/// an unescaped one (`{{{ }}}`, `{{& }}`) as text.
 pub fn placements(src: &str) -> Vec<(std::ops::Range<usize>, Placement)> {
     let mut marked = String::with_capacity(src.len());
     let mut ranges = Vec::new();
@@ -186,10 +210,14 @@ pub fn placements(src: &str) -> Vec<(std::ops::Range<usize>, Placement)> {
             rest = "";
             break;
         };
-        let inner = after[2..end].trim_start_matches(['{', '~', ' ']);
-        if triple {
+        let kind = if triple {
+            Expression::Spliced
+        } else {
+            expression_kind(&after[2..end])
+        };
+        if kind == Expression::Spliced {
             marked.push('x');
-        } else if !(inner.starts_with(['#', '/', '!', '>']) || inner.starts_with("else")) {
+        } else if kind == Expression::Value {
             marked.push_str(&mark_value(&n.to_string()));
             let start = src.len() - rest.len() + open;
             ranges.push(start..start + end + close.len());
@@ -1172,6 +1200,38 @@ mod tests {
         let p = placements(src);
         assert_eq!(&src[p[0].0.clone()], "{{ a }}");
         assert_eq!(p[0].1.interpreter, Some("jq"));
+    }
+
+    /// `{{& x}}` and `{{ {x} }}` splice text as `{{{ x }}}` does (found by fuzzing: the quotes
+    /// around them were called needless, and they were taken for values).
+    #[test]
+    fn unescaped_expressions_in_every_spelling_are_text_not_values() {
+        for spliced in [
+            "{{& a }}",
+            "{{ &a }}",
+            "{{~& a}}",
+            "{{ {a} }}",
+            "{{~{a}~}}",
+            "{{{ a }}}",
+        ] {
+            let src = format!("echo \"{spliced}\" {{{{ b }}}}");
+            let p = placements(&src);
+            assert_eq!(p.len(), 1, "{src}: {p:?}");
+            assert_eq!(&src[p[0].0.clone()], "{{ b }}", "{src}");
+            assert_eq!(p[0].1.position, Position::Bare, "{src}");
+        }
+        for markup in [
+            "{{#if a}}x{{/if}}",
+            "{{ # if a }}x{{ / if }}",
+            "{{^}}",
+            "{{! a }}",
+            "{{ else }}",
+        ] {
+            let src = format!("echo {markup} '{{{{ b }}}}'");
+            let p = placements(&src);
+            assert_eq!(p.len(), 1, "{src}: {p:?}");
+            assert_eq!(p[0].1.position, Position::SingleQuoted, "{src}");
+        }
     }
 
     #[test]

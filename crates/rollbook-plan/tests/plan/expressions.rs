@@ -200,3 +200,22 @@ fn step_ids_are_found_without_a_full_parse() {
         ["a"]
     );
 }
+
+/// Every spelling of an unescaped expression splices code: `validate` says so, and never calls
+/// the quotes around it needless (they are the splice's own quoting).
+#[test]
+fn every_spelling_of_a_raw_splice_is_warned_about_and_its_quotes_kept() {
+    for spliced in [
+        "{{{ params.x }}}",
+        "{{& params.x }}",
+        "{{ &params.x }}",
+        "{{ {params.x} }}",
+    ] {
+        let plan = format!(
+            "version: 1\nname: t\nparams:\n  x: {{ type: string, default: a }}\nsteps:\n  - id: s\n    shell: {{ run: 'echo \"{spliced}\"' }}\n"
+        );
+        let codes = crate::codes(&plan);
+        assert!(codes.contains(&"raw-splice"), "{spliced}: {codes:?}");
+        assert!(!codes.contains(&"needless-quotes"), "{spliced}: {codes:?}");
+    }
+}
