@@ -219,3 +219,20 @@ fn every_spelling_of_a_raw_splice_is_warned_about_and_its_quotes_kept() {
         assert!(!codes.contains(&"needless-quotes"), "{spliced}: {codes:?}");
     }
 }
+
+/// A name indexed with `[...]` right after a character of more than one byte (found by
+/// fuzzing: the desugaring cut that character in two and panicked). The path is the run of
+/// path characters before the `[`.
+#[test]
+fn indexing_after_a_multi_byte_character_is_desugared_without_panic() {
+    assert_eq!(
+        template::desugar("{{ json é[params.k] }}"),
+        "{{ json é[params.k] }}"
+    );
+    assert_eq!(
+        template::desugar("{{ json üinventory[params.region] }}"),
+        "{{ json ü(lookup inventory params.region) }}"
+    );
+    let plan = "version: 1\nname: t\nsteps:\n  - id: s\n    shell: { run: 'echo {{ params.naïve[params.k] }}' }\n";
+    assert_eq!(crate::codes(plan), ["bad-template"]);
+}
