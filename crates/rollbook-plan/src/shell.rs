@@ -514,6 +514,8 @@ impl<'v> Lexer<'v> {
                 self.in_word = true;
                 self.substitution(toks, i + 1, '`')
             }
+            // See `escapes_a_value`.
+            '\\' if escapes_a_value(toks, i) => i + 1,
             '\\' => {
                 self.raw_tok(&toks[i]);
                 if let Some(t) = toks.get(i + 1) {
@@ -604,6 +606,7 @@ impl<'v> Lexer<'v> {
         while i < toks.len() {
             match &toks[i] {
                 Tok::Val(v) => self.value(*v, position, false),
+                Tok::Ch('\\', _) if escapes_a_value(toks, i) => {}
                 t => {
                     self.raw_tok(t);
                     match t.ch() {
@@ -688,6 +691,7 @@ impl<'v> Lexer<'v> {
         while j < toks.len() {
             match &toks[j] {
                 Tok::Val(v) => self.value(*v, Position::AnsiQuoted, false),
+                Tok::Ch('\\', _) if escapes_a_value(toks, j) => {}
                 Tok::Ch('\'', _) => {
                     self.raw("'");
                     return j + 1;
@@ -761,6 +765,7 @@ impl<'v> Lexer<'v> {
                         self.value(*v, Position::DoubleQuoted, alone);
                         j += 1;
                     }
+                    Tok::Ch('\\', _) if escapes_a_value(toks, j) => j += 1,
                     Tok::Ch('\\', _) => {
                         self.raw("\\");
                         if let Some(t) = toks.get(j + 1) {
@@ -1064,6 +1069,13 @@ impl<'v> Lexer<'v> {
     }
 }
 
+/// A backslash right before a value: it would escape the value's first character, which is
+/// data wherever it stands, so it has nothing to do and is left out (written, it would escape
+/// the quote or the `$` of what the value becomes instead, and the value would be lost).
+fn escapes_a_value(toks: &[Tok], i: usize) -> bool {
+    matches!(toks.get(i + 1), Some(Tok::Val(_)))
+}
+
 /// Does body line `line` get in the way of heredoc delimiter `d`? It does when it starts with
 /// `d` (a shell may end the body there), and when it starts with part of `d` followed by a
 /// non-ASCII byte (dash drops that byte when it checks the line against the delimiter).
@@ -1135,6 +1147,42 @@ mod tests {
             text = text.replacen("{}", &mark_value(v), 1);
         }
         build(&text).unwrap()
+    }
+
+    /// A backslash right before a value (`\\{{ x }}` in a template) is left out: the value
+    /// stays data, where it used to be dropped and the backslash to escape what followed
+    /// (found by fuzzing).
+    #[test]
+    fn a_backslash_before_a_value_is_left_out_and_the_value_kept() {
+        let cases = [
+            (r"echo \{} x", r#"echo "${ROLLBOOK_V1}" x"#, "echo 'a b' x"),
+            (
+                r#"echo "\{}" x"#,
+                r#"echo "${ROLLBOOK_V1}" x"#,
+                "echo \"a b\" x",
+            ),
+            (
+                r"echo $(echo \{}) x",
+                r#"echo $(echo "${ROLLBOOK_V1}") x"#,
+                "echo $(echo 'a b') x",
+            ),
+            (
+                r"echo ${x:-\{}} x",
+                r#"echo ${x:-"${ROLLBOOK_V1}"} x"#,
+                "echo ${x:-'a b'} x",
+            ),
+            (
+                r"echo $'\{}' x",
+                r#"echo $''"${ROLLBOOK_V1}"$'' x"#,
+                "echo $'''a b'$'' x",
+            ),
+        ];
+        for (template, code, shown) in cases {
+            let t = render(template, &["a b"]);
+            assert_eq!(t.code, code, "{template}");
+            assert_eq!(t.shown, shown, "{template}");
+            assert_eq!(t.values, [("ROLLBOOK_V1".to_string(), "a b".to_string())]);
+        }
     }
 
     #[test]
