@@ -169,9 +169,33 @@ pub const INTERPRETERS: &[&str] = &[
     "kubectl",
 ];
 
+/// What a `{{ … }}` of a template is, from the text between its braces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expression {
+    /// An escaped expression: a value, marked where it stands.
+    Value,
+    /// Unescaped (`{{{ x }}}`, `{{ {x} }}`, `{{& x}}`): its text is spliced in as written.
+    Spliced,
+    /// A block, `else`, a comment, a partial or a decorator: no text of its own.
+    Markup,
+}
+
+/// Classifies `{{ inner }}` (`inner` without the outer braces) as Handlebars reads it:
+/// whitespace and a `~` may come before the sigil that makes it unescaped or markup.
+fn expression_kind(inner: &str) -> Expression {
+    let inner = inner.trim_start_matches(|c: char| c == '~' || c.is_ascii_whitespace());
+    if inner.starts_with(['{', '&']) {
+        Expression::Spliced
+    } else if inner.starts_with(['#', '/', '!', '>', '^', '*']) || inner.starts_with("else") {
+        Expression::Markup
+    } else {
+        Expression::Value
+    }
+}
+
 /// Where each `{{ }}` of a shell template stands, in order, with its byte range in `src`: for
 /// `validate`. `src` is the template as written; each escaped expression counts as one value,
-/// `{{{ }}}` as text.
+/// an unescaped one (`{{{ }}}`, `{{& }}`) as text.
 pub fn placements(src: &str) -> Vec<(std::ops::Range<usize>, Placement)> {
     let mut marked = String::with_capacity(src.len());
     let mut ranges = Vec::new();
@@ -186,10 +210,14 @@ pub fn placements(src: &str) -> Vec<(std::ops::Range<usize>, Placement)> {
             rest = "";
             break;
         };
-        let inner = after[2..end].trim_start_matches(['{', '~', ' ']);
-        if triple {
+        let kind = if triple {
+            Expression::Spliced
+        } else {
+            expression_kind(&after[2..end])
+        };
+        if kind == Expression::Spliced {
             marked.push('x');
-        } else if !(inner.starts_with(['#', '/', '!', '>']) || inner.starts_with("else")) {
+        } else if kind == Expression::Value {
             marked.push_str(&mark_value(&n.to_string()));
             let start = src.len() - rest.len() + open;
             ranges.push(start..start + end + close.len());
@@ -486,6 +514,8 @@ impl<'v> Lexer<'v> {
                 self.in_word = true;
                 self.substitution(toks, i + 1, '`')
             }
+            // See `escapes_a_value`.
+            '\\' if escapes_a_value(toks, i) => i + 1,
             '\\' => {
                 self.raw_tok(&toks[i]);
                 if let Some(t) = toks.get(i + 1) {
@@ -576,6 +606,7 @@ impl<'v> Lexer<'v> {
         while i < toks.len() {
             match &toks[i] {
                 Tok::Val(v) => self.value(*v, position, false),
+                Tok::Ch('\\', _) if escapes_a_value(toks, i) => {}
                 t => {
                     self.raw_tok(t);
                     match t.ch() {
@@ -660,6 +691,7 @@ impl<'v> Lexer<'v> {
         while j < toks.len() {
             match &toks[j] {
                 Tok::Val(v) => self.value(*v, Position::AnsiQuoted, false),
+                Tok::Ch('\\', _) if escapes_a_value(toks, j) => {}
                 Tok::Ch('\'', _) => {
                     self.raw("'");
                     return j + 1;
@@ -733,6 +765,7 @@ impl<'v> Lexer<'v> {
                         self.value(*v, Position::DoubleQuoted, alone);
                         j += 1;
                     }
+                    Tok::Ch('\\', _) if escapes_a_value(toks, j) => j += 1,
                     Tok::Ch('\\', _) => {
                         self.raw("\\");
                         if let Some(t) = toks.get(j + 1) {
@@ -1036,6 +1069,13 @@ impl<'v> Lexer<'v> {
     }
 }
 
+/// A backslash right before a value: it would escape the value's first character, which is
+/// data wherever it stands, so it has nothing to do and is left out (written, it would escape
+/// the quote or the `$` of what the value becomes instead, and the value would be lost).
+fn escapes_a_value(toks: &[Tok], i: usize) -> bool {
+    matches!(toks.get(i + 1), Some(Tok::Val(_)))
+}
+
 /// Does body line `line` get in the way of heredoc delimiter `d`? It does when it starts with
 /// `d` (a shell may end the body there), and when it starts with part of `d` followed by a
 /// non-ASCII byte (dash drops that byte when it checks the line against the delimiter).
@@ -1109,6 +1149,42 @@ mod tests {
         build(&text).unwrap()
     }
 
+    /// A backslash right before a value (`\\{{ x }}` in a template) is left out: the value
+    /// stays data, where it used to be dropped and the backslash to escape what followed
+    /// (found by fuzzing).
+    #[test]
+    fn a_backslash_before_a_value_is_left_out_and_the_value_kept() {
+        let cases = [
+            (r"echo \{} x", r#"echo "${ROLLBOOK_V1}" x"#, "echo 'a b' x"),
+            (
+                r#"echo "\{}" x"#,
+                r#"echo "${ROLLBOOK_V1}" x"#,
+                "echo \"a b\" x",
+            ),
+            (
+                r"echo $(echo \{}) x",
+                r#"echo $(echo "${ROLLBOOK_V1}") x"#,
+                "echo $(echo 'a b') x",
+            ),
+            (
+                r"echo ${x:-\{}} x",
+                r#"echo ${x:-"${ROLLBOOK_V1}"} x"#,
+                "echo ${x:-'a b'} x",
+            ),
+            (
+                r"echo $'\{}' x",
+                r#"echo $''"${ROLLBOOK_V1}"$'' x"#,
+                "echo $'''a b'$'' x",
+            ),
+        ];
+        for (template, code, shown) in cases {
+            let t = render(template, &["a b"]);
+            assert_eq!(t.code, code, "{template}");
+            assert_eq!(t.shown, shown, "{template}");
+            assert_eq!(t.values, [("ROLLBOOK_V1".to_string(), "a b".to_string())]);
+        }
+    }
+
     #[test]
     fn bare_and_double_quoted_values_become_variable_references() {
         let t = render("echo {} \"reason: {}\"", &["a b", "$(x)"]);
@@ -1172,6 +1248,38 @@ mod tests {
         let p = placements(src);
         assert_eq!(&src[p[0].0.clone()], "{{ a }}");
         assert_eq!(p[0].1.interpreter, Some("jq"));
+    }
+
+    /// `{{& x}}` and `{{ {x} }}` splice text as `{{{ x }}}` does (found by fuzzing: the quotes
+    /// around them were called needless, and they were taken for values).
+    #[test]
+    fn unescaped_expressions_in_every_spelling_are_text_not_values() {
+        for spliced in [
+            "{{& a }}",
+            "{{ &a }}",
+            "{{~& a}}",
+            "{{ {a} }}",
+            "{{~{a}~}}",
+            "{{{ a }}}",
+        ] {
+            let src = format!("echo \"{spliced}\" {{{{ b }}}}");
+            let p = placements(&src);
+            assert_eq!(p.len(), 1, "{src}: {p:?}");
+            assert_eq!(&src[p[0].0.clone()], "{{ b }}", "{src}");
+            assert_eq!(p[0].1.position, Position::Bare, "{src}");
+        }
+        for markup in [
+            "{{#if a}}x{{/if}}",
+            "{{ # if a }}x{{ / if }}",
+            "{{^}}",
+            "{{! a }}",
+            "{{ else }}",
+        ] {
+            let src = format!("echo {markup} '{{{{ b }}}}'");
+            let p = placements(&src);
+            assert_eq!(p.len(), 1, "{src}: {p:?}");
+            assert_eq!(p[0].1.position, Position::SingleQuoted, "{src}");
+        }
     }
 
     #[test]

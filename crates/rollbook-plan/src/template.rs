@@ -81,9 +81,12 @@ fn desugar_expression(inner: &str) -> String {
     let mut rest = trimmed;
     let mut replaced = 0;
     while let Some(open) = rest.find('[') {
+        // The path starts after the last character that cannot be in one (which may take
+        // more than one byte).
         let base_start = rest[..open]
-            .rfind(|c: char| !is_path_char(c))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rfind(|(_, c)| !is_path_char(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let base = &rest[base_start..open];
         let Some(close_rel) = rest[open..].find(']') else {
             break;

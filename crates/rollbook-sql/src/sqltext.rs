@@ -520,4 +520,161 @@ mod tests {
         );
         assert_eq!(first_line("DELETE FROM t"), "DELETE FROM t");
     }
+
+    /// The placeholder scan against an oracle: statements built from code (with `$N`
+    /// placeholders) and from text where `$N` is not a placeholder (strings, quoted
+    /// identifiers, comments, dollar quotes), in each dialect's quoting.
+    mod oracle {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// One piece of a statement.
+        #[derive(Debug, Clone)]
+        enum Piece {
+            /// Words and operators, no quote or comment in them.
+            Code(String),
+            /// A placeholder in code: numbered in order when the statement is built.
+            Placeholder,
+            /// A string, quoted identifier or comment, written as it is.
+            Text(String),
+        }
+
+        fn code() -> impl Strategy<Value = Piece> {
+            proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "SELECT", "a", "t.b", "1", "2.5", "=", ",", "(", ")", "+", "||", "x_1", "*",
+                ]),
+                1..4,
+            )
+            .prop_map(|words| Piece::Code(words.join(" ")))
+        }
+
+        /// The body of a quoted text: placeholders, dollars and the quoting characters of
+        /// every dialect, but none of the characters in `forbidden` (what would end the text
+        /// early) except in `escapes`; a lone `$` only when `dollar` (next to another `$` it
+        /// could end a dollar quote).
+        fn body(
+            forbidden: &'static str,
+            escapes: &'static [&'static str],
+            dollar: bool,
+        ) -> BoxedStrategy<String> {
+            let mut tokens = vec![
+                "a", "tag", " ", "$1", "$2", "$9", "$10", "$", "?", "'", "\"", "`", "--", "#",
+                "/*", "*/", ";", "(", ")", "\\", "[", "]", "\n",
+            ];
+            tokens.retain(|t| !t.contains(|c| forbidden.contains(c)) && (dollar || *t != "$"));
+            tokens.extend(escapes);
+            proptest::collection::vec(proptest::sample::select(tokens), 0..8)
+                .prop_map(|t| t.concat())
+                .boxed()
+        }
+
+        /// `open` + body + `close` (see [`body`]).
+        fn quoted(
+            open: &'static str,
+            close: &'static str,
+            forbidden: &'static str,
+            escapes: &'static [&'static str],
+        ) -> BoxedStrategy<Piece> {
+            body(forbidden, escapes, !close.contains('$'))
+                .prop_map(move |b| Piece::Text(format!("{open}{b}{close}")))
+                .boxed()
+        }
+
+        fn texts(dialect: Dialect) -> BoxedStrategy<Piece> {
+            // A line comment ends at the newline; a block comment has no `*` inside (`/*/*`
+            // holds a `*/`), but for the nested one PostgreSQL reads.
+            let line_comment = quoted("-- ", "\n", "\n", &[]);
+            match dialect {
+                Dialect::MySql => prop_oneof![
+                    quoted("'", "'", "'\\", &["''", "\\'", "\\\\"]),
+                    quoted("\"", "\"", "\"\\", &["\"\"", "\\\"", "\\\\"]),
+                    quoted("`", "`", "`", &["``"]),
+                    line_comment,
+                    quoted("#", "\n", "\n", &[]),
+                    quoted("/*", "*/", "*", &[]),
+                ]
+                .boxed(),
+                Dialect::Postgres => prop_oneof![
+                    quoted("'", "'", "'", &["''"]),
+                    quoted("E'", "'", "'\\", &["''", "\\'", "\\\\"]),
+                    quoted("\"", "\"", "\"", &["\"\""]),
+                    quoted("$$", "$$", "", &[]),
+                    quoted("$tag$", "$tag$", "", &[]),
+                    line_comment,
+                    quoted("/*", "*/", "*", &[]),
+                    quoted("/* a /* ", " */ b */", "*", &[]),
+                ]
+                .boxed(),
+                Dialect::Sqlite => prop_oneof![
+                    quoted("'", "'", "'", &["''"]),
+                    quoted("\"", "\"", "\"", &["\"\""]),
+                    quoted("`", "`", "`", &["``"]),
+                    quoted("[", "]", "]", &[]),
+                    line_comment,
+                    quoted("/*", "*/", "*", &[]),
+                ]
+                .boxed(),
+            }
+        }
+
+        fn statement(dialect: Dialect) -> impl Strategy<Value = Vec<Piece>> {
+            proptest::collection::vec(
+                prop_oneof![3 => code(), 2 => Just(Piece::Placeholder), 3 => texts(dialect)],
+                0..12,
+            )
+        }
+
+        /// The statement as written, the statement with its placeholders as `?`, and how many
+        /// placeholders it has. Pieces are apart, so none runs into the next.
+        fn build(pieces: &[Piece]) -> (String, String, usize) {
+            let (mut sql, mut rewritten, mut n) = (String::new(), String::new(), 0);
+            for piece in pieces {
+                let (written, as_mysql) = match piece {
+                    Piece::Code(c) | Piece::Text(c) => (c.clone(), c.clone()),
+                    Piece::Placeholder => {
+                        n += 1;
+                        (format!("${n}"), "?".to_string())
+                    }
+                };
+                for (out, text) in [(&mut sql, written), (&mut rewritten, as_mysql)] {
+                    out.push(' ');
+                    out.push_str(&text);
+                    out.push(' ');
+                }
+            }
+            (sql, rewritten, n)
+        }
+
+        fn trimmed(sql: &str) -> String {
+            sql.trim_end().trim_end_matches(';').to_string()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn mysql_rewrites_exactly_the_placeholders_in_code(pieces in statement(Dialect::MySql)) {
+                let (sql, expected, n) = build(&pieces);
+                prop_assert_eq!(mysql(&sql, n), Ok(trimmed(&expected)), "{}", sql);
+            }
+
+            #[test]
+            fn postgres_counts_exactly_the_placeholders_in_code(pieces in statement(Dialect::Postgres)) {
+                let (sql, _, n) = build(&pieces);
+                let prepared = prepare(&sql, Dialect::Postgres, n);
+                prop_assert_eq!(prepared.map(|p| p.sql), Ok(trimmed(&sql)), "{}", sql);
+                prop_assert!(prepare(&sql, Dialect::Postgres, n + 1).is_err(), "{}", sql);
+            }
+
+            #[test]
+            fn sqlite_counts_exactly_the_placeholders_in_code(pieces in statement(Dialect::Sqlite)) {
+                let (sql, _, n) = build(&pieces);
+                let prepared = prepare(&sql, Dialect::Sqlite, n);
+                prop_assert_eq!(prepared.map(|p| p.sql), Ok(trimmed(&sql)), "{}", sql);
+                prop_assert!(prepare(&sql, Dialect::Sqlite, n + 1).is_err(), "{}", sql);
+            }
+        }
+    }
 }

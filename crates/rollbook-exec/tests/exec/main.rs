@@ -14,6 +14,7 @@ mod expect;
 mod failures;
 mod gates;
 mod journal;
+mod journal_cut;
 mod retries;
 mod scheduling;
 mod shell;

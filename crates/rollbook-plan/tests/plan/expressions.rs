@@ -200,3 +200,39 @@ fn step_ids_are_found_without_a_full_parse() {
         ["a"]
     );
 }
+
+/// Every spelling of an unescaped expression splices code: `validate` says so, and never calls
+/// the quotes around it needless (they are the splice's own quoting).
+#[test]
+fn every_spelling_of_a_raw_splice_is_warned_about_and_its_quotes_kept() {
+    for spliced in [
+        "{{{ params.x }}}",
+        "{{& params.x }}",
+        "{{ &params.x }}",
+        "{{ {params.x} }}",
+    ] {
+        let plan = format!(
+            "version: 1\nname: t\nparams:\n  x: {{ type: string, default: a }}\nsteps:\n  - id: s\n    shell: {{ run: 'echo \"{spliced}\"' }}\n"
+        );
+        let codes = crate::codes(&plan);
+        assert!(codes.contains(&"raw-splice"), "{spliced}: {codes:?}");
+        assert!(!codes.contains(&"needless-quotes"), "{spliced}: {codes:?}");
+    }
+}
+
+/// A name indexed with `[...]` right after a character of more than one byte (found by
+/// fuzzing: the desugaring cut that character in two and panicked). The path is the run of
+/// path characters before the `[`.
+#[test]
+fn indexing_after_a_multi_byte_character_is_desugared_without_panic() {
+    assert_eq!(
+        template::desugar("{{ json é[params.k] }}"),
+        "{{ json é[params.k] }}"
+    );
+    assert_eq!(
+        template::desugar("{{ json üinventory[params.region] }}"),
+        "{{ json ü(lookup inventory params.region) }}"
+    );
+    let plan = "version: 1\nname: t\nsteps:\n  - id: s\n    shell: { run: 'echo {{ params.naïve[params.k] }}' }\n";
+    assert_eq!(crate::codes(plan), ["bad-template"]);
+}
