@@ -33,6 +33,15 @@ pub struct OpenFiles {
     pub hard: u64,
 }
 
+/// The soft limit rollbook started with, before `raise`: what local commands get back, since
+/// some programs misbehave with descriptors past 1024 (`select`).
+static STARTED_WITH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// The soft limit this process started with, once `raise` has run.
+pub fn started_with() -> Option<u64> {
+    STARTED_WITH.get().copied()
+}
+
 /// Raises the soft limit to the hard one and answers the limits now in force; `None` when
 /// they cannot be read.
 pub fn raise() -> Option<OpenFiles> {
@@ -44,6 +53,7 @@ pub fn raise() -> Option<OpenFiles> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return None;
     }
+    let _ = STARTED_WITH.set(limit.rlim_cur);
     if limit.rlim_cur < limit.rlim_max {
         let raised = libc::rlimit {
             rlim_cur: limit.rlim_max,

@@ -230,6 +230,7 @@ pub(crate) fn runners(
     Runners::new()
         .with(ShellRunner {
             groups,
+            open_files: crate::open_files::started_with(),
             ..ShellRunner::default()
         })
         .with(SleepRunner)

@@ -903,6 +903,36 @@ fn a_limited_run_touches_only_the_named_hosts() {
     );
 }
 
+/// rollbook raises its own open-files limit for SSH fan-outs, but a local step's command gets
+/// the limit rollbook started with: some programs misbehave past 1024 descriptors.
+#[test]
+fn a_local_step_gets_the_open_files_limit_rollbook_started_with() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    sb.plan(
+        "limits",
+        "steps:\n  - id: show\n    shell: { run: 'ulimit -n' }\n",
+    );
+    let mut cmd = crate::rollbook_command(sb.path());
+    cmd.args(["run", "limits", "--reason", "t"]);
+    // SAFETY: setrlimit between fork and exec, on a struct on the child's stack.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+            limit.rlim_cur = limit.rlim_max.min(512);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            Ok(())
+        });
+    }
+    let out: Ran = cmd.output().unwrap().into();
+    out.assert_code(0);
+    assert!(out.stderr.contains("show | 512"), "{}", out.stderr);
+}
+
 /// `resume --mark-done NODE --reason …`: a person finished a failed step by hand; it is not
 /// run again, what follows it runs, and the journal, `show` and the report say who and why.
 #[test]

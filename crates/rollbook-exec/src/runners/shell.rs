@@ -22,6 +22,9 @@ pub struct ShellRunner {
     /// Told of each command's process group as it starts and ends, so that something outside
     /// this process can stop the groups still running if this process dies.
     pub groups: Option<GroupWatch>,
+    /// The soft open-files limit a command starts with: the one rollbook itself started
+    /// with, before it raised its own for SSH fan-outs (`None`: as rollbook has it now).
+    pub open_files: Option<u64>,
 }
 
 /// A process group that started (`true`) or ended (`false`).
@@ -33,6 +36,7 @@ impl Default for ShellRunner {
             tail_bytes: 64 * 1024,
             grace: Duration::from_secs(2),
             groups: None,
+            open_files: None,
         }
     }
 }
@@ -98,7 +102,7 @@ struct Finished {
 /// `sh -c RUN`, or `sh -se` reading `script` on stdin, in a process group of its own. The
 /// template values the code refers to are in its environment (not on its command line, where
 /// any user could read them in `ps`).
-fn command(cmd: &ShellCommand) -> Result<Command, Outcome> {
+fn command(cmd: &ShellCommand, open_files: Option<u64>) -> Result<Command, Outcome> {
     let mut command = Command::new("sh");
     let code = match (&cmd.command, &cmd.script) {
         (Some(c), _) => {
@@ -127,7 +131,30 @@ fn command(cmd: &ShellCommand) -> Result<Command, Outcome> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(soft) = open_files {
+        lower_open_files(&mut command, soft);
+    }
     Ok(command)
+}
+
+/// The command starts with the soft open-files limit `soft` (the hard one stays): rollbook's
+/// own raised limit is for its connections, not for the programs a step runs.
+fn lower_open_files(command: &mut Command, soft: u64) {
+    // SAFETY: the closure runs in the child between fork and exec; it only calls getrlimit
+    // and setrlimit, which are async-signal-safe, on a struct on its own stack.
+    unsafe {
+        command.pre_exec(move || {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && soft < limit.rlim_cur {
+                limit.rlim_cur = soft;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// The exit code of a status; a signal counts as `128 + signal`, as shells say it.
@@ -141,7 +168,7 @@ fn exit_code(status: std::process::ExitStatus) -> Option<i64> {
 
 impl ShellRunner {
     async fn run_command(&self, cmd: &ShellCommand, attempt: Attempt) -> Outcome {
-        let mut command = match command(cmd) {
+        let mut command = match command(cmd, self.open_files) {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
