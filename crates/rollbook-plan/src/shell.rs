@@ -945,6 +945,12 @@ impl<'v> Lexer<'v> {
                     quoted = true;
                 }
                 (Some(q), c) if c == q => quote = None,
+                // A backslash right before a value is left out ([`escapes_a_value`]); the value
+                // ends the word, as it does without the backslash.
+                (None, '\\') if escapes_a_value(toks, j) => {
+                    j += 1;
+                    break;
+                }
                 (None, '\\') => {
                     quoted = true;
                     j += 1;
@@ -1177,6 +1183,12 @@ mod tests {
                 "echo $'''a b'$'' x",
             ),
         ];
+        // In a heredoc's delimiter, as without the backslash.
+        let plain = render("cat <<{}\nbody\n", &["a b"]);
+        let escaped = render("cat <<\\{}\nbody\n", &["a b"]);
+        assert_eq!(escaped.code, plain.code);
+        assert_eq!(escaped.values, plain.values);
+        assert_eq!(escaped.values.len(), 1, "the value was dropped");
         for (template, code, shown) in cases {
             let t = render(template, &["a b"]);
             assert_eq!(t.code, code, "{template}");
