@@ -9,8 +9,9 @@ use std::collections::HashSet;
 use std::io::{BufRead, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rollbook_exec::ProcessGroup;
 use rollbook_exec::runners::GroupWatch;
 
 /// The hidden subcommand that runs the reaper's loop.
@@ -71,12 +72,12 @@ impl Reaper {
 /// `rollbook __reap`: reads `+PGID` and `-PGID` lines until its input closes, then stops the
 /// groups still listed.
 pub fn reap() {
-    let mut groups: HashSet<i32> = HashSet::new();
+    let mut groups: HashSet<u32> = HashSet::new();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let (sign, id) = line.split_at(line.len().min(1));
-        match (sign, id.parse::<i32>()) {
-            ("+", Ok(g)) if g > 0 => {
+        match (sign, id.parse::<u32>()) {
+            ("+", Ok(g)) if g > 1 => {
                 groups.insert(g);
             }
             ("-", Ok(g)) => {
@@ -85,23 +86,16 @@ pub fn reap() {
             _ => {}
         }
     }
-    stop(&groups);
-}
-
-/// SIGTERM to every group, then SIGKILL to those still there after 2 seconds.
-fn stop(groups: &HashSet<i32>) {
-    // SAFETY: kill(2) on process groups this run started; no memory effects here.
-    let signal = |g: i32, sig: i32| unsafe { libc::kill(-g, sig) } == 0;
-    let alive: Vec<i32> = groups
-        .iter()
-        .copied()
-        .filter(|&g| signal(g, libc::SIGTERM))
+    // The leaders' start times are not known here: a group is known by its number, which
+    // Linux gives to no other process while the group has a member.
+    let groups: Vec<ProcessGroup> = groups
+        .into_iter()
+        .map(|pgid| ProcessGroup {
+            host: None,
+            machine: None,
+            pgid,
+            leader_start: None,
+        })
         .collect();
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until && alive.iter().any(|&g| signal(g, 0)) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for g in alive {
-        signal(g, libc::SIGKILL);
-    }
+    rollbook_exec::process::stop_all(&groups, Duration::from_secs(2));
 }

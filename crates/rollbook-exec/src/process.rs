@@ -31,12 +31,17 @@ pub fn machine_name() -> Option<String> {
     .clone()
 }
 
+/// The fields of `/proc/PID/stat` after the command name, from field 3 (the state) on. The
+/// name (field 2) is in parentheses and may hold spaces: the fields are counted after it.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    Some(after_name.split_whitespace().map(str::to_string).collect())
+}
+
 /// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`).
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 /// Whether a group of this machine still has a live process in it. Zombies do not count: an
@@ -62,37 +67,45 @@ pub fn alive(group: &ProcessGroup) -> bool {
 
 /// Whether process `pid` is in group `pgid` and not a zombie (fields 3 and 5 of its stat).
 fn live_member(pid: u32, pgid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Some(fields) = stat_fields(pid) else {
         return false;
     };
-    let Some(close) = stat.rfind(')') else {
-        return false;
-    };
-    let mut fields = stat[close + 1..].split_whitespace();
-    let state = fields.next();
-    let group = fields.nth(1).and_then(|g| g.parse::<u32>().ok());
-    group == Some(pgid) && !matches!(state, Some("Z" | "X"))
+    let group = fields.get(2).and_then(|g| g.parse::<u32>().ok());
+    group == Some(pgid) && !matches!(fields.first().map(String::as_str), Some("Z" | "X"))
 }
 
 /// Stops a group of this machine: SIGTERM, then SIGKILL after `grace`, and waits (at most as
 /// long again) until it is gone. Answers whether it is gone.
 pub fn stop(group: &ProcessGroup, grace: Duration) -> bool {
-    if !alive(group) {
+    stop_all(std::slice::from_ref(group), grace)
+}
+
+/// Stops groups of this machine together: SIGTERM to each that is alive, up to `grace` for
+/// them to end, SIGKILL to those still there, and up to `grace` again. Answers whether all are
+/// gone.
+pub fn stop_all(groups: &[ProcessGroup], grace: Duration) -> bool {
+    let alive: Vec<&ProcessGroup> = groups.iter().filter(|g| alive(g)).collect();
+    if alive.is_empty() {
         return true;
     }
-    signal(group.pgid, libc::SIGTERM);
-    if gone_within(group, grace) {
+    alive.iter().for_each(|g| signal(g.pgid, libc::SIGTERM));
+    if all_gone_within(&alive, grace) {
         return true;
     }
-    signal(group.pgid, libc::SIGKILL);
-    gone_within(group, grace)
+    alive.iter().for_each(|g| signal(g.pgid, libc::SIGKILL));
+    all_gone_within(&alive, grace)
 }
 
 /// Waits until the group is gone, polling; `false` when it is still there after `limit`.
 pub fn gone_within(group: &ProcessGroup, limit: Duration) -> bool {
+    all_gone_within(&[group], limit)
+}
+
+/// Waits until every group is gone, polling; `false` when one is still there after `limit`.
+fn all_gone_within(groups: &[&ProcessGroup], limit: Duration) -> bool {
     let until = Instant::now() + limit;
     loop {
-        if !alive(group) {
+        if !groups.iter().any(|g| alive(g)) {
             return true;
         }
         if Instant::now() >= until {
@@ -102,9 +115,12 @@ pub fn gone_within(group: &ProcessGroup, limit: Duration) -> bool {
     }
 }
 
-/// Sends `sig` to a group.
-fn signal(pgid: u32, sig: i32) {
-    if let Ok(pgid) = i32::try_from(pgid) {
+/// Sends `sig` to the process group `pgid`; nothing for 0 and 1 (`kill(0)` is this
+/// process's own group, `kill(-1)` every process it may signal).
+pub fn signal(pgid: u32, sig: i32) {
+    if let Ok(pgid) = i32::try_from(pgid)
+        && pgid > 1
+    {
         // SAFETY: kill(2) with a negative pid signals a process group; it has no memory
         // effects on this process.
         unsafe {

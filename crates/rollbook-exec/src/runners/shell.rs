@@ -81,17 +81,6 @@ async fn read_lines(
     tail.finish()
 }
 
-/// Sends `signal` to the process group `pgid`.
-fn kill_group(pgid: u32, signal: i32) {
-    if pgid > 0 {
-        // SAFETY: kill(2) with a negative pid signals a process group; it has no memory
-        // effects on this process.
-        unsafe {
-            libc::kill(-(pgid as i32), signal);
-        }
-    }
-}
-
 /// What a command left once it ended: its exit code and the kept ends of its streams.
 struct Finished {
     code: Option<i64>,
@@ -283,9 +272,9 @@ impl ShellRunner {
         let (stdout, stderr, status) = tokio::select! {
             done = &mut work => done,
             _ = attempt.cancel.cancelled() => {
-                kill_group(pgid, libc::SIGTERM);
+                crate::process::signal(pgid, libc::SIGTERM);
                 if tokio::time::timeout(self.grace, &mut work).await.is_err() {
-                    kill_group(pgid, libc::SIGKILL);
+                    crate::process::signal(pgid, libc::SIGKILL);
                     let _ = tokio::time::timeout(self.grace, &mut work).await;
                 }
                 return Err(Outcome::failed("cancelled: the command and its process group were killed"));
