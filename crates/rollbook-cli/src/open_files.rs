@@ -45,30 +45,23 @@ pub fn started_with() -> Option<u64> {
 /// Raises the soft limit to the hard one and answers the limits now in force; `None` when
 /// they cannot be read.
 pub fn raise() -> Option<OpenFiles> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the struct it is given and nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
-    let _ = STARTED_WITH.set(limit.rlim_cur);
-    if limit.rlim_cur < limit.rlim_max {
+    let before = current()?;
+    let _ = STARTED_WITH.set(before.soft);
+    if before.soft < before.hard {
         let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
+            rlim_cur: before.hard,
+            rlim_max: before.hard,
         };
         // SAFETY: setrlimit reads the struct it is given; raising the soft limit up to the
         // hard one needs no privilege. On failure the old limit stays.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit = raised;
+            return Some(OpenFiles {
+                soft: before.hard,
+                hard: before.hard,
+            });
         }
     }
-    Some(OpenFiles {
-        soft: limit.rlim_cur,
-        hard: limit.rlim_max,
-    })
+    Some(before)
 }
 
 /// The limits in force, as `raise` left them.
@@ -77,7 +70,7 @@ pub fn current() -> Option<OpenFiles> {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: as in `raise`.
+    // SAFETY: getrlimit writes the struct it is given and nothing else.
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(OpenFiles {
         soft: limit.rlim_cur,
         hard: limit.rlim_max,
