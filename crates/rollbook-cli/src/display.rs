@@ -72,6 +72,12 @@ fn raw_line_for(o: &Observed) -> Option<String> {
         ),
         Observed::Event(e) => match e {
             Event::RunStarted { run_id, plan, .. } => format!("run {run_id} of {plan} started"),
+            // Only a shared store's lock has a token worth a line: it tells this controller
+            // from the others of the run.
+            Event::ControllerStarted { controller, .. } => format!(
+                "lock `{}` held with fencing token {} ({})",
+                controller.lock, controller.token?, controller.state
+            ),
             Event::RunResumed { unknown, .. } if unknown.is_empty() => "run resumed".into(),
             Event::RunResumed { unknown, .. } => {
                 format!("run resumed; outcome unknown for: {}", unknown.join(", "))

@@ -36,6 +36,7 @@ pub mod redaction;
 pub mod report;
 pub mod run;
 pub mod runs;
+pub mod state;
 pub mod terminal;
 
 use std::io::Write;
@@ -93,6 +94,19 @@ pub struct Cli {
         default_value = ".rollbook"
     )]
     pub state_dir: PathBuf,
+
+    /// A shared store for runs, journals and locks instead of the state directory:
+    /// `postgres://USER@HOST:PORT/DB` (`sslmode`, `sslrootcert` as libpq has them). The
+    /// password comes from ROLLBOOK_STATE_PASSWORD or the file ROLLBOOK_STATE_PASSWORD_FILE
+    /// names. See docs/team-state.md.
+    #[arg(
+        long,
+        global = true,
+        env = "ROLLBOOK_STATE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub state: Option<String>,
 
     /// Colors in diagnostics and progress: auto (on a terminal, unless NO_COLOR), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
@@ -203,6 +217,12 @@ pub enum Command {
     },
     /// Print the JSON Schema of plan files.
     Schema,
+    /// The shared store (`--state postgres://…`): create its tables, send what this machine
+    /// has not sent yet, import a state directory's runs.
+    State {
+        #[command(subcommand)]
+        command: commands::state::StateCommand,
+    },
     /// (Internal) The reaper of a run's local process groups: see `reaper.rs`.
     #[command(name = "__reap", hide = true)]
     Reap,
@@ -300,7 +320,9 @@ impl From<rollbook_exec::Error> for Failure {
         use rollbook_exec::Error as E;
         match e {
             E::LockHeld(_) | E::StaleLock(_) => Failure::Locked(e.to_string()),
-            E::Io { .. } | E::Corrupt { .. } | E::NoRunner(_) => Failure::Internal(e.to_string()),
+            E::Io { .. } | E::Corrupt { .. } | E::NoRunner(_) | E::Store(_) => {
+                Failure::Internal(e.to_string())
+            }
         }
     }
 }
@@ -325,9 +347,11 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
     let Cli {
         plans_dir,
         state_dir,
+        state: state_url,
         command,
         ..
     } = cli;
+    let open_state = || state::State::open(state_url.as_deref(), &state_dir);
     match command {
         Command::Validate {
             paths,
@@ -363,7 +387,15 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             reason,
             bind,
             run,
-        } => commands::run::run(&plans_dir, &state_dir, &plan, &reason, &bind, &run, style),
+        } => commands::run::run(
+            &plans_dir,
+            &open_state()?,
+            &plan,
+            &reason,
+            &bind,
+            &run,
+            style,
+        ),
         Command::Resume {
             run_id,
             allow_changed_plan,
@@ -376,7 +408,7 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
                 reason: reason.unwrap_or_default(),
             };
             commands::resume::run(
-                &state_dir,
+                &open_state()?,
                 &run_id,
                 allow_changed_plan,
                 &by_hand,
@@ -384,12 +416,17 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
                 style,
             )
         }
-        Command::Runs { format } => commands::runs::run(&state_dir, format == ListFormat::Json),
+        Command::Runs { format } => commands::runs::run(&open_state()?, format == ListFormat::Json),
         Command::Show { run_id, format } => {
-            commands::show::run(&state_dir, &run_id, format == ListFormat::Json)
+            commands::show::run(&open_state()?, &run_id, format == ListFormat::Json)
         }
-        Command::Report { run_id, format } => commands::report::run(&state_dir, &run_id, format),
+        Command::Report { run_id, format } => {
+            commands::report::run(&open_state()?, &run_id, format)
+        }
         Command::Schema => commands::schema::run(),
+        Command::State { command } => {
+            commands::state::run(state_url.as_deref(), &state_dir, &command)
+        }
         Command::Reap => {
             reaper::reap();
             Ok(())

@@ -4,15 +4,15 @@
 //! the runners wired together, and the run's end as a result.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rollbook_exec::executor::{Control, Execution, Options, Prior};
-use rollbook_exec::journal::FileJournal;
-use rollbook_exec::lock::{self, LockGuard, LockHolder, Stale};
+use rollbook_exec::lock::{LockHolder, Stale};
 use rollbook_exec::redact::Redactor;
 use rollbook_exec::runner::{BoxFuture, Runners};
 use rollbook_exec::runners::{Answer, ConfirmRunner, Prompter, ShellRunner, SleepRunner};
+use rollbook_exec::state::{Lease, RunJournal, SharedCopy};
 use rollbook_exec::{Error as ExecError, RunStatus};
 use rollbook_plan::compile::CompiledPlan;
 use rollbook_plan::model::SecretSource;
@@ -275,12 +275,12 @@ pub(crate) fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failu
 /// Takes the plan's lock. A stale lock says how to go on: resume the run that left it
 /// (`run_hint`), or break it.
 pub(crate) fn take_lock(
-    state_dir: &Path,
+    state: &crate::state::State,
     holder: &LockHolder,
     stale: Stale,
     run_hint: bool,
-) -> Result<LockGuard, Failure> {
-    lock::acquire(state_dir, holder, stale).map_err(|e| match &e {
+) -> Result<Box<dyn Lease>, Failure> {
+    state.store.lock(holder, stale).map_err(|e| match &e {
         ExecError::StaleLock(h) if run_hint => Failure::Locked(format!(
             "{e}: resume it with `rollbook resume {}`, or take the lock with --break-lock",
             h.run_id
@@ -336,10 +336,12 @@ pub(crate) struct Start {
 
 /// Runs the plan with the display and the signals (Ctrl-C, SIGTERM, SIGHUP) wired in; the
 /// run's status is the answer.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
     compiled: &CompiledPlan,
-    journal: &mut FileJournal,
-    lock: &LockGuard,
+    state: &crate::state::State,
+    journal: &mut dyn RunJournal,
+    lease: &dyn Lease,
     start: Start,
     args: &RunArgs,
     user: &str,
@@ -350,7 +352,7 @@ pub(crate) fn execute(
         prior,
         resumed,
     } = start;
-    let redactor = crate::redaction::redactor(compiled, &secrets);
+    let redactor = crate::redaction::redactor(compiled, &secrets, state.password.as_deref());
     // Stops the local commands still running if this process dies (see `reaper.rs`).
     let reaper = crate::reaper::Reaper::start();
     let (ssh, warning) = args.ssh.options_for(compiled, args.parallelism);
@@ -368,14 +370,30 @@ pub(crate) fn execute(
     let total: usize = compiled.phases.iter().map(|p| p.graph.node_count()).sum();
     let runtime = crate::commands::runtime()?;
     let control = Control::default();
+    let controller = rollbook_exec::Controller {
+        user: user.to_string(),
+        host: host_name(),
+        pid: std::process::id(),
+        lock: compiled.lock.clone(),
+        token: lease.token(),
+        state: state.store.describe(),
+    };
+    let run_dir = journal.dir().to_path_buf();
+    let shared = journal.shared();
     let outcome = runtime.block_on(async {
         let (obs_tx, obs_rx) = rollbook_exec::executor::observe::channel();
         let shown = tokio::spawn(display::show(mode, total, obs_rx));
         let last_words = LastWords {
-            run_dir: journal.dir().to_path_buf(),
-            lock_file: lock.holder_file().to_path_buf(),
+            run_dir: run_dir.clone(),
+            release: lease.on_exit(),
         };
         let signals = tokio::spawn(on_signals(control.clone(), last_words));
+        let lapse = tokio::spawn(on_lapse(
+            lease.lapsed(),
+            control.clone(),
+            run_id.to_string(),
+        ));
+        let behind = shared.map(|s| tokio::spawn(on_shared_copy(s, run_dir.clone())));
         let execution = Execution {
             plan: compiled,
             runners: &runners,
@@ -386,15 +404,28 @@ pub(crate) fn execute(
             control: control.clone(),
             options: Options {
                 parallelism: args.parallelism,
+                controller: Some(controller),
             },
             prior,
             resumed,
         };
         let outcome = execution.run().await;
         signals.abort();
+        lapse.abort();
+        if let Some(behind) = behind {
+            behind.abort();
+        }
         let _ = shown.await;
         outcome
     })?;
+    if let Some(behind) = journal.settle(SETTLE) {
+        crate::say!(
+            "warning: the shared copy of run {run_id} is {} events behind this machine's ({}){}: `rollbook state sync` sends them when the database answers",
+            behind.behind,
+            run_dir.display(),
+            behind.error.map(|e| format!(": {e}")).unwrap_or_default()
+        );
+    }
     if let Some(reaper) = reaper {
         reaper.finish();
     }
@@ -408,6 +439,50 @@ pub(crate) fn execute(
         RunStatus::Succeeded => Ok(()),
         RunStatus::Cancelled => Err(Failure::Cancelled(String::new())),
         _ => Err(Failure::RunFailed),
+    }
+}
+
+/// How long the end of a run waits for the shared copy to have every event.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// When the lock's lease lapses, the run starts nothing new: what is in flight finishes,
+/// `finally` runs, and the run ends cancelled, saying why and how to go on.
+async fn on_lapse(
+    mut lapsed: tokio::sync::watch::Receiver<Option<String>>,
+    control: Control,
+    run_id: String,
+) {
+    let Ok(why) = lapsed.wait_for(Option::is_some).await.map(|w| w.clone()) else {
+        return;
+    };
+    let why = why.unwrap_or_default();
+    let reason = format!(
+        "{why}: no new step starts; the steps in flight finish and `finally` runs. Go on with `rollbook resume {run_id}` (from any machine with the same --state) once the database answers"
+    );
+    crate::say!("warning: {reason}");
+    control.stop_because(reason);
+}
+
+/// Says when the shared copy falls behind (the database cannot be reached) and when it has
+/// caught up: the run goes on either way, journaled on this machine first.
+async fn on_shared_copy(mut copy: tokio::sync::watch::Receiver<SharedCopy>, dir: PathBuf) {
+    let mut warned = false;
+    while copy.changed().await.is_ok() {
+        let now = copy.borrow().clone();
+        match (&now.error, warned) {
+            (Some(e), false) => {
+                warned = true;
+                crate::say!(
+                    "warning: the shared copy is behind ({e}); the run goes on, journaled in {}, and the shared copy catches up when the database answers",
+                    dir.display()
+                );
+            }
+            (None, true) if now.behind == 0 => {
+                warned = false;
+                crate::say!("the shared copy has caught up");
+            }
+            _ => {}
+        }
     }
 }
 
@@ -460,11 +535,12 @@ async fn on_signals(control: Control, last_words: LastWords) {
 }
 
 /// What a run does on its way out at a third signal, where nothing is waited for: the
-/// journal says why the run has no end, and the lock's holder file is removed (the file lock
-/// itself ends with the process), so the next run is not told of a stale lock.
+/// journal says why the run has no end, and the lock is given up (for the file lock, its
+/// holder file is removed: the lock itself ends with the process), so the next run is not
+/// told of a stale lock. The shared copy gets the event at the next `state sync` or resume.
 struct LastWords {
     run_dir: std::path::PathBuf,
-    lock_file: std::path::PathBuf,
+    release: Box<dyn Fn() + Send + Sync>,
 }
 
 impl LastWords {
@@ -476,6 +552,6 @@ impl LastWords {
             ),
         };
         let _ = rollbook_exec::journal::append_one(&self.run_dir, &event);
-        let _ = std::fs::remove_file(&self.lock_file);
+        (self.release)();
     }
 }

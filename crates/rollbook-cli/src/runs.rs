@@ -146,9 +146,19 @@ pub(crate) fn compile_as_run(
 
 /// Reads a run's directory; an unknown run id is exit code 2, an unreadable run (or state
 /// dir) exit code 5.
-pub fn open_run(state_dir: &Path, run_id: &str) -> Result<JournaledRun, Failure> {
-    let dir = journal::runs_dir(state_dir).join(run_id);
-    crate::commands::run_exists(state_dir, run_id, &dir)?;
+pub fn open_run(state: &crate::state::State, run_id: &str) -> Result<JournaledRun, Failure> {
+    crate::commands::check_run_id(run_id)?;
+    let at = state.store.describe();
+    let dir = match state.store.fetch(run_id) {
+        Ok(Some(dir)) => dir,
+        Ok(None) => {
+            return Err(Failure::invalid(format!(
+                "no run {run_id} in {at}: `rollbook runs` lists them"
+            )));
+        }
+        Err(e) => return Err(Failure::from(e)),
+    };
+    crate::commands::run_exists(&at, run_id, &dir)?;
     let meta = journal::read_meta(&dir).map_err(|e| Failure::internal(e.to_string()))?;
     let read = journal::read_journal(&dir).map_err(|e| Failure::internal(e.to_string()))?;
     warn_about_journal(&read);

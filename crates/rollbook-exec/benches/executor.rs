@@ -75,7 +75,10 @@ fn execute(
                 journal,
                 observer: None,
                 control: Control::default(),
-                options: Options { parallelism: 64 },
+                options: Options {
+                    parallelism: 64,
+                    ..Options::default()
+                },
                 prior: Prior::default(),
                 resumed: None,
             }

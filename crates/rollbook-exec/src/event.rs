@@ -91,6 +91,26 @@ impl fmt::Display for ProcessGroup {
     }
 }
 
+/// A process that runs a run: who started it, where, and the lock it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Controller {
+    /// Who.
+    pub user: String,
+    /// On which machine.
+    pub host: String,
+    /// Its process id there.
+    pub pid: u32,
+    /// The lock's key.
+    pub lock: String,
+    /// The fencing token of its lock (shared state only): it grows with every acquisition, so
+    /// the journal tells which controller held the lock later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<i64>,
+    /// Where the run's state is kept (`directory .rollbook`, `postgres://ops@db:5432/ops`),
+    /// never with a password.
+    pub state: String,
+}
+
 /// One thing that happened. `at` is RFC 3339 (UTC, milliseconds).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -233,12 +253,26 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         tolerated: bool,
     },
-    /// Ctrl-C: `hard` when in-flight attempts are being cancelled too.
+    /// Ctrl-C, SIGTERM, SIGHUP, or a lock's lease that lapsed: `hard` when in-flight attempts
+    /// are being cancelled too.
     Cancelling {
         /// When it happened.
         at: Timestamp,
         /// In-flight attempts are cancelled too.
         hard: bool,
+        /// Why, when it was not a person (a lease that lapsed), with how to go on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A controller (one `rollbook run` or `resume` process) took the run's lock and goes on
+    /// with it: journaled right after `run_started` or `run_resumed`, so the journal names every
+    /// controller of a run and the fencing token each held.
+    ControllerStarted {
+        /// When it happened.
+        at: Timestamp,
+        /// Who and where.
+        #[serde(flatten)]
+        controller: Controller,
     },
     /// A phase ended.
     PhaseFinished {
@@ -300,6 +334,7 @@ impl Event {
             | Event::GateWaiting { at, .. }
             | Event::NodeFinished { at, .. }
             | Event::Cancelling { at, .. }
+            | Event::ControllerStarted { at, .. }
             | Event::PhaseFinished { at, .. }
             | Event::JournalHealed { at, .. }
             | Event::RunAbandoned { at, .. }

@@ -157,7 +157,8 @@ impl FileJournal {
         &self.dir
     }
 
-    fn flush_logs(&mut self) {
+    /// Writes out what the node logs hold in memory.
+    pub fn flush_logs(&mut self) {
         for log in self.logs.values_mut() {
             let _ = log.flush();
         }

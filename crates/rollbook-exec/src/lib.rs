@@ -11,6 +11,7 @@
 //! - [`resume`] — what a resume needs, from the history.
 //! - [`result`] — the result documents of command and `confirm` steps.
 //! - [`lock`] — plan locks.
+//! - [`state`] — where runs and locks are kept: the [`state::Store`] trait and the file store.
 //! - [`redact`] — secret values hidden in everything a run writes.
 //! - [`event`] — the events everything observable is made of.
 
@@ -25,8 +26,9 @@ pub mod result;
 pub mod resume;
 pub mod runner;
 pub mod runners;
+pub mod state;
 
-pub use event::{Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
+pub use event::{Controller, Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
 pub use executor::{Control, Execution, Options, RunOutcome};
 pub use history::{NodeKey, NodeRecord, NodeState, RunHistory};
 pub use runner::{
@@ -60,6 +62,10 @@ pub enum Error {
     /// A run that is gone left the plan's lock.
     #[error("the lock `{}` was left by {}, which is no longer running", .0.key, .0)]
     StaleLock(Box<lock::LockHolder>),
+    /// The shared state store could not do what was asked (the database is unreachable, a
+    /// run was taken over); the message names the store without its password.
+    #[error("{0}")]
+    Store(String),
     /// A step's kind has no runner in this build.
     #[error("no runner for `{0}` steps in this build")]
     NoRunner(String),

@@ -11,6 +11,7 @@ pub mod run;
 pub mod runs;
 pub mod schema;
 pub mod show;
+pub mod state;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -231,7 +232,7 @@ pub fn check_run_id(run_id: &str) -> Result<(), Failure> {
 
 /// Whether run `run_id` exists (its `run.json` is there, readable or not). No such run is a
 /// usage error (exit 2); a state directory that cannot be looked into is rollbook's (exit 5).
-pub fn run_exists(state_dir: &Path, run_id: &str, run_dir: &Path) -> Result<(), Failure> {
+pub fn run_exists(state: &str, run_id: &str, run_dir: &Path) -> Result<(), Failure> {
     check_run_id(run_id)?;
     // A run directory that is a symlink would lead out of the state directory.
     if std::fs::symlink_metadata(run_dir).is_ok_and(|m| !m.is_dir()) {
@@ -245,11 +246,11 @@ pub fn run_exists(state_dir: &Path, run_id: &str, run_dir: &Path) -> Result<(), 
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::invalid(format!(
             "no run {run_id} in {}: `rollbook runs` lists them",
-            state_dir.display()
+            state
         ))),
         Err(e) => Err(Failure::internal(format!(
             "cannot look for run {run_id} in {}: {e}",
-            state_dir.display()
+            state
         ))),
     }
 }

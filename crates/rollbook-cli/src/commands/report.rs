@@ -1,14 +1,12 @@
 //! `rollbook report RUN_ID`: the incident report of a run (the facts and their rendering
 //! are in `report/`).
 
-use std::path::Path;
-
 use crate::report::{Format, facts, markdown};
 use crate::{Failure, runs};
 
 /// `rollbook report RUN_ID`.
-pub fn run(state_dir: &Path, run_id: &str, format: Format) -> Result<(), Failure> {
-    let run = runs::open_run(state_dir, run_id)?;
+pub fn run(state: &crate::state::State, run_id: &str, format: Format) -> Result<(), Failure> {
+    let run = runs::open_run(state, run_id)?;
     let report = facts::gather(&run);
     let text = match format {
         Format::Markdown => crate::terminal::escape_lines(&markdown::render(&report)),

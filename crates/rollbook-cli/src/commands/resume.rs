@@ -8,7 +8,7 @@ use std::path::Path;
 use rollbook_exec::RunStatus;
 use rollbook_exec::executor::Prior;
 use rollbook_exec::history::NodeKey;
-use rollbook_exec::journal::{self, FileJournal, RunMeta};
+use rollbook_exec::journal::{self, RunMeta};
 use rollbook_exec::lock::Stale;
 use rollbook_exec::resume::Replay;
 use rollbook_plan::SourceFile;
@@ -26,7 +26,7 @@ pub struct ByHand {
 }
 
 pub fn run(
-    state_dir: &Path,
+    state: &crate::state::State,
     run_id: &str,
     allow_changed_plan: bool,
     by_hand: &ByHand,
@@ -38,7 +38,7 @@ pub fn run(
         mut meta,
         history,
         events,
-    } = crate::runs::open_run(state_dir, run_id)?;
+    } = crate::runs::open_run(state, run_id)?;
     if events.is_empty() {
         ask_rerun_everything(run_id, args.yes)?;
     }
@@ -48,7 +48,7 @@ pub fn run(
         say!("run {run_id} already succeeded: nothing to resume");
         return Ok(());
     }
-    let plan_text = plan_to_resume(&dir, &mut meta, allow_changed_plan)?;
+    let plan_text = plan_to_resume(state, &dir, &mut meta, allow_changed_plan)?;
     let compiled = compile(&dir, &meta, plan_text, style)?;
     let secrets = crate::run::resolve_secrets(&compiled)?;
     let user = crate::run::current_user();
@@ -78,9 +78,10 @@ pub fn run(
     } else {
         Stale::IfRun
     };
-    let lock = crate::run::take_lock(state_dir, &holder, stale, false)?;
+    let lock = crate::run::take_lock(state, &holder, stale, false)?;
     settle_leftovers(&prior, args.yes)?;
-    let mut journal = FileJournal::open(&dir)?;
+    let mut journal = state.store.reopen(run_id)?;
+    same_history(&events, journal.dir(), run_id)?;
     let start = Start {
         secrets,
         prior,
@@ -88,8 +89,9 @@ pub fn run(
     };
     crate::run::execute(
         &compiled,
-        &mut journal,
-        &lock,
+        state,
+        journal.as_mut(),
+        lock.as_ref(),
         start,
         args,
         &user,
@@ -97,10 +99,26 @@ pub fn run(
     )
 }
 
+/// The journal the resume appends to tells what the resume was decided on: with a shared
+/// store, a controller that was still finishing could have added to it between the first
+/// read and the lock.
+fn same_history(read: &[rollbook_exec::Event], dir: &Path, run_id: &str) -> Result<(), Failure> {
+    let healed =
+        |e: &&rollbook_exec::Event| matches!(e, rollbook_exec::Event::JournalHealed { .. });
+    let now = journal::read_events(dir)?;
+    if now.iter().filter(|e| !healed(e)).count() > read.iter().filter(|e| !healed(e)).count() {
+        return Err(Failure::Cancelled(format!(
+            "run {run_id} went on while this resume read it (another controller was finishing its steps); nothing was run: resume again"
+        )));
+    }
+    Ok(())
+}
+
 /// The run goes on with the plan it started with; a plan changed since is refused unless
 /// asked for, because steps that already ran were the old ones. When it is asked for, the
 /// new plan becomes the run's plan: a later resume compares against it.
 fn plan_to_resume(
+    state: &crate::state::State,
     dir: &Path,
     meta: &mut RunMeta,
     allow_changed_plan: bool,
@@ -127,7 +145,7 @@ fn plan_to_resume(
         )));
     }
     meta.plan_hash = hash;
-    journal::replace_plan(dir, meta, &text)?;
+    state.store.replace_plan(meta, &text)?;
     Ok(text)
 }
 

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use rollbook_exec::executor::Prior;
-use rollbook_exec::journal::{self, FileJournal, RunMeta};
+use rollbook_exec::journal::{self, RunMeta};
 use rollbook_exec::lock::{LockHolder, Stale};
 use rollbook_plan::compile::{CompiledPlan, RunInfo};
 
@@ -15,7 +15,7 @@ use crate::{BindArgs, Failure, diagnostics};
 
 pub fn run(
     plans_dir: &Path,
-    state_dir: &Path,
+    state: &crate::state::State,
     plan_ref: &str,
     reason: &str,
     bind: &BindArgs,
@@ -47,10 +47,10 @@ pub fn run(
     } else {
         Stale::Refuse
     };
-    let lock = crate::run::take_lock(state_dir, &holder, stale, true)?;
+    let lock = crate::run::take_lock(state, &holder, stale, true)?;
     let meta = run_meta(&compiled, &file, &files, &info, &holder, args);
     let inventory = files.inventory.as_ref().map(|s| &*s.text);
-    let mut journal = FileJournal::create(state_dir, &meta, &file.source.text, inventory)?;
+    let mut journal = state.store.create(&meta, &file.source.text, inventory)?;
     let start = Start {
         secrets,
         prior: Prior::default(),
@@ -58,8 +58,9 @@ pub fn run(
     };
     crate::run::execute(
         &compiled,
-        &mut journal,
-        &lock,
+        state,
+        journal.as_mut(),
+        lock.as_ref(),
         start,
         args,
         &info.user,

@@ -49,9 +49,12 @@ fn unreadable_runs(state_dir: &Path, listed: &[RunSummary]) -> Vec<Unreadable> {
 }
 
 /// `rollbook runs`: the runs under the state dir, newest first.
-pub fn run(state_dir: &Path, json: bool) -> Result<(), Failure> {
-    let runs = journal::list_runs(state_dir).map_err(|e| Failure::internal(e.to_string()))?;
-    let unreadable = unreadable_runs(state_dir, &runs);
+pub fn run(state: &crate::state::State, json: bool) -> Result<(), Failure> {
+    let runs = state.store.list().map_err(Failure::from)?;
+    let unreadable = match &state.files {
+        Some(dir) => unreadable_runs(dir, &runs),
+        None => Vec::new(),
+    };
     let mut out = String::new();
     if json {
         let mut all = serde_json::to_value(&runs).unwrap_or_default();
@@ -71,7 +74,7 @@ pub fn run(state_dir: &Path, json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     if runs.is_empty() && unreadable.is_empty() {
-        crate::say!("no runs in {}", state_dir.display());
+        crate::say!("no runs in {}", state.store.describe());
         return Ok(());
     }
     let _ = writeln!(

@@ -1,7 +1,6 @@
 //! `rollbook show RUN_ID`: a run's nodes as its journal tells them.
 
 use std::fmt::Write;
-use std::path::Path;
 
 use rollbook_exec::{Tolerated, journal};
 use serde::Serialize;
@@ -12,10 +11,10 @@ use crate::runs::{self, JournaledRun, NodeHistory, open_run, run_status, short};
 use crate::terminal::escape as esc;
 
 /// `rollbook show RUN_ID`.
-pub fn run(state_dir: &Path, run_id: &str, json: bool) -> Result<(), Failure> {
+pub fn run(state: &crate::state::State, run_id: &str, json: bool) -> Result<(), Failure> {
     let JournaledRun {
         dir, meta, history, ..
-    } = open_run(state_dir, run_id)?;
+    } = open_run(state, run_id)?;
     let status = run_status(&history);
     let tolerated = history.tolerated();
     let nodes = runs::history(&history);

@@ -29,7 +29,7 @@ mod attempt;
 mod failure;
 pub mod observe;
 mod phase;
-use crate::event::{Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
+use crate::event::{Controller, Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
 use crate::history::NodeKey;
 use crate::journal::Journal;
 use crate::redact::Redactor;
@@ -40,11 +40,16 @@ use crate::runner::{Attempt, Backlog, Outcome, OutputLine, OutputSink, ProcessRe
 pub struct Options {
     /// Most attempts in flight at once, over the whole run.
     pub parallelism: usize,
+    /// The process running the run and its lock, journaled as `controller_started`.
+    pub controller: Option<Controller>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { parallelism: 64 }
+        Options {
+            parallelism: 64,
+            controller: None,
+        }
     }
 }
 
@@ -56,6 +61,21 @@ pub struct Control {
     pub stop: CancellationToken,
     /// Cancel the attempts in flight too.
     pub abort: CancellationToken,
+    /// Why the run was stopped, when it was not a person: journaled with `cancelling`.
+    reason: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Control {
+    /// Stops the run (`stop`) and says why in the journal: a lease that lapsed.
+    pub fn stop_because(&self, reason: String) {
+        let _ = self.reason.set(reason);
+        self.stop.cancel();
+    }
+
+    /// Why the run was stopped, if it was said.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.get().cloned()
+    }
 }
 
 /// What a resumed run already knows, from its journal.
@@ -302,6 +322,12 @@ impl Execution<'_> {
                 });
             }
         }
+        if let Some(controller) = engine.exec.options.controller.clone() {
+            engine.emit(Event::ControllerStarted {
+                at: Timestamp::now(),
+                controller,
+            });
+        }
         engine.flush()?;
         let main = engine
             .phase(PhaseKind::Main, RunStatus::Running, &mut rx, &mut out_rx)
@@ -433,8 +459,19 @@ impl Engine<'_, '_> {
         rx: &mut mpsc::UnboundedReceiver<Msg>,
         out_rx: &mut mpsc::UnboundedReceiver<OutputLine>,
     ) -> Result<(), Error> {
-        let Control { stop, abort } = control;
+        let Control { stop, abort, .. } = control;
         loop {
+            // A stop that came while the last turn was handled (a lease that lapsed between
+            // two messages) is seen before anything new is started.
+            if stop.is_cancelled() && !run.cancelled {
+                self.halt(run, true);
+                let reason = control.reason();
+                self.emit(Event::Cancelling {
+                    at: Timestamp::now(),
+                    hard: false,
+                    reason,
+                });
+            }
             self.schedule(run);
             self.launch(abort)?;
             self.flush()?;
@@ -446,11 +483,12 @@ impl Engine<'_, '_> {
                 _ = abort.cancelled(), if !run.hard => {
                     run.hard = true;
                     self.halt(run, true);
-                    self.emit(Event::Cancelling { at: Timestamp::now(), hard: true });
+                    self.emit(Event::Cancelling { at: Timestamp::now(), hard: true, reason: None });
                 }
                 _ = stop.cancelled(), if !run.cancelled => {
                     self.halt(run, true);
-                    self.emit(Event::Cancelling { at: Timestamp::now(), hard: false });
+                    let reason = control.reason();
+                    self.emit(Event::Cancelling { at: Timestamp::now(), hard: false, reason });
                 }
                 Some(line) = out_rx.recv() => self.output(run, line)?,
                 Some(msg) = rx.recv() => match msg {

@@ -113,6 +113,7 @@ mod tests {
         observer.event(crate::Event::Cancelling {
             at: crate::Timestamp::now(),
             hard: false,
+            reason: None,
         });
         let mut outputs = 0;
         while let Ok(o) = watcher.rx.try_recv() {

@@ -132,7 +132,11 @@ fn event() -> impl Strategy<Value = Event> {
                     tolerated,
                 }
             }),
-        (at(), any::<bool>()).prop_map(|(at, hard)| Event::Cancelling { at, hard }),
+        (at(), any::<bool>()).prop_map(|(at, hard)| Event::Cancelling {
+            at,
+            hard,
+            reason: None
+        }),
         (at(), phase(), run_status()).prop_map(|(at, phase, status)| Event::PhaseFinished {
             at,
             phase,

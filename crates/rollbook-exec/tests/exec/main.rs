@@ -586,6 +586,7 @@ pub async fn execute(
         control: setup.control,
         options: Options {
             parallelism: setup.parallelism,
+            ..Options::default()
         },
         prior: setup.prior,
         resumed: setup.resumed,

@@ -324,7 +324,10 @@ pub async fn run_plan(text: &str, args: &[&str], secrets: &[(&str, &str)]) -> Ra
         journal: &mut journal,
         observer: None,
         control: Control::default(),
-        options: Options { parallelism: 16 },
+        options: Options {
+            parallelism: 16,
+            ..Options::default()
+        },
         prior: Prior::default(),
         resumed: None,
     }

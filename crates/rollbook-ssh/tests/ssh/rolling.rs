@@ -78,7 +78,10 @@ steps:
         journal: &mut NoJournal,
         observer: None,
         control: Control::default(),
-        options: Options { parallelism: 64 },
+        options: Options {
+            parallelism: 64,
+            ..Options::default()
+        },
         prior: Prior::default(),
         resumed: None,
     }
