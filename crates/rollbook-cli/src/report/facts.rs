@@ -29,6 +29,11 @@ pub struct Report {
     pub version: u32,
     pub run: RunFacts,
     pub resumes: Vec<Resume>,
+    /// Every process that ran the run (`rollbook run`, then each `resume`), in order: on a
+    /// shared store, possibly on different machines. Not written for journals from before
+    /// controllers were journaled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<ControllerFacts>,
     /// The run's own moments, in journal order.
     pub milestones: Vec<Milestone>,
     /// Every node that appears in the journal, in the order it (last) started.
@@ -84,6 +89,14 @@ pub struct Resume {
     pub stopped_at: Option<Timestamp>,
     /// Nodes in flight when it stopped: their outcome was unknown.
     pub unknown: Vec<String>,
+}
+
+/// A process that ran the run, from the journal's `controller_started`.
+#[derive(Debug, Serialize)]
+pub struct ControllerFacts {
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub controller: rollbook_exec::Controller,
 }
 
 /// A moment of the run itself (not of a node).
@@ -285,6 +298,16 @@ pub fn gather(run: &JournaledRun) -> Report {
             rollbook_version: meta.rollbook_version.clone(),
         },
         resumes,
+        controllers: events
+            .iter()
+            .filter_map(|e| match e {
+                rollbook_exec::Event::ControllerStarted { at, controller } => Some(ControllerFacts {
+                    at: *at,
+                    controller: controller.clone(),
+                }),
+                _ => None,
+            })
+            .collect(),
         milestones,
         nodes,
         steps,

@@ -206,6 +206,25 @@ fn summary(out: &mut String, r: &Report) {
             let _ = writeln!(out, "  - at {}{stopped}{unknown}", when(&res.at));
         }
     }
+    if !r.controllers.is_empty() {
+        let _ = writeln!(out, "- **Run by these rollbook processes**:");
+        for c in &r.controllers {
+            let token = c
+                .controller
+                .token
+                .map_or(String::new(), |t| format!(", fencing token {t}"));
+            let _ = writeln!(
+                out,
+                "  - from {}: {}@{} (pid {}), lock `{}`{token}, state {}",
+                when(&c.at),
+                text(&c.controller.user),
+                text(&c.controller.host),
+                c.controller.pid,
+                text(&c.controller.lock),
+                text(&c.controller.state)
+            );
+        }
+    }
     let _ = writeln!(out, "- **rollbook**: {}", text(&run.rollbook_version));
     let _ = writeln!(
         out,
