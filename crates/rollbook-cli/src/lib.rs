@@ -31,6 +31,7 @@ pub mod dry_run;
 pub mod graph;
 pub mod locate;
 pub mod open_files;
+pub mod readiness;
 pub mod reaper;
 pub mod redaction;
 pub mod report;
@@ -66,7 +67,7 @@ pub mod exit {
 pub const DEFAULT_PARALLELISM: usize = 64;
 
 /// `--parallelism` is 1 or more: with 0 nothing would ever start.
-fn at_least_one(text: &str) -> Result<usize, String> {
+pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("it must be at least 1".into()),
         Ok(n) => Ok(n),
@@ -79,7 +80,7 @@ fn at_least_one(text: &str) -> Result<usize, String> {
     name = "rollbook",
     version,
     about = "Declarative rollback plans: validate, dry-run and run them.",
-    after_help = "Exit codes: 0 ok · 1 the run failed · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory, journal, runtime)"
+    after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory, journal, runtime)"
 )]
 pub struct Cli {
     /// Where plans are found by name.
@@ -197,8 +198,10 @@ pub enum Command {
         #[command(flatten)]
         run: run::RunArgs,
     },
-    /// The runs in the state dir, newest first.
+    /// The runs in the state dir, newest first; filter by plan, status, start, user.
     Runs {
+        #[command(flatten)]
+        filter: commands::runs::Filter,
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
@@ -214,6 +217,21 @@ pub enum Command {
         run_id: String,
         #[arg(long, value_enum, default_value_t = report::Format::Markdown)]
         format: report::Format,
+    },
+    /// Whether plans were practised lately: a run of the current plan text that succeeded,
+    /// without --limit, within --max-age. Exit 0 when all are ready, 1 when one is not.
+    Readiness {
+        /// Plan names or paths (default: every plan in the plans directory).
+        plans: Vec<String>,
+        /// The oldest a practice may be (`30d`, `2w`, `36h`).
+        #[arg(long, value_name = "DURATION", default_value = "30d")]
+        max_age: commands::readiness::MaxAge,
+        /// Only runs in this environment count: an inventory's stem (`staging`), its path
+        /// as the run was given it, or `-` for runs without an inventory.
+        #[arg(long, value_name = "NAME")]
+        inventory: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Print the JSON Schema of plan files.
     Schema,
@@ -272,6 +290,9 @@ pub enum Failure {
     /// Cancelled, or not confirmed (exit 3). The message may be empty when the display has
     /// already said so.
     Cancelled(String),
+    /// A verdict of no: a plan is not ready (`readiness`), already shown; the message sums
+    /// it up (exit 1, as a run that failed).
+    NotReady(String),
     /// Another run holds the plan's lock (exit 4).
     Locked(String),
     /// rollbook itself could not do its job: I/O on the state directory, an unreadable
@@ -294,7 +315,7 @@ impl Failure {
     pub fn code(&self) -> u8 {
         match self {
             Failure::Invalid(_) => exit::INVALID,
-            Failure::RunFailed => exit::FAILED,
+            Failure::RunFailed | Failure::NotReady(_) => exit::FAILED,
             Failure::Cancelled(_) => exit::CANCELLED,
             Failure::Locked(_) => exit::LOCKED,
             Failure::Internal(_) => exit::INTERNAL,
@@ -306,6 +327,7 @@ impl Failure {
     pub fn message(&self) -> Option<&str> {
         match self {
             Failure::Invalid(m)
+            | Failure::NotReady(m)
             | Failure::Cancelled(m)
             | Failure::Locked(m)
             | Failure::Internal(m) => Some(m.as_str()).filter(|m| !m.is_empty()),
@@ -358,7 +380,7 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             format,
             deny_warnings,
         } => commands::validate::run(&plans_dir, paths, format, deny_warnings, style),
-        Command::List { format } => commands::list::run(&plans_dir, format, style),
+        Command::List { format } => commands::list::run(&plans_dir, &open_state()?, format, style),
         Command::Plan {
             plan,
             bind,
@@ -416,12 +438,28 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
                 style,
             )
         }
-        Command::Runs { format } => commands::runs::run(&open_state()?, format == ListFormat::Json),
+        Command::Runs { filter, format } => {
+            commands::runs::run(&open_state()?, &filter, format == ListFormat::Json)
+        }
         Command::Show { run_id, format } => {
             commands::show::run(&open_state()?, &run_id, format == ListFormat::Json)
         }
         Command::Report { run_id, format } => {
             commands::report::run(&open_state()?, &run_id, format)
+        }
+        Command::Readiness {
+            plans,
+            max_age,
+            inventory,
+            format,
+        } => {
+            let request = commands::readiness::Request {
+                plans: &plans,
+                max_age: &max_age,
+                inventory,
+                json: format == ListFormat::Json,
+            };
+            commands::readiness::run(&plans_dir, &open_state()?, &request)
         }
         Command::Schema => commands::schema::run(),
         Command::State { command } => {

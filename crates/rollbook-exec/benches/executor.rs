@@ -125,6 +125,7 @@ fn benches(c: &mut Criterion) {
                 lock: "bench".into(),
                 parallelism: 64,
                 inventory: false,
+                inventory_path: None,
                 limit: Vec::new(),
                 rollbook_version: String::new(),
             };

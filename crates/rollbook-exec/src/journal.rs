@@ -72,6 +72,11 @@ pub struct RunMeta {
     /// `--inventory` was given: its text is kept as `inventory.yaml` beside the plan.
     #[serde(default)]
     pub inventory: bool,
+    /// The `--inventory` path as given (`inventories/staging.yaml`); its file stem names the
+    /// run's environment. Not written when there was none, nor by runs made before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_path: Option<String>,
     /// The hosts the run was narrowed to (`--limit`), as given; empty when it was not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limit: Vec<String>,

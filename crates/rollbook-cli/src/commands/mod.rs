@@ -5,6 +5,7 @@
 pub mod graph;
 pub mod list;
 pub mod plan;
+pub mod readiness;
 pub mod report;
 pub mod resume;
 pub mod run;

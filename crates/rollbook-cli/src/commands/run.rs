@@ -48,7 +48,7 @@ pub fn run(
         Stale::Refuse
     };
     let lock = crate::run::take_lock(state, &holder, stale, true)?;
-    let meta = run_meta(&compiled, &file, &files, &info, &holder, args);
+    let meta = run_meta(&compiled, &file, bind, &info, &holder, args);
     let inventory = files.inventory.as_ref().map(|s| &*s.text);
     let mut journal = state.store.create(&meta, &file.source.text, inventory)?;
     let start = Start {
@@ -72,7 +72,7 @@ pub fn run(
 fn run_meta(
     compiled: &CompiledPlan,
     file: &PlanFile,
-    files: &BindFiles,
+    bind: &BindArgs,
     info: &RunInfo,
     holder: &LockHolder,
     args: &RunArgs,
@@ -90,7 +90,10 @@ fn run_meta(
         started_at: info.started_at.clone(),
         lock: compiled.lock.clone(),
         parallelism: args.parallelism,
-        inventory: files.inventory.is_some(),
+        inventory: bind.inventory.is_some(),
+        // As given, so `readiness --inventory` can match it and its stem names the
+        // environment.
+        inventory_path: bind.inventory.as_ref().map(|p| p.display().to_string()),
         limit: compiled.limit.patterns.clone(),
         rollbook_version: env!("CARGO_PKG_VERSION").to_string(),
     }

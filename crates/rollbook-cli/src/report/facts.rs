@@ -301,10 +301,12 @@ pub fn gather(run: &JournaledRun) -> Report {
         controllers: events
             .iter()
             .filter_map(|e| match e {
-                rollbook_exec::Event::ControllerStarted { at, controller } => Some(ControllerFacts {
-                    at: *at,
-                    controller: controller.clone(),
-                }),
+                rollbook_exec::Event::ControllerStarted { at, controller } => {
+                    Some(ControllerFacts {
+                        at: *at,
+                        controller: controller.clone(),
+                    })
+                }
                 _ => None,
             })
             .collect(),

@@ -285,7 +285,14 @@ fn validate_finds_every_plan_that_run_finds_and_two_plans_may_not_share_a_name()
 
 #[test]
 fn list_shows_every_plan_with_severity_and_step_count() {
-    let out = rollbook().arg("list").output().unwrap();
+    // No runs, whatever the workspace's `.rollbook` holds: one line per plan.
+    let state = tempfile::tempdir().unwrap();
+    let out = rollbook()
+        .arg("--state-dir")
+        .arg(state.path().join("none"))
+        .arg("list")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("NAME"), "{text}");

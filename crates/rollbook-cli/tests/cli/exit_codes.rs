@@ -84,8 +84,9 @@ const FAULTS: &[Fault] = &[
     },
 ];
 
-/// The commands, and the faults each can meet (`runs` names no run: only the state dir's
-/// own faults reach it; it lists the runs it can read and leaves the others out).
+/// The commands, and the faults each can meet (`runs`, `list` and `readiness` name no run:
+/// only the state dir's own faults reach them; they read the runs they can and leave the
+/// others out).
 fn commands(fault: &Fault) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut all = vec![
         ("resume", vec!["resume", ID, "--yes"]),
@@ -94,6 +95,8 @@ fn commands(fault: &Fault) -> Vec<(&'static str, Vec<&'static str>)> {
     ];
     if fault.name == "the state dir is a file" {
         all.push(("runs", vec!["runs"]));
+        all.push(("list", vec!["--plans-dir", ".", "list"]));
+        all.push(("readiness", vec!["readiness", "plan.yaml"]));
         all.push((
             "run",
             vec!["run", "plan.yaml", "--reason", "exit codes", "--yes"],

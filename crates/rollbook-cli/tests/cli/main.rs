@@ -11,10 +11,13 @@ mod inputs;
 mod invalid_plans;
 mod old_journals;
 mod order;
+mod readiness;
 mod report;
 mod run;
+mod runs_filters;
 mod secrets;
 mod sql_plans;
 mod support;
+mod team;
 
 pub use support::*;

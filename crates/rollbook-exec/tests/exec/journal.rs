@@ -53,6 +53,7 @@ fn meta(run_id: &str) -> RunMeta {
         lock: "journaled".into(),
         parallelism: 64,
         inventory: false,
+        inventory_path: None,
         limit: Vec::new(),
         rollbook_version: "test".into(),
     }

@@ -1,0 +1,198 @@
+//! The executor with 1,000 journaled nodes on each store: the file journal (synced at every
+//! state change) and the shared store on PostgreSQL (the same local copy, plus every turn
+//! shipped to the database; the iteration ends when the shared copy has every event). The
+//! lock is taken and released in each iteration on both.
+//!
+//! `ROLLBOOK_BENCH_PG_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench -p
+//! rollbook-state --bench journal`: the database `rollbook_bench` is created there if it is
+//! missing. Numbers go to docs/benchmarks.md.
+
+// Helpers of a bench binary, not an API.
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rollbook_exec::executor::{Control, Execution, Options, Prior};
+use rollbook_exec::journal::RunMeta;
+use rollbook_exec::lock::{LockHolder, Stale};
+use rollbook_exec::redact::Redactor;
+use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, Runner, Runners};
+use rollbook_exec::state::{FileStore, Store};
+use rollbook_plan::SourceFile;
+use rollbook_plan::action::Action;
+use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
+use serde_json::json;
+
+struct Noop;
+
+impl Runner for Noop {
+    fn kind(&self) -> &'static str {
+        "shell"
+    }
+    fn run<'a>(&'a self, _: &'a Action, _: Attempt) -> BoxFuture<'a, Outcome> {
+        Box::pin(async {
+            Outcome::Succeeded {
+                result: json!({ "exit_code": 0 }),
+            }
+        })
+    }
+}
+
+/// The executor benchmark's plan: `n` shell steps in 100 lanes.
+fn plan(n: usize) -> CompiledPlan {
+    let mut text = String::from("version: 1\nname: bench\nsteps:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "  - id: s{i}\n    shell: {{ run: \"true {i}\" }}\n"
+        ));
+        if i >= 100 {
+            text.push_str(&format!("    needs: [s{}]\n", i - 100));
+        } else {
+            text.push_str("    needs: []\n");
+        }
+    }
+    let checked = rollbook_plan::check(SourceFile::new("bench.yaml", text), None);
+    let plan = checked.plan.unwrap();
+    let params = compile::bind_params(&plan, &ParamInput::default()).unwrap();
+    let run = RunInfo {
+        id: "bench".into(),
+        reason: "bench".into(),
+        user: "bench".into(),
+        started_at: "2026-11-25T00:00:00Z".into(),
+    };
+    compile::compile(&plan, params, &BTreeMap::new(), &run).unwrap()
+}
+
+fn meta(id: &str) -> RunMeta {
+    RunMeta {
+        run_id: id.into(),
+        plan: "bench".into(),
+        plan_path: "bench.yaml".into(),
+        plan_hash: String::new(),
+        params: Default::default(),
+        reason: "bench".into(),
+        user: "bench".into(),
+        host: "bench".into(),
+        pid: 0,
+        started_at: "2026-11-25T00:00:00.000Z".into(),
+        lock: "bench".into(),
+        parallelism: 64,
+        inventory: false,
+        inventory_path: None,
+        limit: Vec::new(),
+        rollbook_version: String::new(),
+    }
+}
+
+/// One run: lock, journal, execute, wait for the shared copy, release.
+fn run_once(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn Store,
+    plan: &CompiledPlan,
+    runners: &Runners,
+    id: &str,
+) {
+    let holder = LockHolder {
+        key: "bench".into(),
+        run_id: id.into(),
+        user: "bench".into(),
+        host: "bench".into(),
+        pid: 0,
+        since: String::new(),
+    };
+    let lease = store.lock(&holder, Stale::Break).unwrap();
+    let mut journal = store.create(&meta(id), "", None).unwrap();
+    let outcome = rt
+        .block_on(
+            Execution {
+                plan,
+                runners,
+                secrets: Default::default(),
+                redactor: Redactor::default(),
+                journal: journal.as_mut(),
+                observer: None,
+                control: Control::default(),
+                options: Options {
+                    parallelism: 64,
+                    ..Options::default()
+                },
+                prior: Prior::default(),
+                resumed: None,
+            }
+            .run(),
+        )
+        .unwrap();
+    assert_eq!(outcome.status, rollbook_exec::RunStatus::Succeeded);
+    assert!(
+        journal.settle(Duration::from_secs(60)).is_none(),
+        "the shared copy caught up"
+    );
+    drop(lease);
+}
+
+/// The bench database on the server of `url`, created when missing.
+fn bench_database(url: &str) -> String {
+    let db = "rollbook_bench";
+    let status = std::process::Command::new("psql")
+        .args([url, "-qAtc", &format!("CREATE DATABASE {db}")])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let _ = status;
+    let base = url.rsplit_once('/').map_or(url, |(b, _)| b);
+    format!("{base}/{db}")
+}
+
+fn benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let runners = Runners::new().with(Noop);
+    let small = plan(1_000);
+    let mut group = c.benchmark_group("store");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1_000));
+    let files = tempfile::tempdir().unwrap();
+    let file_store = FileStore::new(files.path());
+    let mut n = 0;
+    group.bench_function(BenchmarkId::new("file", 1_000), |b| {
+        b.iter(|| {
+            n += 1;
+            run_once(&rt, &file_store, &small, &runners, &format!("bench-f{n}"))
+        })
+    });
+    match std::env::var("ROLLBOOK_BENCH_PG_URL") {
+        Ok(url) => {
+            let local = tempfile::tempdir().unwrap();
+            let pg = rollbook_state::PgStore::open(&rollbook_state::Options {
+                url: bench_database(&url),
+                password: None,
+                local_dir: local.path().to_path_buf(),
+                lease: rollbook_state::DEFAULT_LEASE,
+                init: true,
+            })
+            .unwrap();
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let mut n = 0;
+            group.bench_function(BenchmarkId::new("postgres", 1_000), |b| {
+                b.iter(|| {
+                    n += 1;
+                    run_once(&rt, &pg, &small, &runners, &format!("bench-{stamp}-{n}"))
+                })
+            });
+        }
+        Err(_) => {
+            eprintln!("ROLLBOOK_BENCH_PG_URL is not set: the PostgreSQL store is not measured")
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(store, benches);
+criterion_main!(store);
