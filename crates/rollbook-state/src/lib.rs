@@ -239,7 +239,15 @@ impl Store for PgStore {
     fn fetch(&self, run_id: &str) -> Result<Option<PathBuf>, rollbook_exec::Error> {
         let inner = self.inner.clone();
         let id = run_id.to_string();
-        Ok(self.block(async move { fetch::view(&inner, &id).await })?)
+        Ok(self.block(async move {
+            // What this machine journaled and could not send yet goes first, so that a reader
+            // here (a resume after the database came back) sees the whole run.
+            let mine = runs::local_runs(&inner).join(&id);
+            if mine.join("run.json").is_file() {
+                let _ = sync::sync_run(&inner, &mine).await;
+            }
+            fetch::view(&inner, &id).await
+        })?)
     }
 
     fn reopen(&self, run_id: &str) -> Result<Box<dyn RunJournal>, rollbook_exec::Error> {

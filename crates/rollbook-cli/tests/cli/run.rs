@@ -1191,17 +1191,18 @@ fn a_journal_with_garbage_in_the_middle_is_shown_up_to_the_named_line() {
     let journal = sb.run_dir(&id).join("journal.jsonl");
     let text = std::fs::read(&journal).unwrap();
     let mut lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
-    lines.insert(3, b"\xff\x00garbage\n");
+    // After run_started, controller_started, phase_started and s0's attempt_started.
+    lines.insert(4, b"\xff\x00garbage\n");
     std::fs::write(&journal, lines.concat()).unwrap();
 
     let show = sb.run(&["show", &id]);
     show.assert_code(0);
-    assert!(show.stderr.contains("journal.jsonl:4:"), "{}", show.stderr);
+    assert!(show.stderr.contains("journal.jsonl:5:"), "{}", show.stderr);
     assert!(show.stdout.contains("s0"), "{}", show.stdout);
     let report = sb.run(&["report", &id]);
     report.assert_code(0);
     assert!(
-        report.stderr.contains("journal.jsonl:4:"),
+        report.stderr.contains("journal.jsonl:5:"),
         "{}",
         report.stderr
     );
