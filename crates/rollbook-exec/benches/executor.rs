@@ -5,59 +5,15 @@
 // Helpers of a test binary, not an API: the crate's `missing_docs` is for its library.
 #![allow(missing_docs)]
 
-use std::collections::BTreeMap;
-
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rollbook_exec::executor::{Control, Execution, Options, Prior};
 use rollbook_exec::journal::{FileJournal, Journal, NoJournal, RunMeta};
 use rollbook_exec::redact::Redactor;
-use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, Runner, Runners};
-use rollbook_plan::SourceFile;
-use rollbook_plan::action::Action;
-use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
-use serde_json::json;
+use rollbook_exec::runner::Runners;
+use rollbook_plan::compile::CompiledPlan;
 
-/// Succeeds at once: what is measured is the executor, not the work.
-struct Noop;
-
-impl Runner for Noop {
-    fn kind(&self) -> &'static str {
-        "shell"
-    }
-    fn run<'a>(&'a self, _: &'a Action, _: Attempt) -> BoxFuture<'a, Outcome> {
-        Box::pin(async {
-            Outcome::Succeeded {
-                result: json!({ "exit_code": 0 }),
-            }
-        })
-    }
-}
-
-/// `n` shell steps in lanes of 100: step i needs step i-100 (the first 100 need nothing), so
-/// 100 lanes run side by side.
-fn plan(n: usize) -> CompiledPlan {
-    let mut text = String::from("version: 1\nname: bench\nsteps:\n");
-    for i in 0..n {
-        text.push_str(&format!(
-            "  - id: s{i}\n    shell: {{ run: \"true {i}\" }}\n"
-        ));
-        if i >= 100 {
-            text.push_str(&format!("    needs: [s{}]\n", i - 100));
-        } else {
-            text.push_str("    needs: []\n");
-        }
-    }
-    let checked = rollbook_plan::check(SourceFile::new("bench.yaml", text), None);
-    let plan = checked.plan.unwrap();
-    let params = compile::bind_params(&plan, &ParamInput::default()).unwrap();
-    let run = RunInfo {
-        id: "bench".into(),
-        reason: "bench".into(),
-        user: "bench".into(),
-        started_at: "2026-11-25T00:00:00Z".into(),
-    };
-    compile::compile(&plan, params, &BTreeMap::new(), &run).unwrap()
-}
+mod support;
+use support::{Noop, plan};
 
 fn execute(
     rt: &tokio::runtime::Runtime,

@@ -10,7 +10,6 @@
 // Helpers of a bench binary, not an API.
 #![allow(missing_docs)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -18,52 +17,13 @@ use rollbook_exec::executor::{Control, Execution, Options, Prior};
 use rollbook_exec::journal::RunMeta;
 use rollbook_exec::lock::{LockHolder, Stale};
 use rollbook_exec::redact::Redactor;
-use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, Runner, Runners};
+use rollbook_exec::runner::Runners;
 use rollbook_exec::state::{FileStore, Store};
-use rollbook_plan::SourceFile;
-use rollbook_plan::action::Action;
-use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
-use serde_json::json;
+use rollbook_plan::compile::CompiledPlan;
 
-struct Noop;
-
-impl Runner for Noop {
-    fn kind(&self) -> &'static str {
-        "shell"
-    }
-    fn run<'a>(&'a self, _: &'a Action, _: Attempt) -> BoxFuture<'a, Outcome> {
-        Box::pin(async {
-            Outcome::Succeeded {
-                result: json!({ "exit_code": 0 }),
-            }
-        })
-    }
-}
-
-/// The executor benchmark's plan: `n` shell steps in 100 lanes.
-fn plan(n: usize) -> CompiledPlan {
-    let mut text = String::from("version: 1\nname: bench\nsteps:\n");
-    for i in 0..n {
-        text.push_str(&format!(
-            "  - id: s{i}\n    shell: {{ run: \"true {i}\" }}\n"
-        ));
-        if i >= 100 {
-            text.push_str(&format!("    needs: [s{}]\n", i - 100));
-        } else {
-            text.push_str("    needs: []\n");
-        }
-    }
-    let checked = rollbook_plan::check(SourceFile::new("bench.yaml", text), None);
-    let plan = checked.plan.unwrap();
-    let params = compile::bind_params(&plan, &ParamInput::default()).unwrap();
-    let run = RunInfo {
-        id: "bench".into(),
-        reason: "bench".into(),
-        user: "bench".into(),
-        started_at: "2026-11-25T00:00:00Z".into(),
-    };
-    compile::compile(&plan, params, &BTreeMap::new(), &run).unwrap()
-}
+#[path = "../../rollbook-exec/benches/support/mod.rs"]
+mod support;
+use support::{Noop, plan};
 
 fn meta(id: &str) -> RunMeta {
     RunMeta {
