@@ -35,8 +35,13 @@ impl State {
             None => Ok(State::files(dir)),
             Some(url) => {
                 let options = shared_options(url, dir)?;
-                let password = options.password.clone();
                 let store = rollbook_state::PgStore::open(&options).map_err(shared_failure)?;
+                // The password the store uses, wherever it was given: one written in the URL
+                // too, not only ROLLBOOK_STATE_PASSWORD(_FILE). A step inherits ROLLBOOK_STATE,
+                // so its output must have that password masked as well.
+                let password = rollbook_state::Target::parse(url, options.password.clone())
+                    .ok()
+                    .and_then(|t| t.password().map(str::to_string));
                 Ok(State {
                     store: Box::new(store),
                     files: None,

@@ -19,5 +19,6 @@ mod secrets;
 mod sql_plans;
 mod support;
 mod team;
+mod team_state;
 
 pub use support::*;
