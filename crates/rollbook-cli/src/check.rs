@@ -33,7 +33,7 @@ pub async fn preflight(
 ) -> Vec<CheckRow> {
     let renderer = Renderer::new();
     // Everything shown comes from actions rendered with the real secrets.
-    let redactor = crate::redaction::redactor(plan, secrets, None);
+    let redactor = crate::redaction::redactor(plan, secrets, &[]);
     let mut rows: BTreeMap<(String, String), CheckRow> = BTreeMap::new();
     let mut actions = Vec::new();
     for phase in &plan.phases {

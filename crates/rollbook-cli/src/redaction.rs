@@ -11,10 +11,10 @@ use serde_json::{Map, Value};
 
 /// Masks every secret's value in all its forms, and `user:value` for the users the plan
 /// writes before it.
-/// `also` is one more value to hide: the shared store's password, during a run.
-pub fn redactor(plan: &CompiledPlan, secrets: &Map<String, Value>, also: Option<&str>) -> Redactor {
+/// `also` are more values to hide: the shared store's passwords, during a run.
+pub fn redactor(plan: &CompiledPlan, secrets: &Map<String, Value>, also: &[String]) -> Redactor {
     let mut builder = Redactor::builder();
-    if let Some(value) = also {
+    for value in also {
         builder = builder.secret(value);
     }
     for value in secrets.values().filter_map(Value::as_str) {

@@ -231,6 +231,10 @@ pub(crate) fn runners(
         .with(ShellRunner {
             groups,
             open_files: crate::open_files::started_with(),
+            hidden_env: crate::state::HIDDEN_FROM_STEPS
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
             ..ShellRunner::default()
         })
         .with(SleepRunner)
@@ -352,7 +356,7 @@ pub(crate) fn execute(
         prior,
         resumed,
     } = start;
-    let redactor = crate::redaction::redactor(compiled, &secrets, state.password.as_deref());
+    let redactor = crate::redaction::redactor(compiled, &secrets, &state.passwords);
     // Stops the local commands still running if this process dies (see `reaper.rs`).
     let reaper = crate::reaper::Reaper::start();
     let (ssh, warning) = args.ssh.options_for(compiled, args.parallelism);

@@ -10,13 +10,22 @@ use rollbook_exec::state::{FileStore, Store};
 
 use crate::Failure;
 
+/// rollbook's own variables for the shared store, taken out of every local step's
+/// environment: a step has no business with the team's database password.
+pub const HIDDEN_FROM_STEPS: &[&str] = &[
+    "ROLLBOOK_STATE",
+    "ROLLBOOK_STATE_PASSWORD",
+    "ROLLBOOK_STATE_PASSWORD_FILE",
+];
+
 /// The store a command works on.
 pub struct State {
     pub store: Box<dyn Store>,
     /// The state directory, when it is the store (`runs` lists its unreadable runs too).
     pub files: Option<PathBuf>,
-    /// The shared store's password: a run's redactor hides it too.
-    pub password: Option<String>,
+    /// The shared store's passwords (the one in use, and one written in the URL that another
+    /// source overrides): a run's redactor hides them too.
+    pub passwords: Vec<String>,
 }
 
 impl State {
@@ -25,7 +34,7 @@ impl State {
         State {
             store: Box::new(FileStore::new(dir)),
             files: Some(dir.to_path_buf()),
-            password: None,
+            passwords: Vec::new(),
         }
     }
 
@@ -36,16 +45,24 @@ impl State {
             Some(url) => {
                 let options = shared_options(url, dir)?;
                 let store = rollbook_state::PgStore::open(&options).map_err(shared_failure)?;
-                // The password the store uses, wherever it was given: one written in the URL
-                // too, not only ROLLBOOK_STATE_PASSWORD(_FILE). A step inherits ROLLBOOK_STATE,
-                // so its output must have that password masked as well.
-                let password = rollbook_state::Target::parse(url, options.password.clone())
-                    .ok()
-                    .and_then(|t| t.password().map(str::to_string));
+                // Every password in play: the one the store uses, and one written in the URL
+                // that ROLLBOOK_STATE_PASSWORD(_FILE) overrides. Steps do not get rollbook's
+                // state variables (`HIDDEN_FROM_STEPS`); the redactor is the second guard, for
+                // a step that finds the URL some other way.
+                let passwords = [
+                    options.password.clone(),
+                    rollbook_state::Target::parse(url, None)
+                        .ok()
+                        .and_then(|t| t.password().map(str::to_string)),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|p| !p.is_empty())
+                .collect();
                 Ok(State {
                     store: Box::new(store),
                     files: None,
-                    password,
+                    passwords,
                 })
             }
         }

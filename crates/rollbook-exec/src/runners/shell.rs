@@ -25,6 +25,9 @@ pub struct ShellRunner {
     /// The soft open-files limit a command starts with: the one rollbook itself started
     /// with, before it raised its own for SSH fan-outs (`None`: as rollbook has it now).
     pub open_files: Option<u64>,
+    /// Variables of rollbook's own environment that a command does not get: the shared
+    /// store's URL and password are rollbook's, not the steps'.
+    pub hidden_env: Vec<String>,
 }
 
 /// A process group that started (`true`) or ended (`false`).
@@ -37,6 +40,7 @@ impl Default for ShellRunner {
             grace: Duration::from_secs(2),
             groups: None,
             open_files: None,
+            hidden_env: Vec::new(),
         }
     }
 }
@@ -91,8 +95,15 @@ struct Finished {
 /// `sh -c RUN`, or `sh -se` reading `script` on stdin, in a process group of its own. The
 /// template values the code refers to are in its environment (not on its command line, where
 /// any user could read them in `ps`).
-fn command(cmd: &ShellCommand, open_files: Option<u64>) -> Result<Command, Outcome> {
+fn command(
+    cmd: &ShellCommand,
+    open_files: Option<u64>,
+    hidden_env: &[String],
+) -> Result<Command, Outcome> {
     let mut command = Command::new("sh");
+    for name in hidden_env {
+        command.env_remove(name);
+    }
     let code = match (&cmd.command, &cmd.script) {
         (Some(c), _) => {
             command.arg("-c").arg(&c.code);
@@ -157,7 +168,7 @@ fn exit_code(status: std::process::ExitStatus) -> Option<i64> {
 
 impl ShellRunner {
     async fn run_command(&self, cmd: &ShellCommand, attempt: Attempt) -> Outcome {
-        let mut command = match command(cmd, self.open_files) {
+        let mut command = match command(cmd, self.open_files, &self.hidden_env) {
             Ok(c) => c,
             Err(outcome) => return outcome,
         };
