@@ -16,5 +16,6 @@ mod run;
 mod secrets;
 mod sql_plans;
 mod support;
+mod team_state_faults;
 
 pub use support::*;
