@@ -50,6 +50,13 @@ pub fn alive(group: &ProcessGroup) -> bool {
     if group.host.is_some() || group.pgid <= 1 {
         return false;
     }
+    // A local group of another machine (a run resumed elsewhere, on a shared state) is not
+    // looked for here: its number means nothing on this machine, and a group that has it
+    // here is someone else's. (A shell step resumed on machine B stopped B's own group with
+    // the number machine A had recorded.)
+    if group.machine.is_some() && group.machine != machine_name() {
+        return false;
+    }
     if let (Some(then), Some(now)) = (group.leader_start, start_time(group.pgid))
         && then != now
     {
@@ -164,6 +171,19 @@ mod tests {
         group.leader_start = group.leader_start.map(|s| s + 1);
         assert!(!alive(&group), "another start time means another process");
         group.leader_start = start_time(pid);
+        assert!(stop(&group, Duration::from_secs(2)));
+        reaped.join().unwrap();
+    }
+
+    #[test]
+    fn a_group_of_another_machine_is_not_looked_for_here() {
+        let (pid, reaped) = sleeper();
+        let mut group = local_group(pid);
+        group.machine = Some("another-machine-than-this".into());
+        assert!(!alive(&group));
+        assert!(stop(&group, Duration::from_secs(2)), "nothing to stop here");
+        group.machine = machine_name();
+        assert!(alive(&group));
         assert!(stop(&group, Duration::from_secs(2)));
         reaped.join().unwrap();
     }

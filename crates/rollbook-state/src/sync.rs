@@ -71,6 +71,29 @@ async fn shared_events(inner: &Inner, run_id: &str) -> Result<u64, Error> {
     Ok(n as u64)
 }
 
+/// Events of a local copy that the database has: rows up to `local` written by the
+/// controller of `token` or an earlier one.
+async fn own_shared_events(
+    inner: &Inner,
+    run_id: &str,
+    local: u64,
+    token: i64,
+) -> Result<u64, Error> {
+    let n: i64 = bounded(
+        &inner.target,
+        "reading the run's journal",
+        sqlx::query_scalar(
+            "SELECT count(*) FROM rollbook_events WHERE run_id = $1 AND seq <= $2 AND token <= $3",
+        )
+        .bind(run_id)
+        .bind(local as i64)
+        .bind(token)
+        .fetch_one(&inner.pool),
+    )
+    .await?;
+    Ok(n as u64)
+}
+
 /// Sends the whole of `dir`'s journal and logs that the database does not have, under
 /// `token`, in batches of whole turns.
 async fn send_rest(
@@ -118,7 +141,12 @@ pub(crate) async fn sync_run(inner: &Arc<Inner>, dir: &Path) -> Result<SyncRepor
             not_sent: Some("this copy names no controller token".into()),
         });
     };
-    let have = shared_events(inner, &meta.run_id).await?;
+    // Not every row of the run counts: after a takeover the later controller's rows follow
+    // the ones this copy shipped, and a copy with fewer events than the shared journal has
+    // was taken for complete while its own late events were in no row (`state sync` said
+    // "the shared store has every event"). Only the rows of this copy's length written under
+    // its token or an earlier one are its events.
+    let have = own_shared_events(inner, &meta.run_id, local, token).await?;
     if local <= have {
         return Ok(SyncReport {
             run_id: meta.run_id,

@@ -20,5 +20,6 @@ mod sql_plans;
 mod support;
 mod team;
 mod team_state;
+mod team_state_faults;
 
 pub use support::*;
