@@ -422,13 +422,19 @@ pub(crate) fn execute(
         let _ = shown.await;
         outcome
     })?;
-    if let Some(behind) = journal.settle(SETTLE) {
-        crate::say!(
+    match journal.settle(SETTLE) {
+        Some(copy) if copy.taken_over => crate::say!(
+            "warning: run {run_id} was taken over by a later controller: the last {} events of this machine's copy ({}) are not in the shared copy and will not be; they stay here for the review (`rollbook state sync` names them)",
+            copy.behind,
+            run_dir.display()
+        ),
+        Some(copy) => crate::say!(
             "warning: the shared copy of run {run_id} is {} events behind this machine's ({}){}: `rollbook state sync` sends them when the database answers",
-            behind.behind,
+            copy.behind,
             run_dir.display(),
-            behind.error.map(|e| format!(": {e}")).unwrap_or_default()
-        );
+            copy.error.map(|e| format!(": {e}")).unwrap_or_default()
+        ),
+        None => {}
     }
     if let Some(reaper) = reaper {
         reaper.finish();
@@ -473,6 +479,14 @@ async fn on_shared_copy(mut copy: tokio::sync::watch::Receiver<SharedCopy>, dir:
     let mut warned = false;
     while copy.changed().await.is_ok() {
         let now = copy.borrow().clone();
+        if now.taken_over {
+            crate::say!(
+                "warning: {}; this run's events from now on stay on this machine, in {}",
+                now.error.unwrap_or_default(),
+                dir.display()
+            );
+            return;
+        }
         match (&now.error, warned) {
             (Some(e), false) => {
                 warned = true;

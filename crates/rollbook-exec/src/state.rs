@@ -67,6 +67,9 @@ pub struct SharedCopy {
     pub behind: u64,
     /// Why the last write to the shared copy failed, if it did (without secrets).
     pub error: Option<String>,
+    /// A later controller took the run over: the shared copy takes no more events from this
+    /// one, and `behind` stays on this machine only.
+    pub taken_over: bool,
 }
 
 /// A held lock. Released when dropped.

@@ -8,13 +8,6 @@ use sqlx::Row;
 
 use crate::{Error, Inner, bounded};
 
-fn io(path: &Path, e: std::io::Error) -> Error {
-    Error::Local(rollbook_exec::Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })
-}
-
 /// A fresh copy of the run for reading, under `<local>/view/<run-id>/`; `None` when the
 /// database has no such run.
 pub(crate) async fn view(inner: &Inner, run_id: &str) -> Result<Option<PathBuf>, Error> {
@@ -72,20 +65,20 @@ pub(crate) async fn download(inner: &Inner, run_id: &str, dir: &Path) -> Result<
     )
     .await?;
     let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    std::fs::create_dir_all(parent).map_err(|e| crate::local_io(parent, e))?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let fresh = parent.join(format!(".{name}.{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&fresh);
-    std::fs::create_dir_all(&fresh).map_err(|e| io(&fresh, e))?;
+    std::fs::create_dir_all(&fresh).map_err(|e| crate::local_io(&fresh, e))?;
     let write = |rel: &Path, bytes: &[u8]| -> Result<(), Error> {
         let path = fresh.join(rel);
         if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p).map_err(|e| io(p, e))?;
+            std::fs::create_dir_all(p).map_err(|e| crate::local_io(p, e))?;
         }
-        std::fs::write(&path, bytes).map_err(|e| io(&path, e))
+        std::fs::write(&path, bytes).map_err(|e| crate::local_io(&path, e))
     };
     let meta: String = row.get("meta");
     // `run.json` as the file journal writes it: pretty.
@@ -126,11 +119,11 @@ pub(crate) async fn download(inner: &Inner, run_id: &str, dir: &Path) -> Result<
                 .map(|n| parent.join(format!("{name}.late-{n}")))
                 .find(|p| !p.exists())
                 .expect("some number is free");
-            std::fs::rename(dir, &aside).map_err(|e| io(dir, e))?;
+            std::fs::rename(dir, &aside).map_err(|e| crate::local_io(dir, e))?;
         } else {
-            std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
+            std::fs::remove_dir_all(dir).map_err(|e| crate::local_io(dir, e))?;
         }
     }
-    std::fs::rename(&fresh, dir).map_err(|e| io(dir, e))?;
+    std::fs::rename(&fresh, dir).map_err(|e| crate::local_io(dir, e))?;
     Ok(lines.len() as u64)
 }

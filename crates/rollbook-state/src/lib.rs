@@ -344,6 +344,14 @@ pub(crate) fn db_error(target: &Target, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// A local file of the state that could not be read or written.
+pub(crate) fn local_io(path: &Path, source: std::io::Error) -> Error {
+    Error::Local(rollbook_exec::Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// Runs one database operation with [`OP_TIMEOUT`]: no answer is a failure too.
 pub(crate) async fn bounded<T>(
     target: &Target,

@@ -32,6 +32,70 @@ pub(crate) fn local_runs(inner: &Inner) -> PathBuf {
     journal::runs_dir(&inner.local)
 }
 
+/// The fence of every write to a run, inside the writing transaction: takes the run's
+/// advisory lock (writers of one run one at a time, until the transaction ends) and refuses
+/// when a controller with a larger token than `token` has registered.
+pub(crate) async fn fence(
+    inner: &Inner,
+    tx: &mut sqlx::PgConnection,
+    run_id: &str,
+    token: i64,
+) -> Result<(), Error> {
+    let t = &inner.target;
+    bounded(
+        t,
+        "locking the run",
+        sqlx::query("SELECT pg_advisory_xact_lock(7226, hashtext($1))")
+            .bind(run_id)
+            .execute(&mut *tx),
+    )
+    .await?;
+    let later: Option<i64> = bounded(
+        t,
+        "reading the run's controllers",
+        sqlx::query_scalar("SELECT max(token) FROM rollbook_controllers WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx),
+    )
+    .await?;
+    match later.filter(|l| *l > token) {
+        Some(later) => Err(Error::Superseded {
+            run_id: run_id.to_string(),
+            token,
+            later,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The run's row: its metadata, plan and inventory text. `false` when it was there already.
+pub(crate) async fn insert_run(
+    inner: &Inner,
+    tx: &mut sqlx::PgConnection,
+    meta: &RunMeta,
+    plan: &str,
+    inventory: Option<&str>,
+) -> Result<bool, Error> {
+    let text = serde_json::to_string(meta).expect("run metadata serializes");
+    let done = bounded(
+        &inner.target,
+        "recording the run",
+        sqlx::query(
+            "INSERT INTO rollbook_runs (run_id, plan, started_at, meta, plan_text, inventory_text)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING",
+        )
+        .bind(&meta.run_id)
+        .bind(&meta.plan)
+        .bind(&meta.started_at)
+        .bind(&text)
+        .bind(plan)
+        .bind(inventory)
+        .execute(&mut *tx),
+    )
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Records a controller of the run under its token, refusing when a later one exists.
 async fn register(
     inner: &Inner,
@@ -40,29 +104,7 @@ async fn register(
     token: i64,
 ) -> Result<(), Error> {
     let t = &inner.target;
-    bounded(
-        t,
-        "locking the run",
-        sqlx::query("SELECT pg_advisory_xact_lock(7226, hashtext($1))")
-            .bind(&holder.run_id)
-            .execute(&mut *tx),
-    )
-    .await?;
-    let later: Option<i64> = bounded(
-        t,
-        "reading the run's controllers",
-        sqlx::query_scalar("SELECT max(token) FROM rollbook_controllers WHERE run_id = $1")
-            .bind(&holder.run_id)
-            .fetch_one(&mut *tx),
-    )
-    .await?;
-    if let Some(later) = later.filter(|l| *l > token) {
-        return Err(Error::Superseded {
-            run_id: holder.run_id.clone(),
-            token,
-            later,
-        });
-    }
+    fence(inner, tx, &holder.run_id, token).await?;
     bounded(
         t,
         "recording the controller",
@@ -90,24 +132,13 @@ pub(crate) async fn create(
 ) -> Result<PgJournal, Error> {
     let (holder, token) = held_for(&inner, &meta.run_id)?;
     let t = &inner.target;
-    let text = serde_json::to_string(&meta).expect("run metadata serializes");
     let mut tx = bounded(t, "creating the run", inner.pool.begin()).await?;
-    bounded(
-        t,
-        "creating the run",
-        sqlx::query(
-            "INSERT INTO rollbook_runs (run_id, plan, started_at, meta, plan_text, inventory_text)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&meta.run_id)
-        .bind(&meta.plan)
-        .bind(&meta.started_at)
-        .bind(&text)
-        .bind(&plan)
-        .bind(&inventory)
-        .execute(&mut *tx),
-    )
-    .await?;
+    if !insert_run(&inner, &mut tx, &meta, &plan, inventory.as_deref()).await? {
+        return Err(Error::Database {
+            at: t.shown(),
+            message: format!("it has a run {} already", meta.run_id),
+        });
+    }
     register(&inner, &mut tx, &holder, token).await?;
     bounded(t, "creating the run", tx.commit()).await?;
     let local = FileJournal::create(&inner.local, &meta, &plan, inventory.as_deref())?;
@@ -191,6 +222,7 @@ impl PgJournal {
         let (status_tx, status) = watch::channel(SharedCopy {
             behind: events.saturating_sub(shared_events),
             error: None,
+            taken_over: false,
         });
         let (done_tx, done) = watch::channel(0);
         inner

@@ -147,6 +147,7 @@ impl Shipper {
                     status.send_replace(SharedCopy {
                         behind,
                         error: None,
+                        taken_over: false,
                     });
                 }
                 Err(e @ Error::Superseded { .. }) => {
@@ -157,6 +158,7 @@ impl Shipper {
                         status.send_replace(SharedCopy {
                             behind,
                             error: Some(message.clone()),
+                            taken_over: true,
                         });
                         match marks.recv().await {
                             Some(mark) => absorb(mark, &mut turns, &mut logs),
@@ -169,6 +171,7 @@ impl Shipper {
                     status.send_replace(SharedCopy {
                         behind,
                         error: Some(e.to_string()),
+                        taken_over: false,
                     });
                     let wait = tokio::time::sleep(backoff);
                     tokio::pin!(wait);
@@ -220,29 +223,7 @@ impl Shipper {
         }
         let t = &self.inner.target;
         let mut tx = bounded(t, "sending the journal", self.inner.pool.begin()).await?;
-        bounded(
-            t,
-            "sending the journal",
-            sqlx::query("SELECT pg_advisory_xact_lock(7226, hashtext($1))")
-                .bind(&self.run_id)
-                .execute(&mut *tx),
-        )
-        .await?;
-        let later: Option<i64> = bounded(
-            t,
-            "sending the journal",
-            sqlx::query_scalar("SELECT max(token) FROM rollbook_controllers WHERE run_id = $1")
-                .bind(&self.run_id)
-                .fetch_one(&mut *tx),
-        )
-        .await?;
-        if let Some(later) = later.filter(|l| *l > self.token) {
-            return Err(Error::Superseded {
-                run_id: self.run_id.clone(),
-                token: self.token,
-                later,
-            });
-        }
+        crate::runs::fence(&self.inner, &mut tx, &self.run_id, self.token).await?;
         let have: i64 = bounded(
             t,
             "sending the journal",
@@ -323,20 +304,13 @@ impl Shipper {
     }
 }
 
-fn io(path: &std::path::Path, e: std::io::Error) -> Error {
-    Error::Local(rollbook_exec::Error::Io {
-        path: path.display().to_string(),
-        source: e,
-    })
-}
-
 /// Where the `events`-th event line of a run's local journal ends.
 pub(crate) fn offset_of(dir: &std::path::Path, events: u64) -> Result<u64, Error> {
     if events == 0 {
         return Ok(0);
     }
     let path = dir.join("journal.jsonl");
-    let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
+    let bytes = std::fs::read(&path).map_err(|e| crate::local_io(&path, e))?;
     let mut seen = 0;
     let mut offset = 0u64;
     for chunk in bytes.split_inclusive(|b| *b == b'\n') {
@@ -358,10 +332,12 @@ fn read_lines(dir: &std::path::Path, from: u64, count: u64) -> Result<(Vec<Strin
         return Ok((Vec::new(), 0));
     }
     let path = dir.join("journal.jsonl");
-    let mut file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
-    file.seek(SeekFrom::Start(from)).map_err(|e| io(&path, e))?;
+    let mut file = std::fs::File::open(&path).map_err(|e| crate::local_io(&path, e))?;
+    file.seek(SeekFrom::Start(from))
+        .map_err(|e| crate::local_io(&path, e))?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| io(&path, e))?;
+    file.read_to_end(&mut bytes)
+        .map_err(|e| crate::local_io(&path, e))?;
     let mut lines = Vec::new();
     let mut used = 0u64;
     for chunk in bytes.split_inclusive(|b| *b == b'\n') {
@@ -384,13 +360,14 @@ fn read_chunk(path: &std::path::Path, from: u64) -> Result<Option<Vec<u8>>, Erro
     let mut file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(path, e)),
+        Err(e) => return Err(crate::local_io(path, e)),
     };
-    file.seek(SeekFrom::Start(from)).map_err(|e| io(path, e))?;
+    file.seek(SeekFrom::Start(from))
+        .map_err(|e| crate::local_io(path, e))?;
     let mut bytes = Vec::new();
     file.take(LOG_CHUNK)
         .read_to_end(&mut bytes)
-        .map_err(|e| io(path, e))?;
+        .map_err(|e| crate::local_io(path, e))?;
     if bytes.len() as u64 == LOG_CHUNK {
         return Ok(Some(bytes));
     }

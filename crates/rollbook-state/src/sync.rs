@@ -197,12 +197,7 @@ pub(crate) async fn sync_all(inner: &Arc<Inner>) -> Result<Vec<SyncReport>, Erro
 pub(crate) async fn import(inner: &Arc<Inner>, state_dir: &Path) -> Result<ImportReport, Error> {
     let mut report = ImportReport::default();
     let root = journal::runs_dir(state_dir);
-    let entries = std::fs::read_dir(&root).map_err(|e| {
-        Error::Local(rollbook_exec::Error::Io {
-            path: root.display().to_string(),
-            source: e,
-        })
-    })?;
+    let entries = std::fs::read_dir(&root).map_err(|e| crate::local_io(&root, e))?;
     let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
     dirs.sort();
     for dir in dirs {
@@ -223,26 +218,9 @@ async fn import_run(inner: &Arc<Inner>, dir: &Path, meta: &RunMeta) -> Result<bo
     let local = journal::read_events(dir)?.len() as u64;
     let plan = std::fs::read_to_string(dir.join("plan.yaml")).unwrap_or_default();
     let inventory = std::fs::read_to_string(dir.join("inventory.yaml")).ok();
-    let text = serde_json::to_string(meta).expect("run metadata serializes");
     let mut tx = bounded(t, "importing a run", inner.pool.begin()).await?;
-    let created = bounded(
-        t,
-        "importing a run",
-        sqlx::query(
-            "INSERT INTO rollbook_runs (run_id, plan, started_at, meta, plan_text, inventory_text)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING",
-        )
-        .bind(&meta.run_id)
-        .bind(&meta.plan)
-        .bind(&meta.started_at)
-        .bind(&text)
-        .bind(&plan)
-        .bind(&inventory)
-        .execute(&mut *tx),
-    )
-    .await?
-    .rows_affected()
-        == 1;
+    let created =
+        crate::runs::insert_run(inner, &mut tx, meta, &plan, inventory.as_deref()).await?;
     if created {
         bounded(
             t,

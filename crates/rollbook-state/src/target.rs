@@ -87,7 +87,13 @@ impl Target {
         if let Some(p) = &self.password {
             options = options.password(p);
         }
-        Ok(options.application_name("rollbook"))
+        // A controller cut off in the middle of a transaction would keep its session, and the
+        // run's advisory lock with it, until the server notices the dead connection (hours
+        // without keepalives): a takeover would wait on it. Our transactions never wait on
+        // the client, so one idle inside a transaction for 10 s is a lost client.
+        Ok(options
+            .application_name("rollbook")
+            .options([("idle_in_transaction_session_timeout", "10s")]))
     }
 
     /// `text` with the password, in any form it could take there, as `***`.
