@@ -25,6 +25,9 @@ use crate::{Error, Inner, bounded};
 const BATCH_EVENTS: u64 = 5000;
 /// Most bytes of one node's log sent in one transaction.
 const LOG_CHUNK: u64 = 1 << 20;
+/// How long the first turn after a quiet moment waits for the next ones to share its
+/// transaction.
+const COALESCE: Duration = Duration::from_millis(10);
 /// The longest wait between two tries while the database does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -129,6 +132,10 @@ impl Shipper {
                     Some(mark) => absorb(mark, &mut turns, &mut logs),
                     None => return,
                 }
+                // The turns that follow within a moment share the transaction: a busy run
+                // makes a few commits a second instead of one per turn, and leaves the
+                // machine's cores to the steps.
+                tokio::time::sleep(COALESCE).await;
             }
             while let Ok(mark) = marks.try_recv() {
                 absorb(mark, &mut turns, &mut logs);
@@ -223,17 +230,7 @@ impl Shipper {
         }
         let t = &self.inner.target;
         let mut tx = bounded(t, "sending the journal", self.inner.pool.begin()).await?;
-        crate::runs::fence(&self.inner, &mut tx, &self.run_id, self.token).await?;
-        let have: i64 = bounded(
-            t,
-            "sending the journal",
-            sqlx::query_scalar(
-                "SELECT coalesce(max(seq), 0) FROM rollbook_events WHERE run_id = $1",
-            )
-            .bind(&self.run_id)
-            .fetch_one(&mut *tx),
-        )
-        .await?;
+        let have = crate::runs::fence(&self.inner, &mut tx, &self.run_id, self.token).await?;
         // What an earlier batch committed (its answer lost on the way back) is not sent twice.
         let mut seqs = Vec::new();
         let mut kinds = Vec::new();
