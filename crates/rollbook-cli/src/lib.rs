@@ -80,7 +80,7 @@ pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
     name = "rollbook",
     version,
     about = "Declarative rollback plans: validate, dry-run and run them.",
-    after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory, journal, runtime)"
+    after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory or shared store, journal, runtime)"
 )]
 pub struct Cli {
     /// Where plans are found by name.
@@ -198,7 +198,7 @@ pub enum Command {
         #[command(flatten)]
         run: run::RunArgs,
     },
-    /// The runs in the state dir, newest first; filter by plan, status, start, user.
+    /// The runs of the state directory or shared store, newest first; filter by plan, status, start, user.
     Runs {
         #[command(flatten)]
         filter: commands::runs::Filter,
