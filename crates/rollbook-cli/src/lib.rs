@@ -26,6 +26,7 @@ macro_rules! say_part {
 pub mod check;
 pub mod commands;
 pub mod diagnostics;
+pub mod diff;
 pub mod display;
 pub mod dry_run;
 pub mod graph;
@@ -161,6 +162,22 @@ pub enum Command {
         check: bool,
         #[command(flatten)]
         ssh: run::SshArgs,
+    },
+    /// What a change does to the rollbacks: two versions of plans compared as their dry runs
+    /// (risks first: concurrency up, a confirmation gone, new irreversible steps), for review.
+    Diff {
+        /// The version before: a git revision (`origin/main`), or a plan file.
+        base: String,
+        /// The version after: a git revision, or a plan file (with a file as BASE); left
+        /// out, the working tree.
+        head: Option<String>,
+        /// Plans to compare, by name or path (default: every plan that differs).
+        #[arg(long = "plan", value_name = "PLAN")]
+        plans: Vec<String>,
+        #[command(flatten)]
+        bind: BindArgs,
+        #[arg(long, value_enum, default_value_t = commands::diff::Format::Text)]
+        format: commands::diff::Format,
     },
     /// The plan's graph of concrete nodes, as Mermaid or Graphviz.
     Graph {
@@ -400,6 +417,22 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
                 ssh: &ssh,
             };
             commands::plan::run(&plans_dir, &request, style)
+        }
+        Command::Diff {
+            base,
+            head,
+            plans,
+            bind,
+            format,
+        } => {
+            let request = commands::diff::Request {
+                base: &base,
+                head: head.as_deref(),
+                plans: &plans,
+                bind: &bind,
+                format,
+            };
+            commands::diff::run(&plans_dir, &request, style)
         }
         Command::Graph { plan, bind, format } => {
             commands::graph::run(&plans_dir, &plan, &bind, format, style)

@@ -2,6 +2,7 @@
 //! [`Failure`]. What several commands share lives here: reading a plan and the files that
 //! bind it, each once, and compiling them.
 
+pub mod diff;
 pub mod graph;
 pub mod list;
 pub mod plan;
