@@ -2,6 +2,7 @@
 
 mod architecture;
 mod commands;
+mod completions;
 mod diff;
 mod dry_runs;
 mod exit_codes;
