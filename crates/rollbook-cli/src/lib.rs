@@ -141,8 +141,9 @@ pub enum Command {
     Validate {
         /// Plan files or directories (default: the plans directory).
         paths: Vec<PathBuf>,
-        /// How problems are printed: human (miette, with the source), json, or github (annotations for a pull request).
-        #[arg(long, value_enum, default_value_t = diagnostics::Format::Human)]
+        /// How problems are printed: text (with the source lines), json, github (annotations
+        /// for a pull request) or sarif (code scanning).
+        #[arg(long, value_enum, default_value_t = diagnostics::Format::Text)]
         format: diagnostics::Format,
         /// Fail (exit 2) on warnings too, as CI should.
         #[arg(long)]

@@ -185,7 +185,7 @@ fn diagnostics_failure(checked: &Checked, style: diagnostics::Style) -> Failure 
         "{}",
         diagnostics::render_all(
             std::slice::from_ref(checked),
-            diagnostics::Format::Human,
+            diagnostics::Format::Text,
             style
         )
     );
