@@ -15,6 +15,7 @@ mod old_journals;
 mod order;
 mod readiness;
 mod report;
+mod review_action;
 mod run;
 mod runs_filters;
 mod secrets;
