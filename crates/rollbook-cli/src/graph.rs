@@ -167,7 +167,7 @@ fn drawings(plan: &CompiledPlan) -> Vec<(usize, Drawing<'_>)> {
 }
 
 /// Text inside a Mermaid `"..."` label: quotes, `#` and angle brackets as entity codes.
-fn mermaid_text(text: &str) -> String {
+pub(crate) fn mermaid_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

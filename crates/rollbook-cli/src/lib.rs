@@ -204,6 +204,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = graph::Format::Mermaid)]
         format: graph::Format,
     },
+    /// The inventory a plan will see: groups with their hosts (children expanded), each
+    /// host's address, port, user and vars; `--graph` draws groups → children → hosts.
+    Inventory {
+        /// A plan name or path: its inventory, with `--inventory`'s groups over it.
+        plan: Option<String>,
+        /// A YAML file of inventory groups, or a directory of them.
+        #[arg(long, value_name = "FILE|DIR", env = "ROLLBOOK_INVENTORY")]
+        inventory: Option<PathBuf>,
+        /// A Mermaid graph of groups → children → hosts instead of the list.
+        #[arg(long, conflicts_with = "format")]
+        graph: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
+    },
     /// Run a plan: confirm, lock, execute, journal. Exit 0 succeeded, 1 failed, 3 cancelled
     /// or not confirmed, 4 lock held.
     Run {
@@ -313,8 +327,9 @@ pub struct BindArgs {
     /// A YAML file of param values.
     #[arg(long, value_name = "FILE")]
     pub params_file: Option<PathBuf>,
-    /// A YAML file of inventory groups that add to or replace the plan's.
-    #[arg(long, value_name = "FILE", env = "ROLLBOOK_INVENTORY")]
+    /// A YAML file of inventory groups that add to or replace the plan's, or a directory
+    /// whose `*.yaml`/`*.yml` files are read as one inventory.
+    #[arg(long, value_name = "FILE|DIR", env = "ROLLBOOK_INVENTORY")]
     pub inventory: Option<PathBuf>,
     /// Narrow the run to these hosts: host names, group names, globs (`web-*`). `for_each`
     /// instances over other hosts of the inventory are left out (repeatable).
@@ -468,6 +483,20 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
                 format,
             };
             commands::diff::run(&plans_dir, &request, style)
+        }
+        Command::Inventory {
+            plan,
+            inventory,
+            graph,
+            format,
+        } => {
+            let request = commands::inventory::Request {
+                plan: plan.as_deref(),
+                inventory: inventory.as_deref(),
+                graph,
+                json: format == ListFormat::Json,
+            };
+            commands::inventory::run(&plans_dir, &request, style)
         }
         Command::Graph { plan, bind, format } => {
             commands::graph::run(&plans_dir, &plan, &bind, format, style)

@@ -129,7 +129,10 @@ pub(crate) fn compile_as_run(
     let inventory = if meta.inventory {
         let text = std::fs::read_to_string(dir.join("inventory.yaml"))
             .map_err(|e| format!("cannot read the run's inventory copy: {e}"))?;
-        rollbook_plan::load_inventory(&rollbook_plan::SourceFile::new("inventory.yaml", text))
+        // A directory's files were kept as one document of them; a file as it was.
+        let files = rollbook_plan::inventory::unbundle(&text)
+            .unwrap_or_else(|| vec![rollbook_plan::SourceFile::new("inventory.yaml", text)]);
+        rollbook_plan::load_inventory_files(&files)
             .map_err(|_| "the run's inventory copy does not read".to_string())?
     } else {
         Default::default()

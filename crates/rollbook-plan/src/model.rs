@@ -187,9 +187,9 @@ pub struct Plan {
     /// Typed inputs: `--param name=value`, `--params-file FILE`.
     #[schemars(default)]
     pub params: Entries<Param>,
-    /// Named host groups; `--inventory FILE` adds or overrides groups.
+    /// Named host groups; `--inventory FILE|DIR` adds or overrides groups.
     #[schemars(default)]
-    pub inventory: Entries<Vec<Host>>,
+    pub inventory: Entries<Group>,
     /// Values read at run time only, never printed, logged or journaled.
     #[schemars(default)]
     pub secrets: Entries<SecretSource>,
@@ -293,6 +293,46 @@ impl ParamType {
     }
 }
 
+/// An inventory group: a list of hosts, or `{ hosts: [...], children: [group, ...] }`.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(untagged)]
+pub enum Group {
+    /// Just its hosts.
+    Hosts(Vec<Host>),
+    /// Its own hosts and the groups whose hosts it holds too.
+    Nested(GroupDetails),
+}
+
+impl Group {
+    /// The hosts written in the group itself (not its children's).
+    pub fn hosts(&self) -> &[Host] {
+        match self {
+            Group::Hosts(h) => h,
+            Group::Nested(d) => &d.hosts,
+        }
+    }
+
+    /// The groups named under `children`, in the order written.
+    pub fn children(&self) -> &[Spanned<String>] {
+        match self {
+            Group::Hosts(_) => &[],
+            Group::Nested(d) => &d.children,
+        }
+    }
+}
+
+/// A group written as a mapping: its own hosts and its child groups.
+#[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GroupDetails {
+    /// The group's own hosts, written as in a list group.
+    #[schemars(default)]
+    pub hosts: Vec<Host>,
+    /// Groups whose hosts (and their children's, recursively) belong to this group too.
+    #[schemars(default)]
+    pub children: Vec<Spanned<String>>,
+}
+
 /// A host: a name (`us-east-op-1`), or an object with connection details.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(untagged)]
@@ -326,7 +366,8 @@ pub struct HostDetails {
     pub port: Option<Spanned<u16>>,
     /// SSH user.
     pub user: Option<Spanned<String>>,
-    /// Free-form values for templates.
+    /// Free-form values for templates: `{{ host.vars.NAME }}`,
+    /// `{{ inventory.hosts.HOST.vars.NAME }}`.
     #[schemars(default)]
     pub vars: Entries<Node>,
 }

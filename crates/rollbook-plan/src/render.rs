@@ -46,7 +46,8 @@ pub fn node_context(
     run: RunState<'_>,
     outputs: &dyn Fn(NodeIndex) -> Option<Value>,
 ) -> Value {
-    let mut ctx = if may_read_inventory(plan, node) {
+    let reads = reads(plan, node);
+    let mut ctx = if reads.inventory {
         plan.context.clone()
     } else {
         without_inventory(&plan.context)
@@ -86,28 +87,103 @@ pub fn node_context(
         ctx["item"] = item.clone();
         ctx["index"] = json!(index);
     }
+    if reads.host
+        && let Some(host) = node_host(plan, node, &ctx)
+    {
+        ctx["host"] = host;
+    }
     ctx
 }
 
-/// Whether a node's templates may read `inventory`: one of them (the step's own, its name and
-/// its groups' names, the plan's `defaults` and `connections`) names it. Conservative: a
-/// mention anywhere counts. The `for_each` of the groups around the node is not looked at:
-/// it was expanded when the plan was compiled (or, over a step output, by the executor).
+/// The inventory host in scope of a node (`host` in templates), as its record
+/// ([`crate::inventory::host_record`]):
+/// 1. in an `ssh` step whose `host` renders to the name of an inventory host, that host;
+/// 2. else, when the node's `for_each` item (the innermost) is the name of an inventory host,
+///    or an object whose `name` is, that host.
+///
+/// Otherwise there is none, and a template that reads `host` fails to render.
+fn node_host(plan: &CompiledPlan, node: &Node, ctx: &Value) -> Option<Value> {
+    let records = plan
+        .context
+        .get("inventory")?
+        .get(crate::inventory::RESERVED_GROUP)?;
+    if let ActionRef::Ssh(a) = node.step.action()
+        && let Some(record) = ssh_host(&a.host.value, ctx).and_then(|name| records.get(&name))
+    {
+        return Some(record.clone());
+    }
+    let name = match &node.item.as_ref()?.0 {
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => o.get("name")?.as_str()?,
+        _ => return None,
+    };
+    records.get(name).cloned()
+}
+
+/// The host an `ssh` step's `host` template names, rendered without `host` in the context.
+fn ssh_host(template: &str, ctx: &Value) -> Option<String> {
+    static RENDERER: std::sync::OnceLock<Renderer> = std::sync::OnceLock::new();
+    if !template.contains("{{") {
+        return Some(template.to_string());
+    }
+    match crate::template::eval_single(template, ctx) {
+        Ok(Some(Value::String(s))) => Some(s),
+        Ok(Some(_)) => None,
+        _ => RENDERER
+            .get_or_init(Renderer::new)
+            .render(template, ctx, Escape::None)
+            .ok(),
+    }
+}
+
+/// What a node's templates may read, beyond what every node gets.
+struct Reads {
+    /// `inventory`: its groups and host records.
+    inventory: bool,
+    /// `host`: the inventory host in scope ([`node_host`]).
+    host: bool,
+}
+
+/// Whether a node's templates may read `inventory` or `host`: one of them (the step's own,
+/// its name and its groups' names, the plan's `defaults` and `connections`) names it.
+/// Conservative: a mention anywhere counts. The `for_each` of the groups around the node is
+/// not looked at: it was expanded when the plan was compiled (or, over a step output, by the
+/// executor).
 ///
 /// Why: the context is copied for every node, and handlebars copies it again for every
 /// template. A `for_each` over 10,000 hosts reads the inventory once, when it is compiled; a
 /// copy of the 10,000 names in each of its 30,000 nodes' contexts made a run quadratic
 /// (48 s of copying for the dry run alone).
-fn may_read_inventory(plan: &CompiledPlan, node: &Node) -> bool {
-    let mut named = false;
-    let mut look = |text: &str| named |= text.contains("inventory");
+fn reads(plan: &CompiledPlan, node: &Node) -> Reads {
+    let mut reads = Reads {
+        inventory: false,
+        host: false,
+    };
+    let mut look = |text: &str| {
+        reads.inventory |= text.contains("inventory");
+        reads.host |= mentions_host(text);
+    };
     crate::compile::visit_templates(&node.step, &mut look);
     for step in std::iter::once(&node.step).chain(&node.groups) {
         if let Some(name) = &step.name {
             look(&name.value);
         }
     }
-    named || format!("{:?}{:?}", plan.defaults, plan.connections).contains("inventory")
+    let plan_wide = format!("{:?}{:?}", plan.defaults, plan.connections);
+    look(&plan_wide);
+    reads
+}
+
+/// Whether `text` may read `host`: the word followed by what can follow a name in a template
+/// (`host.vars.x`, `host }}`, `(host)`), so that `known_hosts` and `host_key_policy` in the
+/// settings do not count.
+fn mentions_host(text: &str) -> bool {
+    text.match_indices("host").any(|(i, _)| {
+        matches!(
+            text[i + 4..].chars().next(),
+            None | Some('.' | ' ' | '}' | ')' | '[' | '~' | '\n')
+        )
+    })
 }
 
 /// The plan's context with an empty `inventory`.

@@ -4,6 +4,7 @@
 
 pub mod diff;
 pub mod graph;
+pub mod inventory;
 pub mod list;
 pub mod plan;
 pub mod readiness;
@@ -47,16 +48,102 @@ impl PlanFile {
 /// The files given with `--params-file` and `--inventory`, each read once.
 pub struct BindFiles {
     pub params: Option<SourceFile>,
-    pub inventory: Option<SourceFile>,
+    pub inventory: Option<InventoryFiles>,
 }
 
 impl BindFiles {
     pub fn read(bind: &BindArgs) -> Result<Self, Failure> {
-        let read = |file: &Option<PathBuf>| file.as_deref().map(read_source).transpose();
         Ok(BindFiles {
-            params: read(&bind.params_file)?,
-            inventory: read(&bind.inventory)?,
+            params: bind.params_file.as_deref().map(read_source).transpose()?,
+            inventory: bind
+                .inventory
+                .as_deref()
+                .map(InventoryFiles::read)
+                .transpose()?,
         })
+    }
+}
+
+/// What `--inventory` names: one file, or a directory whose `*.yaml` and `*.yml` files (not
+/// those of its subdirectories) are one inventory, read in the order of their names.
+pub struct InventoryFiles {
+    pub files: Vec<SourceFile>,
+    /// A directory was given (its files are kept as a bundle by a run).
+    pub dir: bool,
+}
+
+impl InventoryFiles {
+    pub fn read(path: &Path) -> Result<Self, Failure> {
+        if !path.is_dir() {
+            return Ok(InventoryFiles {
+                files: vec![read_source(path)?],
+                dir: false,
+            });
+        }
+        let cannot =
+            |e: std::io::Error| Failure::invalid(format!("cannot read {}: {e}", path.display()));
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(cannot)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(cannot)?;
+        paths.retain(|p| {
+            p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+        });
+        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        if paths.is_empty() {
+            return Err(Failure::invalid(format!(
+                "--inventory {}: the directory has no *.yaml or *.yml file",
+                path.display()
+            )));
+        }
+        Ok(InventoryFiles {
+            files: paths
+                .iter()
+                .map(|p| read_source(p))
+                .collect::<Result<_, _>>()?,
+            dir: true,
+        })
+    }
+
+    /// The groups of all the files; their diagnostics printed otherwise (exit 2).
+    pub fn load(
+        &self,
+        style: diagnostics::Style,
+    ) -> Result<BTreeMap<String, rollbook_plan::model::Group>, Failure> {
+        rollbook_plan::load_inventory_files(&self.files).map_err(|diags| {
+            let errors = diags.iter().filter(|(_, d)| d.is_error()).count();
+            let mut out = String::new();
+            for (i, d) in &diags {
+                let file = Checked {
+                    file: self.files[*i].clone(),
+                    plan: None,
+                    diagnostics: Vec::new(),
+                };
+                out.push_str(&diagnostics::render_one(&file, d, style));
+            }
+            let bad: std::collections::BTreeSet<usize> = diags.iter().map(|(i, _)| *i).collect();
+            let files = self.files.len();
+            out.push_str(&style.error_line(&format!(
+                "{errors} {} in the inventory ({} of {files} file{})",
+                if errors == 1 { "error" } else { "errors" },
+                bad.len(),
+                if files == 1 { "" } else { "s" },
+            )));
+            out.push('\n');
+            say_part!("{out}");
+            Failure::AlreadyReported(crate::exit::INVALID)
+        })
+    }
+
+    /// The text a run keeps as `inventory.yaml`: the file's own, or the directory's files as
+    /// one YAML document ([`rollbook_plan::inventory::bundle`]).
+    pub fn text_for_run(&self) -> String {
+        match (self.dir, self.files.as_slice()) {
+            (false, [file]) => file.text.to_string(),
+            _ => rollbook_plan::inventory::bundle(&self.files),
+        }
     }
 }
 
@@ -91,8 +178,7 @@ pub fn compile_source(
             .map_err(|d| side_file_failure(source, &d, style))?;
     }
     let inventory = match &files.inventory {
-        Some(source) => rollbook_plan::load_inventory(source)
-            .map_err(|d| side_file_failure(source, &d, style))?,
+        Some(inventory) => inventory.load(style)?,
         None => BTreeMap::new(),
     };
     let params = compile::bind_params(plan, &input).map_err(|e| Failure::invalid(e.to_string()))?;

@@ -11,6 +11,7 @@ mod graph;
 mod http_plans;
 mod inputs;
 mod invalid_plans;
+mod inventory;
 mod old_journals;
 mod order;
 mod readiness;

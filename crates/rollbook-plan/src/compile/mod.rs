@@ -122,7 +122,8 @@ pub struct CompiledPlan {
     pub lock: String,
     /// Every param with its bound value.
     pub params: Map<String, Value>,
-    /// Host names by group, after `--inventory` overrides.
+    /// Host names by group, after `--inventory` overrides, each group with its children's
+    /// hosts ([`crate::inventory::expand`]).
     pub inventory: BTreeMap<String, Vec<String>>,
     /// Connection details of hosts given as objects in the inventory.
     pub hosts: BTreeMap<String, HostDetails>,
@@ -132,8 +133,8 @@ pub struct CompiledPlan {
     pub connections: Entries<Connection>,
     /// Where each secret's value comes from (read by the CLI at run time).
     pub secrets: Entries<SecretSource>,
-    /// The template context without `steps`, `secrets`, `item` and `index`: `params`,
-    /// `inventory`, `plan`, `run`.
+    /// The template context without `steps`, `secrets`, `item`, `index` and `host`: `params`,
+    /// `inventory` (the groups, and `hosts`: every host's record), `plan`, `run`.
     pub context: Value,
     /// The three phases, in run order (a phase may have no nodes).
     pub phases: Vec<Phase>,
@@ -288,7 +289,7 @@ pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_s
 pub fn compile(
     plan: &Plan,
     params: Map<String, Value>,
-    extra_inventory: &BTreeMap<String, Vec<Host>>,
+    extra_inventory: &BTreeMap<String, Group>,
     run: &RunInfo,
 ) -> Result<CompiledPlan, Error> {
     compile_limited(plan, params, extra_inventory, run, &[])
@@ -299,18 +300,22 @@ pub fn compile(
 pub fn compile_limited(
     plan: &Plan,
     params: Map<String, Value>,
-    extra_inventory: &BTreeMap<String, Vec<Host>>,
+    extra_inventory: &BTreeMap<String, Group>,
     run: &RunInfo,
     limit: &[String],
 ) -> Result<CompiledPlan, Error> {
-    let (inventory, hosts) = merge_inventory(plan, extra_inventory);
+    let (groups, hosts) = merge_inventory(&plan.inventory, extra_inventory);
+    let inventory = crate::inventory::expand(&groups).map_err(|e| Error::Compile {
+        message: format!("{e} (the plan's groups and `--inventory`'s together)"),
+        span: None,
+    })?;
     let limit = Limit::new(limit, &inventory).map_err(|message| Error::Compile {
         message,
         span: None,
     })?;
     let context = json!({
         "params": params,
-        "inventory": inventory,
+        "inventory": inventory_context(&inventory, &hosts),
         "plan": {
             "name": plan.name.value,
             "severity": plan.severity.as_ref().map(|s| s.value.as_str()),
@@ -362,28 +367,50 @@ pub fn compile_limited(
 }
 
 /// The plan's inventory with the extra groups on top (a group of the same name replaces the
-/// plan's): host names by group, and the details of hosts written as objects.
-pub(crate) fn merge_inventory(
-    plan: &Plan,
-    extra_inventory: &BTreeMap<String, Vec<Host>>,
-) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, HostDetails>) {
-    let mut inventory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// plan's), as written (children not expanded yet), and the details of hosts written as
+/// objects (a file's over the plan's).
+pub fn merge_inventory(
+    plan_inventory: &Entries<Group>,
+    extra_inventory: &BTreeMap<String, Group>,
+) -> (BTreeMap<String, Group>, BTreeMap<String, HostDetails>) {
+    let mut inventory: BTreeMap<String, Group> = BTreeMap::new();
     let mut hosts: BTreeMap<String, HostDetails> = BTreeMap::new();
-    let groups = plan
-        .inventory
+    let groups = plan_inventory
         .iter()
         .map(|(k, v)| (k.value.clone(), v))
         .chain(extra_inventory.iter().map(|(k, v)| (k.clone(), v)));
-    for (group, list) in groups {
-        let names = list.iter().map(|h| h.name().value.clone()).collect();
-        inventory.insert(group, names);
-        for h in list {
+    for (group, written) in groups {
+        for h in written.hosts() {
             if let Host::Detailed(d) = h {
                 hosts.insert(d.name.value.clone(), d.clone());
             }
         }
+        inventory.insert(group, written.clone());
     }
     (inventory, hosts)
+}
+
+/// The `inventory` of the template context: each group's host names, and `hosts`, the record
+/// of every host ([`crate::inventory::host_record`]).
+pub(crate) fn inventory_context(
+    groups: &BTreeMap<String, Vec<String>>,
+    details: &BTreeMap<String, HostDetails>,
+) -> Value {
+    let mut records = Map::new();
+    for name in groups.values().flatten().chain(details.keys()) {
+        if !records.contains_key(name) {
+            records.insert(
+                name.clone(),
+                crate::inventory::host_record(name, details.get(name)),
+            );
+        }
+    }
+    let mut out: Map<String, Value> = groups.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    out.insert(
+        crate::inventory::RESERVED_GROUP.into(),
+        Value::Object(records),
+    );
+    Value::Object(out)
 }
 
 /// One phase's steps expanded into its graph.

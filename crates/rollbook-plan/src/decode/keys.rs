@@ -20,6 +20,8 @@ pub const PLAN: &[&str] = &[
 ];
 /// Keys of a param.
 pub const PARAM: &[&str] = &["type", "default", "required", "enum", "description"];
+/// Keys of an inventory group written as a mapping.
+pub const GROUP: &[&str] = &["hosts", "children"];
 /// Keys of an inventory host written as an object.
 pub const HOST: &[&str] = &["name", "address", "port", "user", "vars"];
 /// The sources of a secret (one of them).

@@ -71,7 +71,7 @@ pub fn decode_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
             .unwrap_or_default(),
         inventory: f
             .get("inventory")
-            .map(|n| d.entries(n, "inventory", |d, v| Some(d.list(v, |d, h| d.host(h)))))
+            .map(|n| d.entries(n, "inventory", |d, v| d.group(v)))
             .unwrap_or_default(),
         secrets: f
             .get("secrets")
@@ -415,6 +415,33 @@ impl Decoder<'_> {
         })
     }
 
+    /// An inventory group: a list of hosts, or a mapping of `hosts` and `children`.
+    fn group(&mut self, node: &Node) -> Option<Group> {
+        match &node.kind {
+            NodeKind::Seq(_) => Some(Group::Hosts(self.list(node, |d, h| d.host(h)))),
+            NodeKind::Map(_) => {
+                let f = self.fields(node, "an inventory group", keys::GROUP)?;
+                Some(Group::Nested(GroupDetails {
+                    hosts: f
+                        .get("hosts")
+                        .map(|n| self.list(n, |d, h| d.host(h)))
+                        .unwrap_or_default(),
+                    children: f
+                        .get("children")
+                        .map(|n| self.list(n, |d, c| d.string(c)))
+                        .unwrap_or_default(),
+                }))
+            }
+            _ => {
+                self.type_error(
+                    node,
+                    "a list of hosts, or a mapping with `hosts` and `children`",
+                );
+                None
+            }
+        }
+    }
+
     fn host(&mut self, node: &Node) -> Option<Host> {
         if let NodeKind::Scalar { .. } = node.kind {
             return self.string(node).map(Host::Name);
@@ -718,7 +745,7 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
 }
 
 /// Reads an inventory file: groups of hosts, as under a plan's `inventory:`.
-pub fn decode_inventory(root: &Node, diags: &mut Vec<Diagnostic>) -> Entries<Vec<Host>> {
+pub fn decode_inventory(root: &Node, diags: &mut Vec<Diagnostic>) -> Entries<Group> {
     let mut d = Decoder { diags };
-    d.entries(root, "inventory", |d, v| Some(d.list(v, |d, h| d.host(h))))
+    d.entries(root, "inventory", |d, v| d.group(v))
 }

@@ -2,6 +2,7 @@
 
 mod compile;
 mod expressions;
+mod inventory;
 mod loader;
 mod order;
 mod schema;

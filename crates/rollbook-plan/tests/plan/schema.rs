@@ -35,6 +35,7 @@ fn schema_keys_match_the_decoder_keys() {
         (None, &[keys::PLAN]),
         (Some("Param"), &[keys::PARAM]),
         (Some("HostDetails"), &[keys::HOST]),
+        (Some("GroupDetails"), &[keys::GROUP]),
         (Some("Defaults"), &[keys::DEFAULTS]),
         (Some("Retry"), &[keys::RETRY]),
         (Some("SshSettings"), &[keys::SSH_SETTINGS]),
