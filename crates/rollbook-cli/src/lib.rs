@@ -94,30 +94,21 @@ pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
     after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory or shared store, journal, runtime)"
 )]
 pub struct Cli {
-    /// Where plans are found by name.
-    #[arg(long, global = true, env = "ROLLBOOK_PLANS", default_value = "plans")]
+    // The options the environment can set read it in `Cli::environment`, not through clap's
+    // `env`: clap would show such an option in usage lines as if it were required.
+    /// Where plans are found by name [env: ROLLBOOK_PLANS].
+    #[arg(long, global = true, default_value = "plans")]
     pub plans_dir: PathBuf,
 
-    /// Where runs are journaled and locks kept.
-    #[arg(
-        long,
-        global = true,
-        env = "ROLLBOOK_STATE_DIR",
-        default_value = ".rollbook"
-    )]
+    /// Where runs are journaled and locks kept [env: ROLLBOOK_STATE_DIR].
+    #[arg(long, global = true, default_value = ".rollbook")]
     pub state_dir: PathBuf,
 
     /// A shared store for runs, journals and locks instead of the state directory:
     /// `postgres://USER@HOST:PORT/DB` (`sslmode`, `sslrootcert` as libpq has them). The
     /// password comes from ROLLBOOK_STATE_PASSWORD or the file ROLLBOOK_STATE_PASSWORD_FILE
-    /// names. See docs/team-state.md.
-    #[arg(
-        long,
-        global = true,
-        env = "ROLLBOOK_STATE",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// names. See docs/team-state.md [env: ROLLBOOK_STATE].
+    #[arg(long, global = true, value_name = "URL")]
     pub state: Option<String>,
 
     /// Colors in diagnostics and progress: auto (on a terminal, unless NO_COLOR), always, never.
@@ -209,8 +200,8 @@ pub enum Command {
     Inventory {
         /// A plan name or path: its inventory, with `--inventory`'s groups over it.
         plan: Option<String>,
-        /// A YAML file of inventory groups, or a directory of them.
-        #[arg(long, value_name = "FILE|DIR", env = "ROLLBOOK_INVENTORY")]
+        /// A YAML file of inventory groups, or a directory of them [env: ROLLBOOK_INVENTORY].
+        #[arg(long, value_name = "FILE|DIR")]
         inventory: Option<PathBuf>,
         /// A Mermaid graph of groups → children → hosts instead of the list.
         #[arg(long, conflicts_with = "format")]
@@ -328,8 +319,8 @@ pub struct BindArgs {
     #[arg(long, value_name = "FILE")]
     pub params_file: Option<PathBuf>,
     /// A YAML file of inventory groups that add to or replace the plan's, or a directory
-    /// whose `*.yaml`/`*.yml` files are read as one inventory.
-    #[arg(long, value_name = "FILE|DIR", env = "ROLLBOOK_INVENTORY")]
+    /// whose `*.yaml`/`*.yml` files are read as one inventory [env: ROLLBOOK_INVENTORY].
+    #[arg(long, value_name = "FILE|DIR")]
     pub inventory: Option<PathBuf>,
     /// Narrow the run to these hosts: host names, group names, globs (`web-*`). `for_each`
     /// instances over other hosts of the inventory are left out (repeatable).
@@ -342,8 +333,69 @@ pub fn main() -> ExitCode {
     // Before anything is opened: a fan-out needs a descriptor per connection (see
     // `open_files`).
     let _ = open_files::raise();
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.environment(&matches);
     ExitCode::from(run(cli))
+}
+
+/// An environment variable that is set and not empty.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Cli {
+    /// What the environment sets where the command line does not: `ROLLBOOK_PLANS`,
+    /// `ROLLBOOK_STATE_DIR`, `ROLLBOOK_STATE`, and a command's `ROLLBOOK_INVENTORY` and SSH
+    /// settings. An option typed on the command line wins.
+    pub fn environment(&mut self, matches: &clap::ArgMatches) {
+        let typed = |id: &str| {
+            matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                || matches.subcommand().is_some_and(|(_, m)| {
+                    m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                })
+        };
+        if !typed("plans_dir") {
+            if let Some(dir) = env_value("ROLLBOOK_PLANS") {
+                self.plans_dir = dir.into();
+            }
+        }
+        if !typed("state_dir") {
+            if let Some(dir) = env_value("ROLLBOOK_STATE_DIR") {
+                self.state_dir = dir.into();
+            }
+        }
+        if self.state.is_none() {
+            self.state = env_value("ROLLBOOK_STATE");
+        }
+        let (bind, ssh) = match &mut self.command {
+            Command::Plan { bind, ssh, .. } => (Some(bind), Some(ssh)),
+            Command::Run { bind, run, .. } => (Some(bind), Some(&mut run.ssh)),
+            Command::Resume { run, .. } => (None, Some(&mut run.ssh)),
+            Command::Graph { bind, .. } | Command::Diff { bind, .. } => (Some(bind), None),
+            Command::Inventory { inventory, .. } => {
+                if inventory.is_none() {
+                    *inventory = env_value("ROLLBOOK_INVENTORY").map(PathBuf::from);
+                }
+                (None, None)
+            }
+            _ => (None, None),
+        };
+        if let Some(bind) = bind {
+            if bind.inventory.is_none() {
+                bind.inventory = env_value("ROLLBOOK_INVENTORY").map(PathBuf::from);
+            }
+        }
+        if let Some(ssh) = ssh {
+            if ssh.identity.is_none() {
+                ssh.identity = env_value("ROLLBOOK_SSH_IDENTITY").map(PathBuf::from);
+            }
+            if ssh.known_hosts.is_none() {
+                ssh.known_hosts = env_value("ROLLBOOK_SSH_KNOWN_HOSTS").map(PathBuf::from);
+            }
+        }
+    }
 }
 
 /// Why a command did not succeed. The one place where faults become exit codes
