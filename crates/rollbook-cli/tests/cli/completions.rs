@@ -86,3 +86,38 @@ fn is_version_line(line: &str) -> bool {
         && date.as_bytes()[4] == b'-'
         && date.as_bytes()[7] == b'-'
 }
+
+/// An option the environment sets is not shown in a usage line as if it were required, and
+/// the environment still sets it.
+#[test]
+fn options_from_the_environment_stay_out_of_usage_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rollbook_in(dir.path())
+        .env("ROLLBOOK_STATE_DIR", "elsewhere")
+        .env("ROLLBOOK_INVENTORY", "inv.yaml")
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert_eq!(
+        usage, "Usage: rollbook run --reason <REASON> <PLAN>",
+        "{err}"
+    );
+
+    let out = rollbook_in(dir.path())
+        .env(
+            "ROLLBOOK_STATE_DIR",
+            dir.path().join("no-such").join("state"),
+        )
+        .args(["runs"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("no-such/state"),
+        "the state directory comes from ROLLBOOK_STATE_DIR"
+    );
+}
