@@ -46,12 +46,22 @@ pub fn node_context(
     run: RunState<'_>,
     outputs: &dyn Fn(NodeIndex) -> Option<Value>,
 ) -> Value {
+    let base = node.call.as_ref().map_or(&plan.context, |c| &c.context);
     let mut ctx = if may_read_inventory(plan, node) {
-        plan.context.clone()
+        base.clone()
     } else {
-        without_inventory(&plan.context)
+        without_inventory(base)
     };
-    ctx["secrets"] = Value::Object(secrets.clone());
+    ctx["secrets"] = match &node.call {
+        None => Value::Object(secrets.clone()),
+        // A called plan sees the secrets it was given, under its own names.
+        Some(call) => Value::Object(
+            call.secrets
+                .iter()
+                .filter_map(|(called, run)| secrets.get(run).map(|v| (called.clone(), v.clone())))
+                .collect(),
+        ),
+    };
     ctx["run"]["status"] = json!(run.status);
     ctx["run"]["tolerated"] = run.tolerated.clone();
     let mut steps = Map::new();
@@ -107,7 +117,8 @@ fn may_read_inventory(plan: &CompiledPlan, node: &Node) -> bool {
             look(&name.value);
         }
     }
-    named || format!("{:?}{:?}", plan.defaults, plan.connections).contains("inventory")
+    let env = Env::of(plan, node);
+    named || format!("{:?}{:?}", env.defaults, env.connections).contains("inventory")
 }
 
 /// The plan's context with an empty `inventory`.
@@ -262,6 +273,7 @@ pub fn render_action(
     renderer: &Renderer,
 ) -> Result<Action, RenderError> {
     let r = R { r: renderer, ctx };
+    let plan = &Env::of(plan, node);
     match node.step.action() {
         ActionRef::Ssh(a) => ssh(&r, plan, a).map(Action::Ssh),
         ActionRef::Http(a) => http(&r, plan, a).map(Action::Http),
@@ -277,6 +289,35 @@ pub fn render_action(
             field: "steps",
             message: "a group has no action of its own".into(),
         }),
+        ActionRef::Call(_) => Err(RenderError {
+            field: "plan",
+            message: "a call of a plan has no action of its own".into(),
+        }),
+    }
+}
+
+/// What a node's action is rendered with: its plan's `defaults`, `connections` and host
+/// details (a called plan's own, for the nodes of a call).
+struct Env<'a> {
+    defaults: &'a model::Defaults,
+    connections: &'a model::Entries<Connection>,
+    hosts: &'a std::collections::BTreeMap<String, model::HostDetails>,
+}
+
+impl<'a> Env<'a> {
+    fn of(plan: &'a CompiledPlan, node: &'a Node) -> Self {
+        match &node.call {
+            Some(c) => Env {
+                defaults: &c.defaults,
+                connections: &c.connections,
+                hosts: &c.hosts,
+            },
+            None => Env {
+                defaults: &plan.defaults,
+                connections: &plan.connections,
+                hosts: &plan.hosts,
+            },
+        }
     }
 }
 
@@ -287,7 +328,7 @@ fn own_or<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> &'a Option<T> {
 
 /// An `ssh` step: the host's inventory details and the plan's `defaults.ssh` fill in what the
 /// step leaves out.
-fn ssh(r: &R<'_>, plan: &CompiledPlan, a: &model::SshAction) -> Result<SshCommand, RenderError> {
+fn ssh(r: &R<'_>, plan: &Env<'_>, a: &model::SshAction) -> Result<SshCommand, RenderError> {
     let defaults = plan.defaults.ssh.clone().unwrap_or_default();
     let host = r.text("ssh.host", &a.host)?;
     let details = plan.hosts.get(&host);
@@ -387,7 +428,7 @@ fn upload(r: &R<'_>, u: &model::Upload) -> Result<Upload, RenderError> {
 /// An `http` step: its URL (or its connection's `base_url` and its `path`), headers from the
 /// defaults, the connection and the step (later ones replace earlier ones of the same name,
 /// in any case), the query, the body and the TLS settings.
-fn http(r: &R<'_>, plan: &CompiledPlan, a: &model::HttpAction) -> Result<HttpRequest, RenderError> {
+fn http(r: &R<'_>, plan: &Env<'_>, a: &model::HttpAction) -> Result<HttpRequest, RenderError> {
     let mut url = r.opt("http.url", &a.url)?.unwrap_or_default();
     let mut headers = Vec::new();
     let mut tls_source = a.tls.as_ref();
@@ -483,7 +524,7 @@ fn tls(r: &R<'_>, source: Option<&model::Tls>) -> Result<Tls, RenderError> {
 /// its statements with their arguments, and the timeouts.
 fn sql(
     r: &R<'_>,
-    plan: &CompiledPlan,
+    plan: &Env<'_>,
     node: &Node,
     a: &model::SqlAction,
 ) -> Result<SqlCall, RenderError> {
