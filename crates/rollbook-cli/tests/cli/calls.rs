@@ -20,7 +20,7 @@ steps:
   - id: check
     shell:
       env: { HOOK: "{{ secrets.hook }}" }
-      run: test "$HOOK" = right-token
+      run: echo "hook $HOOK"; test "$HOOK" = right-token
 "#;
 
 const CALLER: &str = r#"version: 1
@@ -147,6 +147,9 @@ fn a_calling_plan_runs_the_called_steps_in_one_journal_under_one_lock() {
             .unwrap()
             .ends_with("plans/notice.yaml")
     );
+    // The caller's secret, under the called plan's name, masked like any secret of the run.
+    let log = std::fs::read_to_string(sb.run_dir(id).join("logs/steps/notify.check.log")).unwrap();
+    assert_eq!(log, "out | hook ***\n");
     let journal = std::fs::read_to_string(sb.run_dir(id).join("journal.jsonl")).unwrap();
     assert!(!journal.contains("right-token"), "the secret is masked");
     // The report groups the called nodes under the call and knows their kind.

@@ -385,7 +385,18 @@ pub fn compile_with(
         };
         phase(plan, &context, &limit, &outer, kind, steps)
     })
-    .collect::<Result<_, _>>()?;
+    .collect::<Result<Vec<Phase>, _>>()?;
+    // The count above sees a call as one node; the called plans' nodes are counted here.
+    let total: usize = phases.iter().map(|p| p.graph.node_count()).sum();
+    if !library.is_empty() && total as u64 > size::MAX_NODES {
+        return Err(Error::Compile {
+            message: format!(
+                "the plan and the plans it calls would compile to {total} nodes; a run may have at most {}",
+                size::MAX_NODES
+            ),
+            span: None,
+        });
+    }
     Ok(CompiledPlan {
         name: plan.name.value.clone(),
         description: plan.description.as_ref().map(|d| d.value.clone()),
