@@ -26,6 +26,7 @@ macro_rules! say_part {
 pub mod check;
 pub mod commands;
 pub mod diagnostics;
+pub mod diff;
 pub mod display;
 pub mod dry_run;
 pub mod graph;
@@ -63,6 +64,16 @@ pub mod exit {
     pub const INTERNAL: u8 = 5;
 }
 
+/// `rollbook --version`: the version, the commit it was built from, the build's date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ROLLBOOK_COMMIT"),
+    ", built ",
+    env!("ROLLBOOK_BUILD_DATE"),
+    ")"
+);
+
 /// Parallelism of `run` when `--parallelism` is not given.
 pub const DEFAULT_PARALLELISM: usize = 64;
 
@@ -78,9 +89,9 @@ pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
 #[derive(Debug, Parser)]
 #[command(
     name = "rollbook",
-    version,
+    version = VERSION,
     about = "Declarative rollback plans: validate, dry-run and run them.",
-    after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory, journal, runtime)"
+    after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory or shared store, journal, runtime)"
 )]
 pub struct Cli {
     /// Where plans are found by name.
@@ -130,7 +141,9 @@ pub enum Command {
     Validate {
         /// Plan files or directories (default: the plans directory).
         paths: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = diagnostics::Format::Human)]
+        /// How problems are printed: text (with the source lines), json, github (annotations
+        /// for a pull request) or sarif (code scanning).
+        #[arg(long, value_enum, default_value_t = diagnostics::Format::Text)]
         format: diagnostics::Format,
         /// Fail (exit 2) on warnings too, as CI should.
         #[arg(long)]
@@ -138,6 +151,7 @@ pub enum Command {
     },
     /// List the plans: name, severity, steps, description.
     List {
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
@@ -153,6 +167,7 @@ pub enum Command {
         /// Parallelism a run would use, shown in the output.
         #[arg(long, default_value_t = DEFAULT_PARALLELISM, value_parser = at_least_one)]
         parallelism: usize,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = dry_run::Format::Text)]
         format: dry_run::Format,
         /// Preflight: reach every target the plan would touch, changing nothing (needs the
@@ -162,17 +177,37 @@ pub enum Command {
         #[command(flatten)]
         ssh: run::SshArgs,
     },
+    /// What a change does to the rollbacks: two versions of plans compared as their dry runs
+    /// (risks first: concurrency up, a confirmation gone, new irreversible steps), for review.
+    Diff {
+        /// The version before: a git revision (`origin/main`), or a plan file.
+        base: String,
+        /// The version after: a git revision, or a plan file (with a file as BASE); left
+        /// out, the working tree.
+        head: Option<String>,
+        /// Plans to compare, by name or path (default: every plan that differs).
+        #[arg(long = "plan", value_name = "PLAN")]
+        plans: Vec<String>,
+        #[command(flatten)]
+        bind: BindArgs,
+        /// text for a terminal, markdown for a pull-request comment, json for tools.
+        #[arg(long, value_enum, default_value_t = commands::diff::Format::Text)]
+        format: commands::diff::Format,
+    },
     /// The plan's graph of concrete nodes, as Mermaid or Graphviz.
     Graph {
+        /// A plan name (found in the plans directory) or a path to a plan file.
         plan: String,
         #[command(flatten)]
         bind: BindArgs,
+        /// mermaid (renders in GitHub and GitLab Markdown) or dot (Graphviz).
         #[arg(long, value_enum, default_value_t = graph::Format::Mermaid)]
         format: graph::Format,
     },
     /// Run a plan: confirm, lock, execute, journal. Exit 0 succeeded, 1 failed, 3 cancelled
     /// or not confirmed, 4 lock held.
     Run {
+        /// A plan name (found in the plans directory) or a path to a plan file.
         plan: String,
         /// Why the rollback runs: journaled, shown in the report and as `run.reason`.
         #[arg(long)]
@@ -184,6 +219,7 @@ pub enum Command {
     },
     /// Go on with a run that crashed, failed or was cancelled: what succeeded is not run again.
     Resume {
+        /// The run's id, as `rollbook runs` lists it (20261125-091500-a1b2).
         run_id: String,
         /// Resume even though the plan file changed since the run started.
         #[arg(long)]
@@ -198,23 +234,28 @@ pub enum Command {
         #[command(flatten)]
         run: run::RunArgs,
     },
-    /// The runs in the state dir, newest first; filter by plan, status, start, user.
+    /// The runs of the state directory or shared store, newest first; filter by plan, status, start, user.
     Runs {
         #[command(flatten)]
         filter: commands::runs::Filter,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
     /// One run, node by node: status, attempts, durations, exit codes, errors, outputs.
     Show {
+        /// The run's id, as `rollbook runs` lists it (20261125-091500-a1b2).
         run_id: String,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
     /// The incident report of a run, filled from its journal: summary, timeline, targets,
     /// checks, failures, a Gantt chart, and headed blanks for what only people know.
     Report {
+        /// The run's id, as `rollbook runs` lists it (20261125-091500-a1b2).
         run_id: String,
+        /// markdown (the incident report) or json (its facts, for tools).
         #[arg(long, value_enum, default_value_t = report::Format::Markdown)]
         format: report::Format,
     },
@@ -230,11 +271,22 @@ pub enum Command {
         /// as the run was given it, or `-` for runs without an inventory.
         #[arg(long, value_name = "NAME")]
         inventory: Option<String>,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
     /// Print the JSON Schema of plan files.
     Schema,
+    /// Print the completion script of a shell: `rollbook completions bash > /etc/bash_completion.d/rollbook`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (`rollbook.1`, `rollbook-run.1`, …) into a directory.
+    Man {
+        /// Where to write them (created if missing), e.g. `/usr/local/share/man/man1`.
+        dir: PathBuf,
+    },
     /// The shared store (`--state postgres://…`): create its tables, send what this machine
     /// has not sent yet, import a state directory's runs.
     State {
@@ -401,6 +453,22 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             };
             commands::plan::run(&plans_dir, &request, style)
         }
+        Command::Diff {
+            base,
+            head,
+            plans,
+            bind,
+            format,
+        } => {
+            let request = commands::diff::Request {
+                base: &base,
+                head: head.as_deref(),
+                plans: &plans,
+                bind: &bind,
+                format,
+            };
+            commands::diff::run(&plans_dir, &request, style)
+        }
         Command::Graph { plan, bind, format } => {
             commands::graph::run(&plans_dir, &plan, &bind, format, style)
         }
@@ -462,6 +530,18 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             commands::readiness::run(&plans_dir, &open_state()?, &request)
         }
         Command::Schema => commands::schema::run(),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "rollbook",
+                &mut out,
+            );
+            print(&String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Command::Man { dir } => commands::schema::man(&dir),
         Command::State { command } => {
             commands::state::run(state_url.as_deref(), &state_dir, &command)
         }

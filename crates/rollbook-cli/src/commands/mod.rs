@@ -2,6 +2,7 @@
 //! [`Failure`]. What several commands share lives here: reading a plan and the files that
 //! bind it, each once, and compiling them.
 
+pub mod diff;
 pub mod graph;
 pub mod list;
 pub mod plan;
@@ -277,7 +278,7 @@ fn diagnostics_failure(checked: &Checked, style: diagnostics::Style) -> Failure 
         "{}",
         diagnostics::render_all(
             std::slice::from_ref(checked),
-            diagnostics::Format::Human,
+            diagnostics::Format::Text,
             style
         )
     );

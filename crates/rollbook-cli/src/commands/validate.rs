@@ -23,7 +23,7 @@ pub fn run(
     let checked = check_all(plans_dir, &paths, &files)?;
     let out = diagnostics::render_all(&checked, format, style);
     match format {
-        diagnostics::Format::Human => say_part!("{out}"),
+        diagnostics::Format::Text => say_part!("{out}"),
         _ => crate::print(&out),
     }
     // Two plans with one name: `run NAME` could not say which it means.

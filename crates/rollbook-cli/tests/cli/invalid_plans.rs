@@ -24,7 +24,7 @@ fn every_invalid_fixture_is_refused_with_a_located_diagnostic() {
             "{stem}.yaml should be invalid but validated"
         );
         let rendered =
-            diagnostics::render_all(std::slice::from_ref(&checked), Format::Human, Style::PLAIN);
+            diagnostics::render_all(std::slice::from_ref(&checked), Format::Text, Style::PLAIN);
         // Every diagnostic names a line of the file (miette prints `[file:line:col]`).
         assert!(
             rendered.contains(&format!("[fixtures/invalid/{stem}.yaml:")),
@@ -66,7 +66,7 @@ fn warning_fixtures_validate_with_located_warnings() {
             "{stem}.yaml has no warning"
         );
         let checked = std::slice::from_ref(&checked);
-        let human = diagnostics::render_all(checked, Format::Human, Style::PLAIN);
+        let human = diagnostics::render_all(checked, Format::Text, Style::PLAIN);
         insta::assert_snapshot!(format!("warnings__{stem}"), human);
         let github = diagnostics::render_all(checked, Format::Github, Style::PLAIN);
         insta::assert_snapshot!(format!("warnings__{stem}__github"), github);

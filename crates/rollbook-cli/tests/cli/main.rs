@@ -3,6 +3,8 @@
 mod architecture;
 mod calls;
 mod commands;
+mod completions;
+mod diff;
 mod dry_runs;
 mod exit_codes;
 mod fleet;
@@ -14,6 +16,7 @@ mod old_journals;
 mod order;
 mod readiness;
 mod report;
+mod review_action;
 mod run;
 mod runs_filters;
 mod secrets;
