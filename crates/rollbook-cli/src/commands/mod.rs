@@ -47,6 +47,19 @@ impl Called {
     /// `first` and then the plans of `plans_dir`. Nothing is looked up for a plan that calls
     /// none.
     pub fn find(plans_dir: &Path, source: &SourceFile, first: &[PathBuf]) -> Result<Self, Failure> {
+        Self::find_with(plans_dir, source, first, &|path| {
+            read_source(path).map(Some)
+        })
+    }
+
+    /// [`Called::find`], with the called plans' texts read by `read` (`None`: not there),
+    /// e.g. at a git revision (`diff`).
+    pub fn find_with(
+        plans_dir: &Path,
+        source: &SourceFile,
+        first: &[PathBuf],
+        read: &dyn Fn(&Path) -> Result<Option<SourceFile>, Failure>,
+    ) -> Result<Self, Failure> {
         let mut called = Called::default();
         let mut ignored = Vec::new();
         let Some(plan) = rollbook_plan::load(source, &mut ignored) else {
@@ -77,7 +90,9 @@ impl Called {
             let Some(path) = by_name.get(&name) else {
                 continue;
             };
-            let text = read_source(path)?;
+            let Some(text) = read(path)? else {
+                continue;
+            };
             if let Some(plan) = rollbook_plan::load(&text, &mut ignored) {
                 todo.extend(
                     rollbook_plan::calls::called_names(&plan)

@@ -95,7 +95,7 @@ fn every_wrong_call_is_refused_with_a_located_diagnostic() {
             "{stem}.yaml should be invalid but validated"
         );
         let rendered =
-            diagnostics::render_all(std::slice::from_ref(&checked), Format::Human, Style::PLAIN);
+            diagnostics::render_all(std::slice::from_ref(&checked), Format::Text, Style::PLAIN);
         assert!(
             rendered.contains(&format!("[tests/fixtures/invalid/calls/{stem}.yaml:")),
             "{stem}: no location in\n{rendered}"
