@@ -207,7 +207,7 @@ fn sarif(checked: &[Checked]) -> String {
             };
             let mut text = d.message.clone();
             if let Some(help) = &d.help {
-                text.push_str("\n");
+                text.push('\n');
                 text.push_str(help);
             }
             results.push(json!({

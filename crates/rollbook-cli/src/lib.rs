@@ -356,15 +356,15 @@ impl Cli {
                     m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
                 })
         };
-        if !typed("plans_dir") {
-            if let Some(dir) = env_value("ROLLBOOK_PLANS") {
-                self.plans_dir = dir.into();
-            }
+        if !typed("plans_dir")
+            && let Some(dir) = env_value("ROLLBOOK_PLANS")
+        {
+            self.plans_dir = dir.into();
         }
-        if !typed("state_dir") {
-            if let Some(dir) = env_value("ROLLBOOK_STATE_DIR") {
-                self.state_dir = dir.into();
-            }
+        if !typed("state_dir")
+            && let Some(dir) = env_value("ROLLBOOK_STATE_DIR")
+        {
+            self.state_dir = dir.into();
         }
         if self.state.is_none() {
             self.state = env_value("ROLLBOOK_STATE");
@@ -382,10 +382,10 @@ impl Cli {
             }
             _ => (None, None),
         };
-        if let Some(bind) = bind {
-            if bind.inventory.is_none() {
-                bind.inventory = env_value("ROLLBOOK_INVENTORY").map(PathBuf::from);
-            }
+        if let Some(bind) = bind
+            && bind.inventory.is_none()
+        {
+            bind.inventory = env_value("ROLLBOOK_INVENTORY").map(PathBuf::from);
         }
         if let Some(ssh) = ssh {
             if ssh.identity.is_none() {

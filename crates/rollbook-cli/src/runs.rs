@@ -143,8 +143,25 @@ pub(crate) fn compile_as_run(
         user: meta.user.clone(),
         started_at: meta.started_at.clone(),
     };
-    compile::compile_limited(plan, params, &inventory, &info, &meta.limit)
-        .map_err(|e| e.to_string())
+    compile::compile_with(
+        plan,
+        params,
+        &inventory,
+        &info,
+        &meta.limit,
+        &called_library(meta),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The plans a run's plan called, with their text as the run kept it.
+pub(crate) fn called_library(meta: &journal::RunMeta) -> rollbook_plan::calls::Library {
+    let mut library = rollbook_plan::calls::Library::new();
+    for (name, called) in &meta.calls {
+        let file = rollbook_plan::SourceFile::new(called.path.clone(), called.text.clone());
+        library.insert(name.clone(), file);
+    }
+    library
 }
 
 /// Reads a run's directory; an unknown run id is exit code 2, an unreadable run (or state

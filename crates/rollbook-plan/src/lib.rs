@@ -8,6 +8,7 @@
 //! it builds and tests in seconds.
 
 pub mod action;
+pub mod calls;
 pub mod compile;
 pub mod decode;
 pub mod diagnostic;
@@ -80,6 +81,25 @@ pub fn check(file: SourceFile, expected_name: Option<&str>) -> Checked {
         plan,
         diagnostics,
     }
+}
+
+/// [`check`], and the plan's calls of other plans (`plan: NAME`) against `library`: the
+/// plans it may call, by name ([`calls::check_calls`]).
+pub fn check_with(
+    file: SourceFile,
+    expected_name: Option<&str>,
+    library: &calls::Library,
+) -> Checked {
+    let mut checked = check(file, expected_name);
+    if let Some(plan) = &checked.plan {
+        checked
+            .diagnostics
+            .extend(calls::check_calls(plan, library));
+        checked
+            .diagnostics
+            .sort_by_key(|d| (d.span.offset, d.level));
+    }
+    checked
 }
 
 /// Parses and decodes a plan, without the semantic checks of [`validate`].

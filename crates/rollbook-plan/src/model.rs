@@ -568,6 +568,17 @@ pub struct Step {
     pub confirm: Option<Template>,
     /// A group: these steps run (once per `for_each` item) as a small graph of their own.
     pub steps: Option<Vec<Step>>,
+    /// Call another plan of the plans directory by name: its `steps` run here, as a
+    /// sub-graph of this run (one journal, one lock), their nodes named under this step.
+    pub plan: Option<Spanned<String>>,
+    /// With `plan`: the called plan's params. Values may be templates, rendered in this
+    /// plan's context when the plan is compiled.
+    #[schemars(default)]
+    pub params: Entries<Node>,
+    /// With `plan`: the called plan's secrets, each given one of this plan's
+    /// (`called_name: this_plans_name`). A called plan sees no other secret.
+    #[schemars(default)]
+    pub secrets: Entries<Spanned<String>>,
     /// Where the step's mapping is written.
     #[schemars(skip)]
     pub span: Span,
@@ -627,6 +638,8 @@ pub enum ActionRef<'a> {
     Confirm(&'a Template),
     /// `steps:`: a group (or a step with no action at all).
     Group(&'a [Step]),
+    /// `plan:`: a call of another plan, by name.
+    Call(&'a Spanned<String>),
 }
 
 impl ActionRef<'_> {
@@ -641,6 +654,7 @@ impl ActionRef<'_> {
             ActionRef::Sleep(_) => "sleep",
             ActionRef::Confirm(_) => "confirm",
             ActionRef::Group(_) => "steps",
+            ActionRef::Call(_) => "plan",
         }
     }
 }
@@ -661,6 +675,8 @@ impl Step {
             ActionRef::Sleep(a)
         } else if let Some(a) = &self.confirm {
             ActionRef::Confirm(a)
+        } else if let Some(name) = &self.plan {
+            ActionRef::Call(name)
         } else {
             ActionRef::Group(self.steps.as_deref().unwrap_or_default())
         }

@@ -47,12 +47,23 @@ pub fn node_context(
     outputs: &dyn Fn(NodeIndex) -> Option<Value>,
 ) -> Value {
     let reads = reads(plan, node);
+    // A called plan's node sees that plan's context (its params and inventory).
+    let base = node.call.as_ref().map_or(&plan.context, |c| &c.context);
     let mut ctx = if reads.inventory {
-        plan.context.clone()
+        base.clone()
     } else {
-        without_inventory(&plan.context)
+        without_inventory(base)
     };
-    ctx["secrets"] = Value::Object(secrets.clone());
+    ctx["secrets"] = match &node.call {
+        None => Value::Object(secrets.clone()),
+        // A called plan sees the secrets it was given, under its own names.
+        Some(call) => Value::Object(
+            call.secrets
+                .iter()
+                .filter_map(|(called, run)| secrets.get(run).map(|v| (called.clone(), v.clone())))
+                .collect(),
+        ),
+    };
     ctx["run"]["status"] = json!(run.status);
     ctx["run"]["tolerated"] = run.tolerated.clone();
     let mut steps = Map::new();
@@ -103,8 +114,10 @@ pub fn node_context(
 ///
 /// Otherwise there is none, and a template that reads `host` fails to render.
 fn node_host(plan: &CompiledPlan, node: &Node, ctx: &Value) -> Option<Value> {
-    let records = plan
-        .context
+    let records = node
+        .call
+        .as_ref()
+        .map_or(&plan.context, |c| &c.context)
         .get("inventory")?
         .get(crate::inventory::RESERVED_GROUP)?;
     if let ActionRef::Ssh(a) = node.step.action()
@@ -145,7 +158,8 @@ struct Reads {
 }
 
 /// Whether a node's templates may read `inventory` or `host`: one of them (the step's own,
-/// its name and its groups' names, the plan's `defaults` and `connections`) names it.
+/// its name and its groups' names, the `defaults` and `connections` of its plan, the called
+/// plan's inside a call) names it.
 /// Conservative: a mention anywhere counts. The `for_each` of the groups around the node is
 /// not looked at: it was expanded when the plan was compiled (or, over a step output, by the
 /// executor).
@@ -169,7 +183,8 @@ fn reads(plan: &CompiledPlan, node: &Node) -> Reads {
             look(&name.value);
         }
     }
-    let plan_wide = format!("{:?}{:?}", plan.defaults, plan.connections);
+    let env = Env::of(plan, node);
+    let plan_wide = format!("{:?}{:?}", env.defaults, env.connections);
     look(&plan_wide);
     reads
 }
@@ -338,6 +353,7 @@ pub fn render_action(
     renderer: &Renderer,
 ) -> Result<Action, RenderError> {
     let r = R { r: renderer, ctx };
+    let plan = &Env::of(plan, node);
     match node.step.action() {
         ActionRef::Ssh(a) => ssh(&r, plan, a).map(Action::Ssh),
         ActionRef::Http(a) => http(&r, plan, a).map(Action::Http),
@@ -353,6 +369,35 @@ pub fn render_action(
             field: "steps",
             message: "a group has no action of its own".into(),
         }),
+        ActionRef::Call(_) => Err(RenderError {
+            field: "plan",
+            message: "a call of a plan has no action of its own".into(),
+        }),
+    }
+}
+
+/// What a node's action is rendered with: its plan's `defaults`, `connections` and host
+/// details (a called plan's own, for the nodes of a call).
+struct Env<'a> {
+    defaults: &'a model::Defaults,
+    connections: &'a model::Entries<Connection>,
+    hosts: &'a std::collections::BTreeMap<String, model::HostDetails>,
+}
+
+impl<'a> Env<'a> {
+    fn of(plan: &'a CompiledPlan, node: &'a Node) -> Self {
+        match &node.call {
+            Some(c) => Env {
+                defaults: &c.defaults,
+                connections: &c.connections,
+                hosts: &c.hosts,
+            },
+            None => Env {
+                defaults: &plan.defaults,
+                connections: &plan.connections,
+                hosts: &plan.hosts,
+            },
+        }
     }
 }
 
@@ -363,7 +408,7 @@ fn own_or<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> &'a Option<T> {
 
 /// An `ssh` step: the host's inventory details and the plan's `defaults.ssh` fill in what the
 /// step leaves out.
-fn ssh(r: &R<'_>, plan: &CompiledPlan, a: &model::SshAction) -> Result<SshCommand, RenderError> {
+fn ssh(r: &R<'_>, plan: &Env<'_>, a: &model::SshAction) -> Result<SshCommand, RenderError> {
     let defaults = plan.defaults.ssh.clone().unwrap_or_default();
     let host = r.text("ssh.host", &a.host)?;
     let details = plan.hosts.get(&host);
@@ -463,7 +508,7 @@ fn upload(r: &R<'_>, u: &model::Upload) -> Result<Upload, RenderError> {
 /// An `http` step: its URL (or its connection's `base_url` and its `path`), headers from the
 /// defaults, the connection and the step (later ones replace earlier ones of the same name,
 /// in any case), the query, the body and the TLS settings.
-fn http(r: &R<'_>, plan: &CompiledPlan, a: &model::HttpAction) -> Result<HttpRequest, RenderError> {
+fn http(r: &R<'_>, plan: &Env<'_>, a: &model::HttpAction) -> Result<HttpRequest, RenderError> {
     let mut url = r.opt("http.url", &a.url)?.unwrap_or_default();
     let mut headers = Vec::new();
     let mut tls_source = a.tls.as_ref();
@@ -559,7 +604,7 @@ fn tls(r: &R<'_>, source: Option<&model::Tls>) -> Result<Tls, RenderError> {
 /// its statements with their arguments, and the timeouts.
 fn sql(
     r: &R<'_>,
-    plan: &CompiledPlan,
+    plan: &Env<'_>,
     node: &Node,
     a: &model::SqlAction,
 ) -> Result<SqlCall, RenderError> {

@@ -43,6 +43,7 @@ fn meta(id: &str) -> RunMeta {
         inventory_path: None,
         limit: Vec::new(),
         rollbook_version: String::new(),
+        calls: Default::default(),
     }
 }
 

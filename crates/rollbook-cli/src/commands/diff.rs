@@ -8,7 +8,7 @@ use std::process::Command;
 
 use rollbook_plan::SourceFile;
 
-use super::{BindFiles, PlanFile};
+use super::{BindFiles, Called, PlanFile};
 use crate::diff;
 use crate::{BindArgs, Failure, diagnostics};
 
@@ -108,9 +108,11 @@ pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result
             ));
         }
         let (b, h) = (Path::new(req.base), Path::new(head));
+        let here = Side::WorkingTree;
         let base = compiled(
             b,
             super::read_source(b).ok().map(|s| s.text.to_string()),
+            (plans_dir, &here),
             req.bind,
             &files,
             style,
@@ -119,6 +121,7 @@ pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result
         let head_doc = compiled(
             h,
             super::read_source(h).ok().map(|s| s.text.to_string()),
+            (plans_dir, &here),
             req.bind,
             &files,
             style,
@@ -146,8 +149,24 @@ pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result
         };
         let mut diffs = Vec::new();
         for path in paths {
-            let b = compiled(&path, base.read(&path)?, req.bind, &files, style, false)?;
-            let h = compiled(&path, head.read(&path)?, req.bind, &files, style, false)?;
+            let b = compiled(
+                &path,
+                base.read(&path)?,
+                (plans_dir, &base),
+                req.bind,
+                &files,
+                style,
+                false,
+            )?;
+            let h = compiled(
+                &path,
+                head.read(&path)?,
+                (plans_dir, &head),
+                req.bind,
+                &files,
+                style,
+                false,
+            )?;
             let name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -231,6 +250,7 @@ fn changed_plans(plans_dir: &Path, base: &Side, head: &Side) -> Result<Vec<PathB
 fn compiled(
     path: &Path,
     text: Option<String>,
+    (plans_dir, side): (&Path, &Side),
     bind: &BindArgs,
     files: &BindFiles,
     style: diagnostics::Style,
@@ -242,9 +262,16 @@ fn compiled(
         .then(|| rollbook_plan::check(source.clone(), None).plan)
         .flatten()
         .map(|plan| PathBuf::from(format!("{}.yaml", plan.name.value)));
+    // The plans it calls, as they are on the same side.
+    let read = |p: &Path| {
+        side.read(p)
+            .map(|text| text.map(|t| SourceFile::new(p.display().to_string(), t)))
+    };
+    let called = Called::find_with(plans_dir, &source, &[], &read)?;
     let file = PlanFile {
         path: named.unwrap_or_else(|| path.to_path_buf()),
         source,
+        called,
     };
     let info = super::dry_run_info("(diff)".into());
     let plan = super::compile_source(&file, bind, files, &info, style)?;

@@ -98,5 +98,6 @@ fn run_meta(
         inventory_path: bind.inventory.as_ref().map(|p| p.display().to_string()),
         limit: compiled.limit.patterns.clone(),
         rollbook_version: env!("CARGO_PKG_VERSION").to_string(),
+        calls: file.called.journaled(),
     }
 }

@@ -343,7 +343,7 @@ fn list_shows_every_plan_with_severity_and_step_count() {
         .find(|l| l.starts_with("operator-rollback "))
         .unwrap();
     assert!(operator.contains("critical"), "{operator}");
-    assert_eq!(text.lines().count(), 10, "{text}");
+    assert_eq!(text.lines().count(), 11, "{text}");
 }
 
 #[test]

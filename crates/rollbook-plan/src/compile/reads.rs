@@ -102,7 +102,7 @@ pub fn visit_templates<'s>(step: &'s Step, f: &mut dyn FnMut(&'s str)) {
             }
         }
         ActionRef::Confirm(t) => f(&t.value),
-        ActionRef::Sleep(_) | ActionRef::Group(_) => {}
+        ActionRef::Sleep(_) | ActionRef::Group(_) | ActionRef::Call(_) => {}
     }
 }
 

@@ -75,7 +75,11 @@ pub const STEP_COMMON: &[&str] = &[
     "resume",
 ];
 /// The action keys of a step, of which exactly one is set (or `steps`, a group).
-pub const ACTIONS: &[&str] = &["ssh", "http", "sql", "shell", "sleep", "confirm", "steps"];
+pub const ACTIONS: &[&str] = &[
+    "ssh", "http", "sql", "shell", "sleep", "confirm", "steps", "plan",
+];
+/// Keys of a step that calls a plan (`plan:`), besides the common ones.
+pub const CALL: &[&str] = &["params", "secrets"];
 /// Keys of an `http` action.
 pub const HTTP_ACTION: &[&str] = &[
     "method",

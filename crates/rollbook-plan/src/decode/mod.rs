@@ -624,6 +624,7 @@ impl Decoder<'_> {
         let known: Vec<&str> = keys::STEP_COMMON
             .iter()
             .chain(keys::ACTIONS)
+            .chain(keys::CALL)
             .copied()
             .collect();
         let f = self.fields(node, "a step", &known)?;
@@ -670,6 +671,15 @@ impl Decoder<'_> {
             sleep: f.get("sleep").and_then(|n| self.duration(n)),
             confirm: f.get("confirm").and_then(|n| self.string(n)),
             steps: f.get("steps").map(|n| self.steps(n)),
+            plan: f.get("plan").and_then(|n| self.string(n)),
+            params: f
+                .get("params")
+                .map(|n| self.entries(n, "params", |_, v| Some(v.clone())))
+                .unwrap_or_default(),
+            secrets: f
+                .get("secrets")
+                .map(|n| self.entries(n, "secrets", |d, v| d.string(v)))
+                .unwrap_or_default(),
             span: node.span,
         };
         Some(step)
@@ -684,7 +694,7 @@ impl Decoder<'_> {
             [] => self.push(
                 Diagnostic::error("no-action", id.map_or(key_span(node), |i| i.span), format!("{id_text} has no action"))
                     .label("does nothing")
-                    .help("give it one of: ssh, http, sql, shell, sleep, confirm, or `steps:` for a group"),
+                    .help("give it one of: ssh, http, sql, shell, sleep, confirm, `steps:` for a group, or `plan:` to call a plan"),
             ),
             [_] => {}
             [first, second, ..] => self.push(

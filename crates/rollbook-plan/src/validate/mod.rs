@@ -109,7 +109,7 @@ fn upstream(graph: &NeedsGraph, i: usize) -> HashSet<usize> {
 fn has_result(action: &ActionRef<'_>) -> bool {
     !matches!(
         action,
-        ActionRef::Sleep(_) | ActionRef::Confirm(_) | ActionRef::Group(_)
+        ActionRef::Sleep(_) | ActionRef::Confirm(_) | ActionRef::Group(_) | ActionRef::Call(_)
     )
 }
 
@@ -967,7 +967,8 @@ impl<'p> Validator<'p> {
             ActionRef::Http(a) => self.http(a, here),
             ActionRef::Sql(a) => self.sql(a, here),
             ActionRef::Shell(a) => self.shell(a, here),
-            ActionRef::Sleep(_) => {}
+            // Checked against the called plan by `calls::check_calls`.
+            ActionRef::Sleep(_) | ActionRef::Call(_) => {}
             ActionRef::Confirm(t) => self.template(t, here, Sink::Terminal),
             ActionRef::Group(steps) => {
                 if steps.is_empty() && step.steps.is_some() {

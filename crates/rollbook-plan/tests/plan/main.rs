@@ -1,5 +1,6 @@
 //! The plan crate's tests: one binary, so linking stays cheap.
 
+mod calls;
 mod compile;
 mod expressions;
 mod inventory;

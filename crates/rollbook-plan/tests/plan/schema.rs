@@ -46,7 +46,10 @@ fn schema_keys_match_the_decoder_keys() {
         (Some("Upload"), &[keys::UPLOAD]),
         (Some("HttpSettings"), &[keys::HTTP_SETTINGS]),
         (Some("SqlSettings"), &[keys::SQL_SETTINGS]),
-        (Some("Step"), &[keys::STEP_COMMON, keys::ACTIONS]),
+        (
+            Some("Step"),
+            &[keys::STEP_COMMON, keys::ACTIONS, keys::CALL],
+        ),
         (Some("HttpAction"), &[keys::HTTP_ACTION]),
         (Some("HttpExpect"), &[keys::HTTP_EXPECT]),
         (Some("Tls"), &[keys::TLS]),
