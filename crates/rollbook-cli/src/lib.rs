@@ -39,6 +39,7 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod state;
+pub mod summary;
 pub mod terminal;
 
 use std::io::Write;
@@ -165,6 +166,11 @@ pub enum Command {
         /// plan's secrets). Exit 1 when a check fails.
         #[arg(long)]
         check: bool,
+        /// What a reviewer reads first instead of every node: phases, fan-outs, confirmations,
+        /// irreversible steps, targets, connections, and the time the plan takes at worst
+        /// against its `budget` (and past runs' times, from the state).
+        #[arg(long, conflicts_with = "check")]
+        summary: bool,
         #[command(flatten)]
         ssh: run::SshArgs,
     },
@@ -507,8 +513,18 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             parallelism,
             format,
             check,
+            summary,
             ssh,
         } => {
+            // Past runs' times, when the state can be read; a summary does without them.
+            let runs = if summary {
+                open_state()
+                    .ok()
+                    .and_then(|s| s.store.list().ok())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let request = commands::plan::Request {
                 plan: &plan,
                 bind: &bind,
@@ -516,6 +532,7 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
                 parallelism,
                 format,
                 check,
+                summary: summary.then_some(runs),
                 ssh: &ssh,
             };
             commands::plan::run(&plans_dir, &request, style)

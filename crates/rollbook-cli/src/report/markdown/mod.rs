@@ -49,6 +49,15 @@ fn header(out: &mut String, r: &Report) {
     });
     let _ = writeln!(out, "- **Date**: {date}");
     let _ = writeln!(out, "- **Duration**: {}", duration_line(r));
+    if let Some(budget) = r.run.budget_s {
+        let budget = crate::summary::human(std::time::Duration::from_secs_f64(budget));
+        let kept = match r.run.budget_kept {
+            Some(true) => "kept".to_string(),
+            Some(false) => "**not kept**".to_string(),
+            None => "the run has not finished".to_string(),
+        };
+        let _ = writeln!(out, "- **Budget**: {budget}: {kept}");
+    }
     let severity = run.severity.map_or("not set in the plan".to_string(), |s| {
         let mut s = s.to_string();
         s[..1].make_ascii_uppercase();
