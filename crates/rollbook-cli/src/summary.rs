@@ -68,18 +68,9 @@ pub struct Time {
     pub past_longest_s: Option<f64>,
 }
 
-/// `17m30s`, `45s`, `1h5m`.
+/// `7m10s`, `90s`, `1h5m`: [`crate::terminal::duration`].
 pub fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    let text = match s {
-        0 if d.as_millis() > 0 => format!("{}ms", d.as_millis()),
-        0..60 => format!("{s}s"),
-        60..3600 if s % 60 == 0 => format!("{}m", s / 60),
-        60..3600 => format!("{}m{}s", s / 60, s % 60),
-        _ if s % 3600 == 0 => format!("{}h", s / 3600),
-        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-    };
-    text
+    crate::terminal::duration(d)
 }
 
 /// Whether the worst case fits the budget.

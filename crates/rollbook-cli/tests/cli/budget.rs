@@ -126,7 +126,7 @@ fn the_report_says_whether_the_run_kept_its_budget() {
     let report = rollbook(dir.path(), &["report", &id]);
     report.assert_code(0);
     assert!(
-        report.stdout.contains("- **Budget**: 1m: kept"),
+        report.stdout.contains("- **Budget**: 60s: kept"),
         "{}",
         report.stdout
     );
