@@ -269,6 +269,10 @@ pub enum Command {
         /// markdown (the incident report) or json (its facts, for tools).
         #[arg(long, value_enum, default_value_t = report::Format::Markdown)]
         format: report::Format,
+        /// A Handlebars template for the Markdown report, with the report's facts (the JSON
+        /// document) and `sections.NAME` (each built-in section) as its context.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
     },
     /// Whether plans were practised lately: a run of the current plan text that succeeded,
     /// without --limit, within --max-age. Exit 0 when all are ready, 1 when one is not.
@@ -610,9 +614,11 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
         Command::Show { run_id, format } => {
             commands::show::run(&open_state()?, &run_id, format == ListFormat::Json)
         }
-        Command::Report { run_id, format } => {
-            commands::report::run(&open_state()?, &run_id, format)
-        }
+        Command::Report {
+            run_id,
+            format,
+            template,
+        } => commands::report::run(&open_state()?, &run_id, format, template.as_deref()),
         Command::Readiness {
             plans,
             max_age,
