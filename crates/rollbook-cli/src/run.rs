@@ -197,6 +197,8 @@ impl Prompter for TerminalPrompter {
             // One question at a time; the read runs on a blocking thread so that a timeout or
             // Ctrl-C can still stop the step while it waits.
             let _one_at_a_time = self.lock.lock().await;
+            // The live display leaves the question alone until it is answered.
+            let _paused = crate::display::Paused::new();
             crate::say_part!("{question}");
             let _ = std::io::stderr().flush();
             let line = tokio::task::spawn_blocking(|| {
@@ -359,12 +361,19 @@ pub(crate) fn execute(
     args: &RunArgs,
     user: &str,
     run_id: &str,
+    color: bool,
 ) -> Result<(), Failure> {
     let Start {
         secrets,
         prior,
         resumed,
     } = start;
+    // What a resume finished before: their end is not shown again.
+    let earlier = prior
+        .done
+        .keys()
+        .filter(|k| k.phase == rollbook_plan::compile::PhaseKind::Main)
+        .count();
     let redactor = crate::redaction::redactor(compiled, &secrets, &state.passwords);
     // Stops the local commands still running if this process dies (see `reaper.rs`).
     let reaper = crate::reaper::Reaper::start();
@@ -395,7 +404,17 @@ pub(crate) fn execute(
     let shared = journal.shared();
     let outcome = runtime.block_on(async {
         let (obs_tx, obs_rx) = rollbook_exec::executor::observe::channel();
-        let shown = tokio::spawn(display::show(mode, total, obs_rx));
+        let shown = tokio::spawn(display::show(
+            mode,
+            display::Run {
+                id: run_id.to_string(),
+                plan: compiled.name.clone(),
+                total,
+                earlier,
+            },
+            color,
+            obs_rx,
+        ));
         let last_words = LastWords {
             run_dir: run_dir.clone(),
             release: lease.on_exit(),
@@ -478,7 +497,7 @@ async fn on_lapse(
     let reason = format!(
         "{why}: no new step starts; the steps in flight finish and `finally` runs. Go on with `rollbook resume {run_id}` (from any machine with the same --state) once the database answers"
     );
-    crate::say!("warning: {reason}");
+    display::say_above(&format!("warning: {reason}"));
     control.stop_because(reason);
 }
 
@@ -489,24 +508,24 @@ async fn on_shared_copy(mut copy: tokio::sync::watch::Receiver<SharedCopy>, dir:
     while copy.changed().await.is_ok() {
         let now = copy.borrow().clone();
         if now.taken_over {
-            crate::say!(
+            display::say_above(&format!(
                 "warning: {}; this run's events from now on stay on this machine, in {}",
                 now.error.unwrap_or_default(),
                 dir.display()
-            );
+            ));
             return;
         }
         match (&now.error, warned) {
             (Some(e), false) => {
                 warned = true;
-                crate::say!(
+                display::say_above(&format!(
                     "warning: the shared copy is behind ({e}); the run goes on, journaled in {}, and the shared copy catches up when the database answers",
                     dir.display()
-                );
+                ));
             }
             (None, true) if now.behind == 0 => {
                 warned = false;
-                crate::say!("the shared copy has caught up");
+                display::say_above("the shared copy has caught up");
             }
             _ => {}
         }

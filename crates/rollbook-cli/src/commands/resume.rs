@@ -96,6 +96,7 @@ pub fn run(
         args,
         &user,
         &meta.run_id,
+        style.color,
     )
 }
 

@@ -67,6 +67,7 @@ pub fn run(
         args,
         &info.user,
         &info.id,
+        style.color,
     )
 }
 

@@ -1235,3 +1235,71 @@ fn resuming_a_run_with_an_empty_journal_asks_first() {
         "s0\ns1\ns0\ns1\n"
     );
 }
+
+/// `rollbook ARGS` with a terminal for its standard error (a pseudo-terminal from `script`,
+/// 80×24 by default): every byte it drew. `None` where `script` is missing.
+fn on_a_terminal(sb: &Sandbox, args: &str, env: &[(&str, &str)]) -> Option<String> {
+    let binary = assert_cmd::cargo::cargo_bin("rollbook");
+    let mut cmd = StdCommand::new("script");
+    crate::clean_env(&mut cmd);
+    cmd.env_remove("NO_COLOR");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    let out = cmd
+        .args(["-qec", &format!("{} {args}", binary.display()), "/dev/null"])
+        .current_dir(sb.path())
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn live_display_on_a_terminal_colors_with_color_always() {
+    let sb = Sandbox::new();
+    sb.plan("tolerated", TOLERATED);
+    let Some(drawn) = on_a_terminal(&sb, "run tolerated --reason test --color always", &[]) else {
+        return;
+    };
+    // One line per node, in its color, and the summary.
+    assert!(drawn.contains("\x1b[33m! notice"), "{drawn:?}");
+    assert!(
+        drawn.contains("tolerated: exit code 7: slack is down"),
+        "{drawn:?}"
+    );
+    assert!(drawn.contains("\x1b[32m✓ restore"), "{drawn:?}");
+    assert!(drawn.contains("\x1b[32m✓ finally/report"), "{drawn:?}");
+    assert!(drawn.contains("\x1b[33mrun succeeded"), "{drawn:?}");
+}
+
+#[test]
+fn live_display_on_a_terminal_without_color_under_no_color() {
+    let sb = Sandbox::new();
+    sb.plan("tolerated", TOLERATED);
+    let Some(drawn) = on_a_terminal(&sb, "run tolerated --reason test", &[("NO_COLOR", "1")])
+    else {
+        return;
+    };
+    assert!(drawn.contains("! notice"), "{drawn:?}");
+    assert!(drawn.contains("✓ restore"), "{drawn:?}");
+    assert!(
+        drawn.contains("run succeeded in ") && drawn.contains("2 succeeded, 1 tolerated"),
+        "{drawn:?}"
+    );
+    assert!(!drawn.contains("\x1b[3"), "no color: {drawn:?}");
+}
+
+#[test]
+fn display_lines_on_a_pipe_stay_plain_with_color_always() {
+    let sb = Sandbox::new();
+    sb.plan("tolerated", TOLERATED);
+    let out = sb.run(&["run", "tolerated", "--reason", "test", "--color", "always"]);
+    out.assert_code(0);
+    let err = &out.stderr;
+    assert!(
+        err.contains("notice FAILED (the run goes on): exit code 7: slack is down"),
+        "{err}"
+    );
+    assert!(!err.contains('\x1b'), "{err:?}");
+}
