@@ -116,6 +116,15 @@ fn raw_line_for(o: &Observed) -> Option<String> {
                     _ => format!("{node} {word}"),
                 }
             }
+            Event::Undoing { scope, nodes, skipped: false, .. } => {
+                format!("undoing {scope}: {} (in this order)", nodes.join(", "))
+            }
+            Event::Undoing { scope, nodes, skipped: true, .. } => {
+                format!("not undoing {scope} (--no-undo): {}", nodes.join(", "))
+            }
+            Event::IrreversibleConfirmed { node, answered_by, .. } => {
+                format!("{node} is irreversible: confirmed by {answered_by}")
+            }
             Event::Cancelling { hard: false, .. } => {
                 "stopping: nothing new starts, running steps finish, then `finally` (Ctrl-C again to cancel them)".into()
             }
@@ -171,6 +180,14 @@ async fn live(total: usize, mut rx: Observations) {
                         }
                         Event::NodeExpanded { instances, .. } => {
                             overall.inc_length(instances.len() as u64);
+                        }
+                        Event::Undoing { nodes, skipped, .. } => {
+                            if !skipped {
+                                overall.inc_length(nodes.len() as u64);
+                            }
+                            if let Some(line) = line_for(&o) {
+                                let _ = multi.println(format!("{} {line}", clock()));
+                            }
                         }
                         Event::NodeFinished { node, status, .. } => {
                             if let Some((bar, ..)) = running.remove(node) {

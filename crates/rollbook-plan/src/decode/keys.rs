@@ -71,9 +71,13 @@ pub const STEP_COMMON: &[&str] = &[
     "capture",
     "on_failure",
     "resume",
+    "undo",
+    "irreversible",
 ];
 /// The action keys of a step, of which exactly one is set (or `steps`, a group).
 pub const ACTIONS: &[&str] = &["ssh", "http", "sql", "shell", "sleep", "confirm", "steps"];
+/// The action keys of an `undo` (exactly one).
+pub const UNDO: &[&str] = &["ssh", "http", "sql", "shell"];
 /// Keys of an `http` action.
 pub const HTTP_ACTION: &[&str] = &[
     "method",

@@ -46,6 +46,8 @@ fn schema_keys_match_the_decoder_keys() {
         (Some("HttpSettings"), &[keys::HTTP_SETTINGS]),
         (Some("SqlSettings"), &[keys::SQL_SETTINGS]),
         (Some("Step"), &[keys::STEP_COMMON, keys::ACTIONS]),
+        (Some("Undo"), &[keys::UNDO]),
+        (Some("SshUndo"), &[keys::SSH_ACTION_OWN, keys::SSH_SETTINGS]),
         (Some("HttpAction"), &[keys::HTTP_ACTION]),
         (Some("HttpExpect"), &[keys::HTTP_EXPECT]),
         (Some("Tls"), &[keys::TLS]),

@@ -429,6 +429,15 @@ fn milestone_row(out: &mut String, m: &Milestone, day: &str) {
             "**Ctrl-C again**: cancelling the running steps".to_string()
         }
         "cancelling" => "**Ctrl-C**: nothing new starts, running steps finish".to_string(),
+        "undoing" => {
+            let scope = m.scope.as_deref().unwrap_or("run");
+            let nodes = code_list(m.undone.as_deref().unwrap_or_default());
+            if m.skipped == Some(true) {
+                format!("**not undone** (`--no-undo`): {} of {nodes}", code(scope))
+            } else {
+                format!("**undoing** {}: {nodes}, in this order", code(scope))
+            }
+        }
         "run_finished" => "**run finished**".to_string(),
         other => other.to_string(),
     };
@@ -452,7 +461,7 @@ fn node_row(out: &mut String, n: &NodeFacts, day: &str) {
             ),
             String::new(),
         ),
-        None => (code(&n.node), status_cell(n)),
+        None => (node_what(n), status_cell(n)),
     };
     let duration = if n.ran() {
         n.duration_ms.map_or("-".into(), took)
@@ -464,6 +473,21 @@ fn node_row(out: &mut String, n: &NodeFacts, day: &str) {
         "| {time} | {what} | {status} | {duration} | {} |",
         n.attempts
     );
+}
+
+/// The node, with what marks it: the step it undoes, the point of no return.
+fn node_what(n: &NodeFacts) -> String {
+    let mut what = code(&n.node);
+    if let Some(of) = &n.undoes {
+        let _ = write!(what, " (undoes {})", code(of));
+    }
+    if n.irreversible {
+        what.push_str(" **irreversible**");
+        if let Some(by) = &n.confirmed_by {
+            let _ = write!(what, ", confirmed by {}", text(by));
+        }
+    }
+    what
 }
 
 fn status_cell(n: &NodeFacts) -> String {
