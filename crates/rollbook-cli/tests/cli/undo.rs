@@ -243,6 +243,18 @@ fn undo_that_fails_is_reported_and_the_other_undos_still_run() {
         sb.exists("undrained"),
         "drain was undone after flag's undo failed"
     );
+    assert!(
+        out.stderr
+            .contains("flag.undo FAILED: undo of flag failed: "),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("(the other undos go on; the run ends failed)"),
+        "{}",
+        out.stderr
+    );
     let id = sb.only_run();
     let show = sb.show(&id);
     assert_eq!(Sandbox::node(&show, "flag.undo")["status"], "failed");

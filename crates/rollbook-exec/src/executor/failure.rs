@@ -7,9 +7,13 @@ impl Engine<'_, '_> {
     /// A node failed for good: `continue` goes on; otherwise its fan-out instance fails, and
     /// past `max_failures` the failure climbs to the enclosing instance, then to the run.
     pub(super) fn fail(&mut self, run: &mut PhaseRun, idx: NodeIndex, message: String) {
-        if run.undo_of.contains_key(&idx) {
+        if let Some(&(of, _)) = run.undo_of.get(&idx) {
             // A failed undo: the other undos go on; the run ends failed.
             run.failed = true;
+            let message = format!(
+                "undo of {} failed: {message} (the other undos go on; the run ends failed)",
+                run.graph[of].name
+            );
             self.finish(run, idx, NodeStatus::Failed, None, Some(message));
             return;
         }

@@ -213,7 +213,12 @@ async fn a_failing_undo_lets_the_other_undos_run_and_fails_the_run() {
     assert_eq!(undos(&s), ["unswap h2 v1", "unstop h2"]);
     let (st, message, tolerated) = finish_of(&journal.events, "steps", "roll[h2].swap.undo");
     assert_eq!(st, NodeStatus::Failed);
-    assert_eq!(message.as_deref(), Some("no old binary"));
+    assert_eq!(
+        message.as_deref(),
+        Some(
+            "undo of roll[h2].swap failed: no old binary (the other undos go on; the run ends failed)"
+        )
+    );
     assert!(!tolerated);
     assert_eq!(
         status_of(&journal.events, "steps", "roll[h2].stop.undo"),
