@@ -125,6 +125,9 @@ fn raw_line_for(o: &Observed) -> Option<String> {
             Event::IrreversibleConfirmed { node, answered_by, .. } => {
                 format!("{node} is irreversible: confirmed by {answered_by}")
             }
+            Event::Cancelling { hard: false, reason: Some(reason), .. } => {
+                format!("stopping: {reason}")
+            }
             Event::Cancelling { hard: false, .. } => {
                 "stopping: nothing new starts, running steps finish, then `finally` (Ctrl-C again to cancel them)".into()
             }

@@ -114,6 +114,10 @@ pub struct Milestone {
     pub duration_ms: Option<u64>,
     pub unknown: Option<Vec<String>>,
     pub hard: Option<bool>,
+    /// `cancelling` that was not a person's Ctrl-C: why (a lease that lapsed, an
+    /// irreversible step not confirmed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// `undoing`: the failed instance, or `run`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,

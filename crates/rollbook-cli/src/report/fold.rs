@@ -33,6 +33,7 @@ pub(super) fn milestones(events: &[Event], run_started_at: Option<Timestamp>) ->
             duration_ms: None,
             unknown: None,
             hard: None,
+            reason: None,
             scope: None,
             undone: None,
             skipped: None,
@@ -58,9 +59,10 @@ pub(super) fn milestones(events: &[Event], run_started_at: Option<Timestamp>) ->
                     .get(phase)
                     .and_then(|start| ms_between(*start, *at));
             }
-            Event::Cancelling { hard, .. } => {
+            Event::Cancelling { hard, reason, .. } => {
                 m.event = "cancelling";
                 m.hard = Some(*hard);
+                m.reason = reason.clone();
             }
             Event::Undoing {
                 phase,

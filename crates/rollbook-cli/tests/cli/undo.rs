@@ -149,6 +149,15 @@ fn irreversible_step_without_a_terminal_cancels_the_run_before_it_exit_3() {
             .contains("no terminal to ask on: pass --yes"),
         "{node:#}"
     );
+    let report = sb.run(&["report", &id]).assert_code(0).stdout.clone();
+    assert!(
+        report.contains("The run was stopped: step drop-column is irreversible"),
+        "{report}"
+    );
+    assert!(
+        report.contains("`drop-column` **irreversible**"),
+        "{report}"
+    );
 }
 
 const UNDONE: &str = r#"
@@ -309,4 +318,33 @@ fn irreversible_and_undo_markers_in_the_dry_run_and_graph() {
     insta::assert_snapshot!("undo_graph_mermaid", graph);
     assert!(graph.contains("drop (sql) ⚠ irreversible"), "{graph}");
     assert!(graph.contains("stop (ssh) ↺ undo"), "{graph}");
+}
+
+/// The journal-level rule, with the real binary: what was undone is not done any more, so
+/// `resume` runs it again (and undoes nothing that succeeded only before).
+#[test]
+fn undo_then_resume_runs_the_undone_steps_again() {
+    let sb = Sandbox::new();
+    sb.plan(
+        "undone",
+        &UNDONE.replace("run: \"exit 1\"", "run: \"test -f fixed\""),
+    );
+    sb.run(&["run", "undone", "--reason", "test"])
+        .assert_code(1);
+    assert!(!sb.exists("drained") && !sb.exists("flagged"));
+    let id = sb.only_run();
+    std::fs::write(sb.path().join("fixed"), "").unwrap();
+    let out = sb.run(&["resume", &id]);
+    out.assert_code(0);
+    assert!(
+        sb.exists("drained") && sb.exists("flagged"),
+        "{}",
+        out.stderr
+    );
+    let show = sb.show(&id);
+    assert_eq!(show["status"], "succeeded");
+    assert_eq!(Sandbox::node(&show, "drain")["status"], "succeeded");
+    assert_eq!(Sandbox::node(&show, "drain")["attempts"], 2);
+    // The undos ran once, in the first run.
+    assert_eq!(Sandbox::node(&show, "drain.undo")["attempts"], 1);
 }

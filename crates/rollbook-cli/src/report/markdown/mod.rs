@@ -310,10 +310,13 @@ fn timeline(out: &mut String, r: &Report) {
         );
     }
     for m in r.milestones.iter().filter(|m| m.event == "cancelling") {
-        let what = if m.hard == Some(true) {
-            "Ctrl-C again: the running steps were cancelled"
-        } else {
-            "Ctrl-C: the run was asked to stop (nothing new starts, running steps finish)"
+        let what = match (&m.reason, m.hard) {
+            (Some(reason), _) => format!("The run was stopped: {}", text(reason)),
+            (None, Some(true)) => "Ctrl-C again: the running steps were cancelled".into(),
+            (None, _) => {
+                "Ctrl-C: the run was asked to stop (nothing new starts, running steps finish)"
+                    .into()
+            }
         };
         let _ = writeln!(out, "- **{}** - {what}", clock(&m.at, &day));
     }
@@ -425,6 +428,12 @@ fn milestone_row(out: &mut String, m: &Milestone, day: &str) {
             format!("**`{phase}` started**, {nodes} {noun}")
         }
         "phase_finished" => format!("**`{phase}` finished**"),
+        "cancelling" if m.reason.is_some() => {
+            format!(
+                "**stopped**: {}",
+                text(m.reason.as_deref().unwrap_or_default())
+            )
+        }
         "cancelling" if m.hard == Some(true) => {
             "**Ctrl-C again**: cancelling the running steps".to_string()
         }
