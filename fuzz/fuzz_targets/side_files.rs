@@ -28,8 +28,11 @@ fuzz_target!(|data: &[u8]| {
     }
     match load_inventory(&file) {
         Ok(groups) => {
-            for hosts in groups.values() {
-                for host in hosts {
+            for group in groups.values() {
+                for child in group.children() {
+                    assert!(child.span.offset + child.span.len <= text.len(), "{:?}", child.span);
+                }
+                for host in group.hosts() {
                     let span = host.name().span;
                     assert!(span.offset + span.len <= text.len(), "{span:?}");
                 }

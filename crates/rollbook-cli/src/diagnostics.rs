@@ -12,12 +12,15 @@ use crate::ColorChoice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// Source lines with carets, for people.
-    Human,
+    /// Source lines with carets, for people (`human` is the same).
+    #[value(alias = "human")]
+    Text,
     /// One JSON array of diagnostics.
     Json,
     /// Workflow commands that annotate the plan's lines in a pull request.
     Github,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
 }
 
 /// Whether to use color and Unicode.
@@ -54,9 +57,10 @@ impl Style {
 /// Renders the diagnostics of every file, followed by a summary for people.
 pub fn render_all(checked: &[Checked], format: Format, style: Style) -> String {
     match format {
-        Format::Human => human(checked, style),
+        Format::Text => human(checked, style),
         Format::Json => json(checked),
         Format::Github => github(checked),
+        Format::Sarif => sarif(checked),
     }
 }
 
@@ -179,6 +183,62 @@ fn json(checked: &[Checked]) -> String {
         }
     }
     serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
+}
+
+/// SARIF 2.1.0 (the format code-scanning tools read): one run of the tool `rollbook`, a rule
+/// per diagnostic code met, a result per diagnostic with its region (lines and columns from
+/// 1) and its related places.
+fn sarif(checked: &[Checked]) -> String {
+    use serde_json::json;
+    let mut rules: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let mut results = Vec::new();
+    for c in checked {
+        for d in &c.diagnostics {
+            rules.insert(d.code);
+            let region = |offset: usize, len: usize| {
+                let (line, column) = c.file.line_col(offset);
+                let (end_line, end_column) = c.file.line_col(offset + len);
+                json!({"startLine": line, "startColumn": column,
+                       "endLine": end_line, "endColumn": end_column.max(column + usize::from(end_line == line))})
+            };
+            let location = |offset: usize, len: usize| {
+                json!({"physicalLocation": {"artifactLocation": {"uri": c.file.name},
+                                            "region": region(offset, len)}})
+            };
+            let mut text = d.message.clone();
+            if let Some(help) = &d.help {
+                text.push('\n');
+                text.push_str(help);
+            }
+            results.push(json!({
+                "ruleId": d.code,
+                "level": level_name(d.level),
+                "message": {"text": text},
+                "locations": [location(d.span.offset, d.span.len)],
+                "relatedLocations": d.related.iter().enumerate().map(|(i, (span, label))| {
+                    let mut l = location(span.offset, span.len);
+                    l["id"] = json!(i);
+                    l["message"] = json!({"text": label});
+                    l
+                }).collect::<Vec<_>>(),
+            }));
+        }
+    }
+    let doc = json!({
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "rollbook",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules.iter().map(|code| json!({
+                    "id": code,
+                    "shortDescription": {"text": format!("rollbook {code}")},
+                })).collect::<Vec<_>>(),
+            }},
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
 /// Escapes a workflow command's message (`%`, CR, LF).

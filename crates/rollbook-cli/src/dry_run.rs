@@ -180,6 +180,9 @@ fn node_text(
     if let Some(title) = &p.title {
         let _ = writeln!(out, "      \"{title}\"");
     }
+    if let Some(call) = &node.call {
+        let _ = writeln!(out, "      plan {}, called by `{}`", call.plan, call.at);
+    }
     if node.step.is_irreversible() {
         let _ = writeln!(
             out,
@@ -346,6 +349,10 @@ struct JsonNode<'a> {
     name: &'a str,
     step: &'a str,
     label: &'a str,
+    /// For the nodes of a called plan: that plan's name (the call is the first part of the
+    /// node's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a str>,
     needs: Vec<&'a str>,
     #[serde(flatten)]
     action: Preview,
@@ -438,6 +445,7 @@ fn json_node<'a>(
         name: &node.name,
         step: &node.step.id.value,
         label: node.step.label(),
+        plan: node.call.as_ref().map(|c| c.plan.as_str()),
         needs,
         action: preview(plan, phase, node, renderer),
         timeout_secs: s.timeout.map(|t| t.as_secs_f64()),

@@ -87,10 +87,26 @@ impl<'a> Drawing<'a> {
     fn cluster_label(&self, part: &Part) -> String {
         match part {
             Part::Group(path) if self.is_parallel(part) => format!("{path} · steps together"),
+            Part::Group(path) if self.called(part).is_some() => {
+                format!("{path} · plan {}", self.called(part).unwrap_or_default())
+            }
             Part::Group(path) | Part::Instance(path) => path.clone(),
             Part::FanOut(f) => fan_out_label(&self.phase.fan_outs[*f]),
             Part::Node(_) => String::new(),
         }
+    }
+
+    /// The plan a group stands for, when it is a call (`plan: NAME`).
+    fn called(&self, part: &Part) -> Option<String> {
+        let &n = self.outline.nodes_in(part).first()?;
+        let path = self.outline.path(n);
+        let depth = path
+            .iter()
+            .take_while(|p| *p != part)
+            .filter(|p| matches!(p, Part::Group(_) | Part::Instance(_)))
+            .count();
+        let group = self.phase.graph[n].groups.get(depth)?;
+        group.plan.as_ref().map(|p| p.value.clone())
     }
 
     /// A group whose steps say `parallel: true`.
@@ -175,7 +191,7 @@ fn drawings(plan: &CompiledPlan) -> Vec<(usize, Drawing<'_>)> {
 }
 
 /// Text inside a Mermaid `"..."` label: quotes, `#` and angle brackets as entity codes.
-fn mermaid_text(text: &str) -> String {
+pub(crate) fn mermaid_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

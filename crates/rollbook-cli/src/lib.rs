@@ -26,6 +26,7 @@ macro_rules! say_part {
 pub mod check;
 pub mod commands;
 pub mod diagnostics;
+pub mod diff;
 pub mod display;
 pub mod dry_run;
 pub mod graph;
@@ -63,6 +64,16 @@ pub mod exit {
     pub const INTERNAL: u8 = 5;
 }
 
+/// `rollbook --version`: the version, the commit it was built from, the build's date.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ROLLBOOK_COMMIT"),
+    ", built ",
+    env!("ROLLBOOK_BUILD_DATE"),
+    ")"
+);
+
 /// Parallelism of `run` when `--parallelism` is not given.
 pub const DEFAULT_PARALLELISM: usize = 64;
 
@@ -78,35 +89,26 @@ pub(crate) fn at_least_one(text: &str) -> Result<usize, String> {
 #[derive(Debug, Parser)]
 #[command(
     name = "rollbook",
-    version,
+    version = VERSION,
     about = "Declarative rollback plans: validate, dry-run and run them.",
-    after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory, journal, runtime)"
+    after_help = "Exit codes: 0 ok · 1 the run failed (readiness: a plan is not ready) · 2 invalid plan or usage · 3 cancelled or not confirmed · 4 lock held · 5 rollbook could not do its job (state directory or shared store, journal, runtime)"
 )]
 pub struct Cli {
-    /// Where plans are found by name.
-    #[arg(long, global = true, env = "ROLLBOOK_PLANS", default_value = "plans")]
+    // The options the environment can set read it in `Cli::environment`, not through clap's
+    // `env`: clap would show such an option in usage lines as if it were required.
+    /// Where plans are found by name [env: ROLLBOOK_PLANS].
+    #[arg(long, global = true, default_value = "plans")]
     pub plans_dir: PathBuf,
 
-    /// Where runs are journaled and locks kept.
-    #[arg(
-        long,
-        global = true,
-        env = "ROLLBOOK_STATE_DIR",
-        default_value = ".rollbook"
-    )]
+    /// Where runs are journaled and locks kept [env: ROLLBOOK_STATE_DIR].
+    #[arg(long, global = true, default_value = ".rollbook")]
     pub state_dir: PathBuf,
 
     /// A shared store for runs, journals and locks instead of the state directory:
     /// `postgres://USER@HOST:PORT/DB` (`sslmode`, `sslrootcert` as libpq has them). The
     /// password comes from ROLLBOOK_STATE_PASSWORD or the file ROLLBOOK_STATE_PASSWORD_FILE
-    /// names. See docs/team-state.md.
-    #[arg(
-        long,
-        global = true,
-        env = "ROLLBOOK_STATE",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// names. See docs/team-state.md [env: ROLLBOOK_STATE].
+    #[arg(long, global = true, value_name = "URL")]
     pub state: Option<String>,
 
     /// Colors in diagnostics and progress: auto (on a terminal, unless NO_COLOR), always, never.
@@ -130,7 +132,9 @@ pub enum Command {
     Validate {
         /// Plan files or directories (default: the plans directory).
         paths: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = diagnostics::Format::Human)]
+        /// How problems are printed: text (with the source lines), json, github (annotations
+        /// for a pull request) or sarif (code scanning).
+        #[arg(long, value_enum, default_value_t = diagnostics::Format::Text)]
         format: diagnostics::Format,
         /// Fail (exit 2) on warnings too, as CI should.
         #[arg(long)]
@@ -138,6 +142,7 @@ pub enum Command {
     },
     /// List the plans: name, severity, steps, description.
     List {
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
@@ -153,6 +158,7 @@ pub enum Command {
         /// Parallelism a run would use, shown in the output.
         #[arg(long, default_value_t = DEFAULT_PARALLELISM, value_parser = at_least_one)]
         parallelism: usize,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = dry_run::Format::Text)]
         format: dry_run::Format,
         /// Preflight: reach every target the plan would touch, changing nothing (needs the
@@ -162,17 +168,51 @@ pub enum Command {
         #[command(flatten)]
         ssh: run::SshArgs,
     },
+    /// What a change does to the rollbacks: two versions of plans compared as their dry runs
+    /// (risks first: concurrency up, a confirmation gone, new irreversible steps), for review.
+    Diff {
+        /// The version before: a git revision (`origin/main`), or a plan file.
+        base: String,
+        /// The version after: a git revision, or a plan file (with a file as BASE); left
+        /// out, the working tree.
+        head: Option<String>,
+        /// Plans to compare, by name or path (default: every plan that differs).
+        #[arg(long = "plan", value_name = "PLAN")]
+        plans: Vec<String>,
+        #[command(flatten)]
+        bind: BindArgs,
+        /// text for a terminal, markdown for a pull-request comment, json for tools.
+        #[arg(long, value_enum, default_value_t = commands::diff::Format::Text)]
+        format: commands::diff::Format,
+    },
     /// The plan's graph of concrete nodes, as Mermaid or Graphviz.
     Graph {
+        /// A plan name (found in the plans directory) or a path to a plan file.
         plan: String,
         #[command(flatten)]
         bind: BindArgs,
+        /// mermaid (renders in GitHub and GitLab Markdown) or dot (Graphviz).
         #[arg(long, value_enum, default_value_t = graph::Format::Mermaid)]
         format: graph::Format,
+    },
+    /// The inventory a plan will see: groups with their hosts (children expanded), each
+    /// host's address, port, user and vars; `--graph` draws groups → children → hosts.
+    Inventory {
+        /// A plan name or path: its inventory, with `--inventory`'s groups over it.
+        plan: Option<String>,
+        /// A YAML file of inventory groups, or a directory of them [env: ROLLBOOK_INVENTORY].
+        #[arg(long, value_name = "FILE|DIR")]
+        inventory: Option<PathBuf>,
+        /// A Mermaid graph of groups → children → hosts instead of the list.
+        #[arg(long, conflicts_with = "format")]
+        graph: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Run a plan: confirm, lock, execute, journal. Exit 0 succeeded, 1 failed, 3 cancelled
     /// or not confirmed, 4 lock held.
     Run {
+        /// A plan name (found in the plans directory) or a path to a plan file.
         plan: String,
         /// Why the rollback runs: journaled, shown in the report and as `run.reason`.
         #[arg(long)]
@@ -184,6 +224,7 @@ pub enum Command {
     },
     /// Go on with a run that crashed, failed or was cancelled: what succeeded is not run again.
     Resume {
+        /// The run's id, as `rollbook runs` lists it (20261125-091500-a1b2).
         run_id: String,
         /// Resume even though the plan file changed since the run started.
         #[arg(long)]
@@ -198,23 +239,28 @@ pub enum Command {
         #[command(flatten)]
         run: run::RunArgs,
     },
-    /// The runs in the state dir, newest first; filter by plan, status, start, user.
+    /// The runs of the state directory or shared store, newest first; filter by plan, status, start, user.
     Runs {
         #[command(flatten)]
         filter: commands::runs::Filter,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
     /// One run, node by node: status, attempts, durations, exit codes, errors, outputs.
     Show {
+        /// The run's id, as `rollbook runs` lists it (20261125-091500-a1b2).
         run_id: String,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
     /// The incident report of a run, filled from its journal: summary, timeline, targets,
     /// checks, failures, a Gantt chart, and headed blanks for what only people know.
     Report {
+        /// The run's id, as `rollbook runs` lists it (20261125-091500-a1b2).
         run_id: String,
+        /// markdown (the incident report) or json (its facts, for tools).
         #[arg(long, value_enum, default_value_t = report::Format::Markdown)]
         format: report::Format,
     },
@@ -230,11 +276,22 @@ pub enum Command {
         /// as the run was given it, or `-` for runs without an inventory.
         #[arg(long, value_name = "NAME")]
         inventory: Option<String>,
+        /// text for people, json for tools.
         #[arg(long, value_enum, default_value_t = ListFormat::Text)]
         format: ListFormat,
     },
     /// Print the JSON Schema of plan files.
     Schema,
+    /// Print the completion script of a shell: `rollbook completions bash > /etc/bash_completion.d/rollbook`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (`rollbook.1`, `rollbook-run.1`, …) into a directory.
+    Man {
+        /// Where to write them (created if missing), e.g. `/usr/local/share/man/man1`.
+        dir: PathBuf,
+    },
     /// The shared store (`--state postgres://…`): create its tables, send what this machine
     /// has not sent yet, import a state directory's runs.
     State {
@@ -261,8 +318,9 @@ pub struct BindArgs {
     /// A YAML file of param values.
     #[arg(long, value_name = "FILE")]
     pub params_file: Option<PathBuf>,
-    /// A YAML file of inventory groups that add to or replace the plan's.
-    #[arg(long, value_name = "FILE", env = "ROLLBOOK_INVENTORY")]
+    /// A YAML file of inventory groups that add to or replace the plan's, or a directory
+    /// whose `*.yaml`/`*.yml` files are read as one inventory [env: ROLLBOOK_INVENTORY].
+    #[arg(long, value_name = "FILE|DIR")]
     pub inventory: Option<PathBuf>,
     /// Narrow the run to these hosts: host names, group names, globs (`web-*`). `for_each`
     /// instances over other hosts of the inventory are left out (repeatable).
@@ -275,8 +333,69 @@ pub fn main() -> ExitCode {
     // Before anything is opened: a fan-out needs a descriptor per connection (see
     // `open_files`).
     let _ = open_files::raise();
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.environment(&matches);
     ExitCode::from(run(cli))
+}
+
+/// An environment variable that is set and not empty.
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Cli {
+    /// What the environment sets where the command line does not: `ROLLBOOK_PLANS`,
+    /// `ROLLBOOK_STATE_DIR`, `ROLLBOOK_STATE`, and a command's `ROLLBOOK_INVENTORY` and SSH
+    /// settings. An option typed on the command line wins.
+    pub fn environment(&mut self, matches: &clap::ArgMatches) {
+        let typed = |id: &str| {
+            matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                || matches.subcommand().is_some_and(|(_, m)| {
+                    m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                })
+        };
+        if !typed("plans_dir")
+            && let Some(dir) = env_value("ROLLBOOK_PLANS")
+        {
+            self.plans_dir = dir.into();
+        }
+        if !typed("state_dir")
+            && let Some(dir) = env_value("ROLLBOOK_STATE_DIR")
+        {
+            self.state_dir = dir.into();
+        }
+        if self.state.is_none() {
+            self.state = env_value("ROLLBOOK_STATE");
+        }
+        let (bind, ssh) = match &mut self.command {
+            Command::Plan { bind, ssh, .. } => (Some(bind), Some(ssh)),
+            Command::Run { bind, run, .. } => (Some(bind), Some(&mut run.ssh)),
+            Command::Resume { run, .. } => (None, Some(&mut run.ssh)),
+            Command::Graph { bind, .. } | Command::Diff { bind, .. } => (Some(bind), None),
+            Command::Inventory { inventory, .. } => {
+                if inventory.is_none() {
+                    *inventory = env_value("ROLLBOOK_INVENTORY").map(PathBuf::from);
+                }
+                (None, None)
+            }
+            _ => (None, None),
+        };
+        if let Some(bind) = bind
+            && bind.inventory.is_none()
+        {
+            bind.inventory = env_value("ROLLBOOK_INVENTORY").map(PathBuf::from);
+        }
+        if let Some(ssh) = ssh {
+            if ssh.identity.is_none() {
+                ssh.identity = env_value("ROLLBOOK_SSH_IDENTITY").map(PathBuf::from);
+            }
+            if ssh.known_hosts.is_none() {
+                ssh.known_hosts = env_value("ROLLBOOK_SSH_KNOWN_HOSTS").map(PathBuf::from);
+            }
+        }
+    }
 }
 
 /// Why a command did not succeed. The one place where faults become exit codes
@@ -401,6 +520,36 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             };
             commands::plan::run(&plans_dir, &request, style)
         }
+        Command::Diff {
+            base,
+            head,
+            plans,
+            bind,
+            format,
+        } => {
+            let request = commands::diff::Request {
+                base: &base,
+                head: head.as_deref(),
+                plans: &plans,
+                bind: &bind,
+                format,
+            };
+            commands::diff::run(&plans_dir, &request, style)
+        }
+        Command::Inventory {
+            plan,
+            inventory,
+            graph,
+            format,
+        } => {
+            let request = commands::inventory::Request {
+                plan: plan.as_deref(),
+                inventory: inventory.as_deref(),
+                graph,
+                json: format == ListFormat::Json,
+            };
+            commands::inventory::run(&plans_dir, &request, style)
+        }
         Command::Graph { plan, bind, format } => {
             commands::graph::run(&plans_dir, &plan, &bind, format, style)
         }
@@ -462,6 +611,18 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             commands::readiness::run(&plans_dir, &open_state()?, &request)
         }
         Command::Schema => commands::schema::run(),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "rollbook",
+                &mut out,
+            );
+            print(&String::from_utf8_lossy(&out));
+            Ok(())
+        }
+        Command::Man { dir } => commands::schema::man(&dir),
         Command::State { command } => {
             commands::state::run(state_url.as_deref(), &state_dir, &command)
         }

@@ -19,7 +19,7 @@ pub const NO_INVENTORY: &str = "-";
 pub const UNKNOWN_INVENTORY: &str = "?";
 
 /// The environment a run acted on: its inventory file's stem (`inventories/staging.yaml` →
-/// `staging`), [`NO_INVENTORY`] without one, [`UNKNOWN_INVENTORY`] when only the fact that
+/// `staging`; a directory's name, `inventories/prod/` → `prod`), [`NO_INVENTORY`] without one, [`UNKNOWN_INVENTORY`] when only the fact that
 /// there was one is known.
 pub fn environment(meta: &RunMeta) -> String {
     match &meta.inventory_path {
@@ -302,6 +302,7 @@ mod tests {
                 inventory_path: None,
                 limit: Vec::new(),
                 rollbook_version: "test".into(),
+                calls: Default::default(),
             },
             status,
             finished_at: (status != RunStatus::Running).then_some(end),
@@ -354,6 +355,11 @@ mod tests {
         let mut old = run("b", "web", "h", RunStatus::Succeeded, 1);
         old.meta.inventory = true;
         assert_eq!(environment(&old.meta), "?");
+        // An inventory directory: its name, with or without the trailing slash.
+        for dir in ["inventories/prod", "inventories/prod/"] {
+            let r = in_inventory(run("c", "web", "h", RunStatus::Succeeded, 1), dir);
+            assert_eq!(environment(&r.meta), "prod");
+        }
     }
 
     #[test]

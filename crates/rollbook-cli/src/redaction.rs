@@ -28,16 +28,60 @@ pub fn redactor(plan: &CompiledPlan, secrets: &Map<String, Value>, also: &[Strin
     builder.build()
 }
 
-/// Every `(user, secret name)` pair the plan's templates write as `user:{{ secrets.NAME }}`.
+/// Every `(user, secret name)` pair the plan's templates write as `user:{{ secrets.NAME }}`
+/// (in a called plan's templates, its name for a secret becomes the run's).
 fn logins(plan: &CompiledPlan) -> BTreeSet<(String, String)> {
     let mut found = BTreeSet::new();
-    let mut scan = |text: &str| found.extend(logins_in(text, &plan.params));
+    let mut calls: Vec<&rollbook_plan::compile::Called> = Vec::new();
     for phase in &plan.phases {
         for node in phase.graph.node_weights() {
+            let params = node
+                .call
+                .as_ref()
+                .and_then(|c| c.context["params"].as_object())
+                .unwrap_or(&plan.params);
+            let mut scan = |text: &str| found.extend(logins_in(text, params));
             visit_step(&node.step, &mut scan);
+            if let Some(call) = &node.call
+                && !calls.iter().any(|c| c.at == call.at)
+            {
+                calls.push(call);
+            }
         }
     }
-    for (_, connection) in plan.connections.iter() {
+    scan_connections(&plan.connections, &plan.params, &mut found);
+    for call in &calls {
+        let mut inner = BTreeSet::new();
+        let params = call.context["params"].as_object().unwrap_or(&plan.params);
+        scan_connections(&call.connections, params, &mut inner);
+        found.extend(inner);
+    }
+    // A called plan's names for secrets, as the run's.
+    let renamed: BTreeSet<(String, String)> = found
+        .iter()
+        .flat_map(|(user, name)| {
+            let mut names = vec![(user.clone(), name.clone())];
+            for call in &calls {
+                names.extend(
+                    call.secrets
+                        .iter()
+                        .filter(|(called, _)| called == name)
+                        .map(|(_, run)| (user.clone(), run.clone())),
+                );
+            }
+            names
+        })
+        .collect();
+    renamed
+}
+
+fn scan_connections(
+    connections: &rollbook_plan::model::Entries<Connection>,
+    params: &Map<String, Value>,
+    found: &mut BTreeSet<(String, String)>,
+) {
+    let mut scan = |text: &str| found.extend(logins_in(text, params));
+    for (_, connection) in connections.iter() {
         match connection {
             Connection::Sql(c) => scan(&c.url.value),
             Connection::Http(c) => {
@@ -48,7 +92,6 @@ fn logins(plan: &CompiledPlan) -> BTreeSet<(String, String)> {
             }
         }
     }
-    found
 }
 
 /// A step's templates, and those of the steps of a group it stands for.

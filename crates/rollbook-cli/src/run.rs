@@ -46,11 +46,12 @@ pub struct RunArgs {
 /// SSH settings that belong to the operator, not the plan.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SshArgs {
-    /// A private key to try for SSH (after ssh-agent, before ~/.ssh/id_*).
-    #[arg(long, value_name = "FILE", env = "ROLLBOOK_SSH_IDENTITY")]
+    /// A private key to try for SSH (after ssh-agent, before ~/.ssh/id_*)
+    /// [env: ROLLBOOK_SSH_IDENTITY].
+    #[arg(long, value_name = "FILE")]
     pub identity: Option<PathBuf>,
-    /// A known_hosts file checked before ~/.ssh/known_hosts.
-    #[arg(long, value_name = "FILE", env = "ROLLBOOK_SSH_KNOWN_HOSTS")]
+    /// A known_hosts file checked before ~/.ssh/known_hosts [env: ROLLBOOK_SSH_KNOWN_HOSTS].
+    #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
 }
 

@@ -176,7 +176,10 @@ pub(crate) fn compile_as_run(
     let inventory = if meta.inventory {
         let text = std::fs::read_to_string(dir.join("inventory.yaml"))
             .map_err(|e| format!("cannot read the run's inventory copy: {e}"))?;
-        rollbook_plan::load_inventory(&rollbook_plan::SourceFile::new("inventory.yaml", text))
+        // A directory's files were kept as one document of them; a file as it was.
+        let files = rollbook_plan::inventory::unbundle(&text)
+            .unwrap_or_else(|| vec![rollbook_plan::SourceFile::new("inventory.yaml", text)]);
+        rollbook_plan::load_inventory_files(&files)
             .map_err(|_| "the run's inventory copy does not read".to_string())?
     } else {
         Default::default()
@@ -187,8 +190,25 @@ pub(crate) fn compile_as_run(
         user: meta.user.clone(),
         started_at: meta.started_at.clone(),
     };
-    compile::compile_limited(plan, params, &inventory, &info, &meta.limit)
-        .map_err(|e| e.to_string())
+    compile::compile_with(
+        plan,
+        params,
+        &inventory,
+        &info,
+        &meta.limit,
+        &called_library(meta),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The plans a run's plan called, with their text as the run kept it.
+pub(crate) fn called_library(meta: &journal::RunMeta) -> rollbook_plan::calls::Library {
+    let mut library = rollbook_plan::calls::Library::new();
+    for (name, called) in &meta.calls {
+        let file = rollbook_plan::SourceFile::new(called.path.clone(), called.text.clone());
+        library.insert(name.clone(), file);
+    }
+    library
 }
 
 /// Reads a run's directory; an unknown run id is exit code 2, an unreadable run (or state

@@ -84,6 +84,7 @@ fn benches(c: &mut Criterion) {
                 inventory_path: None,
                 limit: Vec::new(),
                 rollbook_version: String::new(),
+                calls: Default::default(),
             };
             let mut journal = FileJournal::create(state.path(), &meta, "", None).unwrap();
             execute(&rt, &small, &runners, &mut journal)

@@ -82,6 +82,21 @@ pub struct RunMeta {
     pub limit: Vec<String>,
     /// The rollbook that ran it.
     pub rollbook_version: String,
+    /// The plans the run's plan calls (`plan: NAME`), by name, with their text as they ran:
+    /// `resume` and `report` compile exactly these. Not written when it calls none.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub calls: std::collections::BTreeMap<String, CalledPlan>,
+}
+
+/// A plan called by the run's plan, as the run read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalledPlan {
+    /// Where it was read from.
+    pub path: String,
+    /// SHA-256 of its text, hex (a resume compares the file's against it).
+    pub hash: String,
+    /// Its text.
+    pub text: String,
 }
 
 /// SHA-256 of a text, hex.

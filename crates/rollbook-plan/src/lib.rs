@@ -8,9 +8,11 @@
 //! it builds and tests in seconds.
 
 pub mod action;
+pub mod calls;
 pub mod compile;
 pub mod decode;
 pub mod diagnostic;
+pub mod inventory;
 pub mod jq;
 pub mod model;
 pub mod params;
@@ -81,6 +83,25 @@ pub fn check(file: SourceFile, expected_name: Option<&str>) -> Checked {
     }
 }
 
+/// [`check`], and the plan's calls of other plans (`plan: NAME`) against `library`: the
+/// plans it may call, by name ([`calls::check_calls`]).
+pub fn check_with(
+    file: SourceFile,
+    expected_name: Option<&str>,
+    library: &calls::Library,
+) -> Checked {
+    let mut checked = check(file, expected_name);
+    if let Some(plan) = &checked.plan {
+        checked
+            .diagnostics
+            .extend(calls::check_calls(plan, library));
+        checked
+            .diagnostics
+            .sort_by_key(|d| (d.span.offset, d.level));
+    }
+    checked
+}
+
 /// Parses and decodes a plan, without the semantic checks of [`validate`].
 pub fn load(file: &SourceFile, diagnostics: &mut Vec<Diagnostic>) -> Option<Plan> {
     let root = match yaml::parse(&file.text, &yaml::Limits::default()) {
@@ -124,17 +145,59 @@ fn side_file(file: &SourceFile) -> Result<yaml::Node, Vec<Diagnostic>> {
     }
 }
 
-/// Reads an inventory file (`--inventory`): `group: [host, { name, address, port, user }]`.
+/// Reads an inventory file (`--inventory FILE`): `group: [host, { name, address, port, user,
+/// vars }]` or `group: { hosts: [...], children: [group, ...] }`.
 pub fn load_inventory(
     file: &SourceFile,
-) -> Result<std::collections::BTreeMap<String, Vec<model::Host>>, Vec<Diagnostic>> {
-    let root = side_file(file)?;
-    let mut diags = Vec::new();
-    let groups = decode::decode_inventory(&root, &mut diags);
-    if diags.iter().any(Diagnostic::is_error) {
+) -> Result<std::collections::BTreeMap<String, model::Group>, Vec<Diagnostic>> {
+    load_inventory_files(std::slice::from_ref(file))
+        .map_err(|diags| diags.into_iter().map(|(_, d)| d).collect())
+}
+
+/// Reads the files of an inventory as one (`--inventory DIR`: its `*.yaml` and `*.yml` files,
+/// in the order given): their groups together, checked together ([`inventory::check`]). The
+/// diagnostics come with the index of their file in `files`, each file's by place.
+pub fn load_inventory_files(
+    files: &[SourceFile],
+) -> Result<std::collections::BTreeMap<String, model::Group>, Vec<(usize, Diagnostic)>> {
+    let mut diags: Vec<(usize, Diagnostic)> = Vec::new();
+    let mut decoded = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        match side_file(file) {
+            Ok(root) => {
+                let mut own = Vec::new();
+                decoded.push((i, decode::decode_inventory(&root, &mut own)));
+                diags.extend(own.into_iter().map(|d| (i, d)));
+            }
+            Err(own) => diags.extend(own.into_iter().map(|d| (i, d))),
+        }
+    }
+    let defs: Vec<inventory::Defined<'_>> = decoded
+        .iter()
+        .flat_map(|(file, groups)| {
+            groups.iter().map(move |(name, group)| inventory::Defined {
+                file: *file,
+                name,
+                group,
+            })
+        })
+        .collect();
+    let place = |file: usize, span: Span| {
+        let (line, col) = files[file].line_col(span.offset);
+        format!("{}:{line}:{col}", files[file].name)
+    };
+    diags.extend(inventory::check(&defs, &place));
+    if diags.iter().any(|(_, d)| d.is_error()) {
+        diags.sort_by_key(|(file, d)| (*file, d.span.offset, d.level));
         return Err(diags);
     }
-    Ok(groups.0.into_iter().map(|(k, v)| (k.value, v)).collect())
+    let mut groups = std::collections::BTreeMap::new();
+    for (_, entries) in decoded {
+        for (name, group) in entries.0 {
+            groups.entry(name.value).or_insert(group);
+        }
+    }
+    Ok(groups)
 }
 
 /// Reads a params file (`--params-file`): a mapping of param names to values.

@@ -187,9 +187,9 @@ pub struct Plan {
     /// Typed inputs: `--param name=value`, `--params-file FILE`.
     #[schemars(default)]
     pub params: Entries<Param>,
-    /// Named host groups; `--inventory FILE` adds or overrides groups.
+    /// Named host groups; `--inventory FILE|DIR` adds or overrides groups.
     #[schemars(default)]
-    pub inventory: Entries<Vec<Host>>,
+    pub inventory: Entries<Group>,
     /// Values read at run time only, never printed, logged or journaled.
     #[schemars(default)]
     pub secrets: Entries<SecretSource>,
@@ -293,6 +293,46 @@ impl ParamType {
     }
 }
 
+/// An inventory group: a list of hosts, or `{ hosts: [...], children: [group, ...] }`.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(untagged)]
+pub enum Group {
+    /// Just its hosts.
+    Hosts(Vec<Host>),
+    /// Its own hosts and the groups whose hosts it holds too.
+    Nested(GroupDetails),
+}
+
+impl Group {
+    /// The hosts written in the group itself (not its children's).
+    pub fn hosts(&self) -> &[Host] {
+        match self {
+            Group::Hosts(h) => h,
+            Group::Nested(d) => &d.hosts,
+        }
+    }
+
+    /// The groups named under `children`, in the order written.
+    pub fn children(&self) -> &[Spanned<String>] {
+        match self {
+            Group::Hosts(_) => &[],
+            Group::Nested(d) => &d.children,
+        }
+    }
+}
+
+/// A group written as a mapping: its own hosts and its child groups.
+#[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct GroupDetails {
+    /// The group's own hosts, written as in a list group.
+    #[schemars(default)]
+    pub hosts: Vec<Host>,
+    /// Groups whose hosts (and their children's, recursively) belong to this group too.
+    #[schemars(default)]
+    pub children: Vec<Spanned<String>>,
+}
+
 /// A host: a name (`us-east-op-1`), or an object with connection details.
 #[derive(Debug, Clone, PartialEq, JsonSchema)]
 #[schemars(untagged)]
@@ -326,7 +366,8 @@ pub struct HostDetails {
     pub port: Option<Spanned<u16>>,
     /// SSH user.
     pub user: Option<Spanned<String>>,
-    /// Free-form values for templates.
+    /// Free-form values for templates: `{{ host.vars.NAME }}`,
+    /// `{{ inventory.hosts.HOST.vars.NAME }}`.
     #[schemars(default)]
     pub vars: Entries<Node>,
 }
@@ -527,6 +568,17 @@ pub struct Step {
     pub confirm: Option<Template>,
     /// A group: these steps run (once per `for_each` item) as a small graph of their own.
     pub steps: Option<Vec<Step>>,
+    /// Call another plan of the plans directory by name: its `steps` run here, as a
+    /// sub-graph of this run (one journal, one lock), their nodes named under this step.
+    pub plan: Option<Spanned<String>>,
+    /// With `plan`: the called plan's params. Values may be templates, rendered in this
+    /// plan's context when the plan is compiled.
+    #[schemars(default)]
+    pub params: Entries<Node>,
+    /// With `plan`: the called plan's secrets, each given one of this plan's
+    /// (`called_name: this_plans_name`). A called plan sees no other secret.
+    #[schemars(default)]
+    pub secrets: Entries<Spanned<String>>,
     /// What puts back what this step did, run when the scope it succeeded in fails: its
     /// `for_each` instance, else the run (in reverse order of completion, before
     /// `on_failure`). Evaluated with the step's own context: same host, `item`, `index`, and
@@ -633,6 +685,8 @@ pub enum ActionRef<'a> {
     Confirm(&'a Template),
     /// `steps:`: a group (or a step with no action at all).
     Group(&'a [Step]),
+    /// `plan:`: a call of another plan, by name.
+    Call(&'a Spanned<String>),
 }
 
 impl ActionRef<'_> {
@@ -647,6 +701,7 @@ impl ActionRef<'_> {
             ActionRef::Sleep(_) => "sleep",
             ActionRef::Confirm(_) => "confirm",
             ActionRef::Group(_) => "steps",
+            ActionRef::Call(_) => "plan",
         }
     }
 }
@@ -667,6 +722,8 @@ impl Step {
             ActionRef::Sleep(a)
         } else if let Some(a) = &self.confirm {
             ActionRef::Confirm(a)
+        } else if let Some(name) = &self.plan {
+            ActionRef::Call(name)
         } else {
             ActionRef::Group(self.steps.as_deref().unwrap_or_default())
         }

@@ -205,11 +205,14 @@ pub fn describe(action: &Action) -> Preview {
             if let Some(e) = &a.expect_rows_affected {
                 notes.push(match e {
                     RowsExpect::Exactly(n) => format!("expect {n} rows affected"),
-                    RowsExpect::Range { min, max } => format!(
-                        "expect rows affected in {}..={}",
-                        min.map_or(String::new(), |m| m.to_string()),
-                        max.map_or(String::new(), |m| m.to_string())
-                    ),
+                    RowsExpect::Range { min, max } => match (min, max) {
+                        (Some(min), Some(max)) => {
+                            format!("expect {min} to {max} rows affected")
+                        }
+                        (Some(min), None) => format!("expect at least {min} rows affected"),
+                        (None, Some(max)) => format!("expect at most {max} rows affected"),
+                        (None, None) => "any number of rows affected".into(),
+                    },
                 });
             }
             if let Some(l) = a.lock_timeout {

@@ -46,12 +46,24 @@ pub fn node_context(
     run: RunState<'_>,
     outputs: &dyn Fn(NodeIndex) -> Option<Value>,
 ) -> Value {
-    let mut ctx = if may_read_inventory(plan, node) {
-        plan.context.clone()
+    let reads = reads(plan, node);
+    // A called plan's node sees that plan's context (its params and inventory).
+    let base = node.call.as_ref().map_or(&plan.context, |c| &c.context);
+    let mut ctx = if reads.inventory {
+        base.clone()
     } else {
-        without_inventory(&plan.context)
+        without_inventory(base)
     };
-    ctx["secrets"] = Value::Object(secrets.clone());
+    ctx["secrets"] = match &node.call {
+        None => Value::Object(secrets.clone()),
+        // A called plan sees the secrets it was given, under its own names.
+        Some(call) => Value::Object(
+            call.secrets
+                .iter()
+                .filter_map(|(called, run)| secrets.get(run).map(|v| (called.clone(), v.clone())))
+                .collect(),
+        ),
+    };
     ctx["run"]["status"] = json!(run.status);
     ctx["run"]["tolerated"] = run.tolerated.clone();
     let mut steps = Map::new();
@@ -90,28 +102,107 @@ pub fn node_context(
         ctx["item"] = item.clone();
         ctx["index"] = json!(index);
     }
+    if reads.host
+        && let Some(host) = node_host(plan, node, &ctx)
+    {
+        ctx["host"] = host;
+    }
     ctx
 }
 
-/// Whether a node's templates may read `inventory`: one of them (the step's own, its name and
-/// its groups' names, the plan's `defaults` and `connections`) names it. Conservative: a
-/// mention anywhere counts. The `for_each` of the groups around the node is not looked at:
-/// it was expanded when the plan was compiled (or, over a step output, by the executor).
+/// The inventory host in scope of a node (`host` in templates), as its record
+/// ([`crate::inventory::host_record`]):
+/// 1. in an `ssh` step whose `host` renders to the name of an inventory host, that host;
+/// 2. else, when the node's `for_each` item (the innermost) is the name of an inventory host,
+///    or an object whose `name` is, that host.
+///
+/// Otherwise there is none, and a template that reads `host` fails to render.
+fn node_host(plan: &CompiledPlan, node: &Node, ctx: &Value) -> Option<Value> {
+    let records = node
+        .call
+        .as_ref()
+        .map_or(&plan.context, |c| &c.context)
+        .get("inventory")?
+        .get(crate::inventory::RESERVED_GROUP)?;
+    if let ActionRef::Ssh(a) = node.step.action()
+        && let Some(record) = ssh_host(&a.host.value, ctx).and_then(|name| records.get(&name))
+    {
+        return Some(record.clone());
+    }
+    let name = match &node.item.as_ref()?.0 {
+        Value::String(s) => s.as_str(),
+        Value::Object(o) => o.get("name")?.as_str()?,
+        _ => return None,
+    };
+    records.get(name).cloned()
+}
+
+/// The host an `ssh` step's `host` template names, rendered without `host` in the context.
+fn ssh_host(template: &str, ctx: &Value) -> Option<String> {
+    static RENDERER: std::sync::OnceLock<Renderer> = std::sync::OnceLock::new();
+    if !template.contains("{{") {
+        return Some(template.to_string());
+    }
+    match crate::template::eval_single(template, ctx) {
+        Ok(Some(Value::String(s))) => Some(s),
+        Ok(Some(_)) => None,
+        _ => RENDERER
+            .get_or_init(Renderer::new)
+            .render(template, ctx, Escape::None)
+            .ok(),
+    }
+}
+
+/// What a node's templates may read, beyond what every node gets.
+struct Reads {
+    /// `inventory`: its groups and host records.
+    inventory: bool,
+    /// `host`: the inventory host in scope ([`node_host`]).
+    host: bool,
+}
+
+/// Whether a node's templates may read `inventory` or `host`: one of them (the step's own,
+/// its name and its groups' names, the `defaults` and `connections` of its plan, the called
+/// plan's inside a call) names it.
+/// Conservative: a mention anywhere counts. The `for_each` of the groups around the node is
+/// not looked at: it was expanded when the plan was compiled (or, over a step output, by the
+/// executor).
 ///
 /// Why: the context is copied for every node, and handlebars copies it again for every
 /// template. A `for_each` over 10,000 hosts reads the inventory once, when it is compiled; a
 /// copy of the 10,000 names in each of its 30,000 nodes' contexts made a run quadratic
 /// (48 s of copying for the dry run alone).
-fn may_read_inventory(plan: &CompiledPlan, node: &Node) -> bool {
-    let mut named = false;
-    let mut look = |text: &str| named |= text.contains("inventory");
+fn reads(plan: &CompiledPlan, node: &Node) -> Reads {
+    let mut reads = Reads {
+        inventory: false,
+        host: false,
+    };
+    let mut look = |text: &str| {
+        reads.inventory |= text.contains("inventory");
+        reads.host |= mentions_host(text);
+    };
     crate::compile::visit_templates(&node.step, &mut look);
     for step in std::iter::once(&node.step).chain(&node.groups) {
         if let Some(name) = &step.name {
             look(&name.value);
         }
     }
-    named || format!("{:?}{:?}", plan.defaults, plan.connections).contains("inventory")
+    let env = Env::of(plan, node);
+    let plan_wide = format!("{:?}{:?}", env.defaults, env.connections);
+    look(&plan_wide);
+    reads
+}
+
+/// Whether `text` may read `host`: the word followed by what can follow a name in a template
+/// (`host.vars.x`, `host }}`, `(host)`), so that `known_hosts` and `host_key_policy` in the
+/// settings do not count.
+fn mentions_host(text: &str) -> bool {
+    text.match_indices("host").any(|(i, _)| {
+        matches!(
+            text[i + 4..].chars().next(),
+            None | Some('.' | ' ' | '}' | ')' | '[' | '~' | '\n')
+        )
+    })
 }
 
 /// The plan's context with an empty `inventory`.
@@ -266,6 +357,7 @@ pub fn render_action(
     renderer: &Renderer,
 ) -> Result<Action, RenderError> {
     let r = R { r: renderer, ctx };
+    let plan = &Env::of(plan, node);
     match node.step.action() {
         ActionRef::Ssh(a) => ssh(&r, plan, a).map(Action::Ssh),
         ActionRef::Http(a) => http(&r, plan, a).map(Action::Http),
@@ -281,6 +373,35 @@ pub fn render_action(
             field: "steps",
             message: "a group has no action of its own".into(),
         }),
+        ActionRef::Call(_) => Err(RenderError {
+            field: "plan",
+            message: "a call of a plan has no action of its own".into(),
+        }),
+    }
+}
+
+/// What a node's action is rendered with: its plan's `defaults`, `connections` and host
+/// details (a called plan's own, for the nodes of a call).
+struct Env<'a> {
+    defaults: &'a model::Defaults,
+    connections: &'a model::Entries<Connection>,
+    hosts: &'a std::collections::BTreeMap<String, model::HostDetails>,
+}
+
+impl<'a> Env<'a> {
+    fn of(plan: &'a CompiledPlan, node: &'a Node) -> Self {
+        match &node.call {
+            Some(c) => Env {
+                defaults: &c.defaults,
+                connections: &c.connections,
+                hosts: &c.hosts,
+            },
+            None => Env {
+                defaults: &plan.defaults,
+                connections: &plan.connections,
+                hosts: &plan.hosts,
+            },
+        }
     }
 }
 
@@ -291,7 +412,7 @@ fn own_or<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> &'a Option<T> {
 
 /// An `ssh` step: the host's inventory details and the plan's `defaults.ssh` fill in what the
 /// step leaves out.
-fn ssh(r: &R<'_>, plan: &CompiledPlan, a: &model::SshAction) -> Result<SshCommand, RenderError> {
+fn ssh(r: &R<'_>, plan: &Env<'_>, a: &model::SshAction) -> Result<SshCommand, RenderError> {
     let defaults = plan.defaults.ssh.clone().unwrap_or_default();
     let host = r.text("ssh.host", &a.host)?;
     let details = plan.hosts.get(&host);
@@ -391,7 +512,7 @@ fn upload(r: &R<'_>, u: &model::Upload) -> Result<Upload, RenderError> {
 /// An `http` step: its URL (or its connection's `base_url` and its `path`), headers from the
 /// defaults, the connection and the step (later ones replace earlier ones of the same name,
 /// in any case), the query, the body and the TLS settings.
-fn http(r: &R<'_>, plan: &CompiledPlan, a: &model::HttpAction) -> Result<HttpRequest, RenderError> {
+fn http(r: &R<'_>, plan: &Env<'_>, a: &model::HttpAction) -> Result<HttpRequest, RenderError> {
     let mut url = r.opt("http.url", &a.url)?.unwrap_or_default();
     let mut headers = Vec::new();
     let mut tls_source = a.tls.as_ref();
@@ -487,7 +608,7 @@ fn tls(r: &R<'_>, source: Option<&model::Tls>) -> Result<Tls, RenderError> {
 /// its statements with their arguments, and the timeouts.
 fn sql(
     r: &R<'_>,
-    plan: &CompiledPlan,
+    plan: &Env<'_>,
     node: &Node,
     a: &model::SqlAction,
 ) -> Result<SqlCall, RenderError> {

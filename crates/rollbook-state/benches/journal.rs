@@ -43,17 +43,19 @@ fn meta(id: &str) -> RunMeta {
         inventory_path: None,
         limit: Vec::new(),
         rollbook_version: String::new(),
+        calls: Default::default(),
     }
 }
 
-/// One run: lock, journal, execute, wait for the shared copy, release.
+/// One run: lock, journal, execute, wait for the shared copy, release. Answers how long the
+/// run took to its `run_finished` and until the shared copy had every event.
 fn run_once(
     rt: &tokio::runtime::Runtime,
     store: &dyn Store,
     plan: &CompiledPlan,
     runners: &Runners,
     id: &str,
-) {
+) -> (Duration, Duration) {
     let holder = LockHolder {
         key: "bench".into(),
         run_id: id.into(),
@@ -62,6 +64,7 @@ fn run_once(
         pid: 0,
         since: String::new(),
     };
+    let start = std::time::Instant::now();
     let lease = store.lock(&holder, Stale::Break).unwrap();
     let mut journal = store.create(&meta(id), "", None).unwrap();
     let outcome = rt
@@ -85,11 +88,30 @@ fn run_once(
         )
         .unwrap();
     assert_eq!(outcome.status, rollbook_exec::RunStatus::Succeeded);
+    let finished = start.elapsed();
     assert!(
         journal.settle(Duration::from_secs(60)).is_none(),
         "the shared copy caught up"
     );
+    let settled = start.elapsed();
     drop(lease);
+    (finished, settled)
+}
+
+/// The median of each part, for the notes: the executor's time is the operator's wait; the
+/// rest is the shared copy catching up.
+fn medians(name: &str, times: &mut [(Duration, Duration)]) {
+    if times.is_empty() {
+        return;
+    }
+    times.sort_by_key(|t| t.0);
+    let finished = times[times.len() / 2].0;
+    times.sort_by_key(|t| t.1);
+    let settled = times[times.len() / 2].1;
+    eprintln!(
+        "{name}: median {finished:?} to run_finished, {settled:?} until the shared copy had every event ({} runs)",
+        times.len()
+    );
 }
 
 /// The bench database on the server of `url`, created when missing.
@@ -118,12 +140,20 @@ fn benches(c: &mut Criterion) {
     let files = tempfile::tempdir().unwrap();
     let file_store = FileStore::new(files.path());
     let mut n = 0;
+    let mut file_times = Vec::new();
     group.bench_function(BenchmarkId::new("file", 1_000), |b| {
         b.iter(|| {
             n += 1;
-            run_once(&rt, &file_store, &small, &runners, &format!("bench-f{n}"))
+            file_times.push(run_once(
+                &rt,
+                &file_store,
+                &small,
+                &runners,
+                &format!("bench-f{n}"),
+            ))
         })
     });
+    let mut pg_times = Vec::new();
     match std::env::var("ROLLBOOK_BENCH_PG_URL") {
         Ok(url) => {
             let local = tempfile::tempdir().unwrap();
@@ -143,7 +173,13 @@ fn benches(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("postgres", 1_000), |b| {
                 b.iter(|| {
                     n += 1;
-                    run_once(&rt, &pg, &small, &runners, &format!("bench-{stamp}-{n}"))
+                    pg_times.push(run_once(
+                        &rt,
+                        &pg,
+                        &small,
+                        &runners,
+                        &format!("bench-{stamp}-{n}"),
+                    ))
                 })
             });
         }
@@ -152,6 +188,8 @@ fn benches(c: &mut Criterion) {
         }
     }
     group.finish();
+    medians("file", &mut file_times);
+    medians("postgres", &mut pg_times);
 }
 
 criterion_group!(store, benches);

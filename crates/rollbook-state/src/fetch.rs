@@ -1,7 +1,10 @@
 //! A shared run as a local directory in the file journal's layout, for the commands that read
 //! runs (`show`, `report`, `resume`).
 
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+
+use futures_util::TryStreamExt as _;
 
 use rollbook_exec::journal;
 use sqlx::Row;
@@ -45,25 +48,6 @@ pub(crate) async fn download(inner: &Inner, run_id: &str, dir: &Path) -> Result<
         at: t.shown(),
         message: format!("it has no run {run_id}"),
     })?;
-    let lines: Vec<String> = bounded(
-        t,
-        "reading the run's journal",
-        sqlx::query_scalar("SELECT line FROM rollbook_events WHERE run_id = $1 ORDER BY seq")
-            .bind(run_id)
-            .fetch_all(&inner.pool),
-    )
-    .await?;
-    let logs = bounded(
-        t,
-        "reading the run's logs",
-        sqlx::query(
-            "SELECT phase, node, chunk FROM rollbook_logs WHERE run_id = $1
-              ORDER BY phase, node, \"offset\"",
-        )
-        .bind(run_id)
-        .fetch_all(&inner.pool),
-    )
-    .await?;
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| crate::local_io(parent, e))?;
     let name = dir
@@ -94,27 +78,58 @@ pub(crate) async fn download(inner: &Inner, run_id: &str, dir: &Path) -> Result<
     if let Some(inv) = row.get::<Option<String>, _>("inventory_text") {
         write(Path::new("inventory.yaml"), inv.as_bytes())?;
     }
-    let mut journal = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for l in &lines {
-        journal.push_str(l);
-        journal.push('\n');
-    }
-    write(Path::new("journal.jsonl"), journal.as_bytes())?;
-    let mut grouped: Vec<((String, String), Vec<u8>)> = Vec::new();
-    for r in &logs {
+    // The journal and the logs are streamed into their files, row by row: a run with
+    // gigabytes of output is never held in memory. Each row must come within the bound.
+    let events = {
+        let path = fresh.join("journal.jsonl");
+        let file = std::fs::File::create(&path).map_err(|e| crate::local_io(&path, e))?;
+        let mut out = BufWriter::new(file);
+        let mut rows = sqlx::query_scalar::<_, String>(
+            "SELECT line FROM rollbook_events WHERE run_id = $1 ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch(&inner.pool);
+        let mut n = 0u64;
+        while let Some(line) = bounded(t, "reading the run's journal", rows.try_next()).await? {
+            out.write_all(line.as_bytes())
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(|e| crate::local_io(&path, e))?;
+            n += 1;
+        }
+        out.flush().map_err(|e| crate::local_io(&path, e))?;
+        n
+    };
+    let mut rows = sqlx::query(
+        "SELECT phase, node, chunk FROM rollbook_logs WHERE run_id = $1
+          ORDER BY phase, node, \"offset\"",
+    )
+    .bind(run_id)
+    .fetch(&inner.pool);
+    let mut open: Option<((String, String), PathBuf, BufWriter<std::fs::File>)> = None;
+    while let Some(r) = bounded(t, "reading the run's logs", rows.try_next()).await? {
         let key = (r.get::<String, _>("phase"), r.get::<String, _>("node"));
-        let chunk: Vec<u8> = r.get("chunk");
-        match grouped.last_mut() {
-            Some((k, bytes)) if *k == key => bytes.extend_from_slice(&chunk),
-            _ => grouped.push((key, chunk)),
+        if open.as_ref().is_none_or(|(k, _, _)| *k != key) {
+            if let Some((_, path, mut w)) = open.take() {
+                w.flush().map_err(|e| crate::local_io(&path, e))?;
+            }
+            let path = fresh.join(journal::log_path(&key.0, &key.1));
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(|e| crate::local_io(p, e))?;
+            }
+            let file = std::fs::File::create(&path).map_err(|e| crate::local_io(&path, e))?;
+            open = Some((key, path, BufWriter::new(file)));
+        }
+        if let Some((_, path, w)) = open.as_mut() {
+            w.write_all(r.get::<&[u8], _>("chunk"))
+                .map_err(|e| crate::local_io(path, e))?;
         }
     }
-    for ((phase, node), bytes) in grouped {
-        write(&journal::log_path(&phase, &node), &bytes)?;
+    if let Some((_, path, mut w)) = open.take() {
+        w.flush().map_err(|e| crate::local_io(&path, e))?;
     }
     if dir.exists() {
         let local = journal::read_events(dir).map(|e| e.len()).unwrap_or(0);
-        if local > lines.len() {
+        if local as u64 > events {
             let aside = (1..)
                 .map(|n| parent.join(format!("{name}.late-{n}")))
                 .find(|p| !p.exists())
@@ -125,5 +140,5 @@ pub(crate) async fn download(inner: &Inner, run_id: &str, dir: &Path) -> Result<
         }
     }
     std::fs::rename(&fresh, dir).map_err(|e| crate::local_io(dir, e))?;
-    Ok(lines.len() as u64)
+    Ok(events)
 }

@@ -34,13 +34,14 @@ pub(crate) fn local_runs(inner: &Inner) -> PathBuf {
 
 /// The fence of every write to a run, inside the writing transaction: takes the run's
 /// advisory lock (writers of one run one at a time, until the transaction ends) and refuses
-/// when a controller with a larger token than `token` has registered.
+/// when a controller with a larger token than `token` has registered. Answers how many
+/// events the shared journal has (read under the lock, in the same round trip).
 pub(crate) async fn fence(
     inner: &Inner,
     tx: &mut sqlx::PgConnection,
     run_id: &str,
     token: i64,
-) -> Result<(), Error> {
+) -> Result<i64, Error> {
     let t = &inner.target;
     bounded(
         t,
@@ -50,12 +51,16 @@ pub(crate) async fn fence(
             .execute(&mut *tx),
     )
     .await?;
-    let later: Option<i64> = bounded(
+    // A statement of its own after the lock: a statement's snapshot is taken when it starts.
+    let (later, have): (Option<i64>, i64) = bounded(
         t,
         "reading the run's controllers",
-        sqlx::query_scalar("SELECT max(token) FROM rollbook_controllers WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_one(&mut *tx),
+        sqlx::query_as(
+            "SELECT (SELECT max(token) FROM rollbook_controllers WHERE run_id = $1),
+                    (SELECT coalesce(max(seq), 0) FROM rollbook_events WHERE run_id = $1)",
+        )
+        .bind(run_id)
+        .fetch_one(&mut *tx),
     )
     .await?;
     match later.filter(|l| *l > token) {
@@ -64,7 +69,7 @@ pub(crate) async fn fence(
             token,
             later,
         }),
-        None => Ok(()),
+        None => Ok(have),
     }
 }
 

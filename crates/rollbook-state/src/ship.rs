@@ -9,7 +9,7 @@
 //! the events' positions, and what the database already has is skipped.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,9 @@ use crate::{Error, Inner, bounded};
 const BATCH_EVENTS: u64 = 5000;
 /// Most bytes of one node's log sent in one transaction.
 const LOG_CHUNK: u64 = 1 << 20;
+/// How long the first turn after a quiet moment waits for the next ones to share its
+/// transaction.
+const COALESCE: Duration = Duration::from_millis(10);
 /// The longest wait between two tries while the database does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -129,6 +132,10 @@ impl Shipper {
                     Some(mark) => absorb(mark, &mut turns, &mut logs),
                     None => return,
                 }
+                // The turns that follow within a moment share the transaction: a busy run
+                // makes a few commits a second instead of one per turn, and leaves the
+                // machine's cores to the steps.
+                tokio::time::sleep(COALESCE).await;
             }
             while let Ok(mark) = marks.try_recv() {
                 absorb(mark, &mut turns, &mut logs);
@@ -223,17 +230,7 @@ impl Shipper {
         }
         let t = &self.inner.target;
         let mut tx = bounded(t, "sending the journal", self.inner.pool.begin()).await?;
-        crate::runs::fence(&self.inner, &mut tx, &self.run_id, self.token).await?;
-        let have: i64 = bounded(
-            t,
-            "sending the journal",
-            sqlx::query_scalar(
-                "SELECT coalesce(max(seq), 0) FROM rollbook_events WHERE run_id = $1",
-            )
-            .bind(&self.run_id)
-            .fetch_one(&mut *tx),
-        )
-        .await?;
+        let have = crate::runs::fence(&self.inner, &mut tx, &self.run_id, self.token).await?;
         // What an earlier batch committed (its answer lost on the way back) is not sent twice.
         let mut seqs = Vec::new();
         let mut kinds = Vec::new();
@@ -304,29 +301,36 @@ impl Shipper {
     }
 }
 
-/// Where the `events`-th event line of a run's local journal ends.
+/// Where the `events`-th event line of a run's local journal ends. Read line by line: a
+/// long journal is never held whole.
 pub(crate) fn offset_of(dir: &std::path::Path, events: u64) -> Result<u64, Error> {
     if events == 0 {
         return Ok(0);
     }
     let path = dir.join("journal.jsonl");
-    let bytes = std::fs::read(&path).map_err(|e| crate::local_io(&path, e))?;
-    let mut seen = 0;
-    let mut offset = 0u64;
-    for chunk in bytes.split_inclusive(|b| *b == b'\n') {
-        offset += chunk.len() as u64;
-        if !chunk.iter().all(u8::is_ascii_whitespace) {
-            seen += 1;
+    let file = std::fs::File::open(&path).map_err(|e| crate::local_io(&path, e))?;
+    let mut reader = BufReader::new(file);
+    let mut line = Vec::new();
+    let (mut seen, mut offset) = (0, 0u64);
+    while seen < events {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| crate::local_io(&path, e))?;
+        if n == 0 {
+            break;
         }
-        if seen == events {
-            return Ok(offset);
+        offset += n as u64;
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            seen += 1;
         }
     }
     Ok(offset)
 }
 
 /// Up to `count` complete event lines of the local journal from byte `from`, and the bytes
-/// they take (blank lines included).
+/// they take (blank lines included). Reads only those lines, however far behind the shared
+/// copy is.
 fn read_lines(dir: &std::path::Path, from: u64, count: u64) -> Result<(Vec<String>, u64), Error> {
     if count == 0 {
         return Ok((Vec::new(), 0));
@@ -335,17 +339,20 @@ fn read_lines(dir: &std::path::Path, from: u64, count: u64) -> Result<(Vec<Strin
     let mut file = std::fs::File::open(&path).map_err(|e| crate::local_io(&path, e))?;
     file.seek(SeekFrom::Start(from))
         .map_err(|e| crate::local_io(&path, e))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| crate::local_io(&path, e))?;
+    let mut reader = BufReader::new(file);
     let mut lines = Vec::new();
     let mut used = 0u64;
-    for chunk in bytes.split_inclusive(|b| *b == b'\n') {
-        if lines.len() as u64 == count || !chunk.ends_with(b"\n") {
+    let mut chunk = Vec::new();
+    while (lines.len() as u64) < count {
+        chunk.clear();
+        let n = reader
+            .read_until(b'\n', &mut chunk)
+            .map_err(|e| crate::local_io(&path, e))?;
+        if n == 0 || !chunk.ends_with(b"\n") {
             break;
         }
-        used += chunk.len() as u64;
-        let text = String::from_utf8_lossy(chunk);
+        used += n as u64;
+        let text = String::from_utf8_lossy(&chunk);
         let text = text.trim_end_matches(['\n', '\r']);
         if !text.trim().is_empty() {
             lines.push(text.to_string());

@@ -22,7 +22,7 @@ pub fn run(
     let runs = state.store.list().map_err(Failure::from)?;
     let mut rows = Vec::new();
     for path in &files {
-        let checked = super::validate::check_file(path)?;
+        let checked = super::validate::check_file(dir, path, &files)?;
         rows.push(ListRow::new(path, &checked, &runs));
     }
     let out = match format {

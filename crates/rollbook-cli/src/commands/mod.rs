@@ -2,7 +2,9 @@
 //! [`Failure`]. What several commands share lives here: reading a plan and the files that
 //! bind it, each once, and compiling them.
 
+pub mod diff;
 pub mod graph;
+pub mod inventory;
 pub mod list;
 pub mod plan;
 pub mod readiness;
@@ -18,6 +20,7 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rollbook_plan::calls::Library;
 use rollbook_plan::compile::{self, CompiledPlan, ParamInput, RunInfo};
 use rollbook_plan::{Checked, Plan, SourceFile};
 
@@ -27,14 +30,114 @@ use crate::{BindArgs, Failure, diagnostics, locate};
 pub struct PlanFile {
     pub path: PathBuf,
     pub source: SourceFile,
+    /// The plans it calls (`plan: NAME`), read once too: a run journals these texts.
+    pub called: Called,
+}
+
+/// The plans a plan calls, found by name in the plans directory, with the ones they call.
+#[derive(Default)]
+pub struct Called {
+    /// Their texts by name, and the names of every plan in the plans directory.
+    pub library: Library,
+    /// Where each was read.
+    pub paths: BTreeMap<String, PathBuf>,
+}
+
+impl Called {
+    /// The plans `source` calls, and those they call, by name (their file stem) among
+    /// `first` and then the plans of `plans_dir`. Nothing is looked up for a plan that calls
+    /// none.
+    pub fn find(plans_dir: &Path, source: &SourceFile, first: &[PathBuf]) -> Result<Self, Failure> {
+        Self::find_with(plans_dir, source, first, &|path| {
+            read_source(path).map(Some)
+        })
+    }
+
+    /// [`Called::find`], with the called plans' texts read by `read` (`None`: not there),
+    /// e.g. at a git revision (`diff`).
+    pub fn find_with(
+        plans_dir: &Path,
+        source: &SourceFile,
+        first: &[PathBuf],
+        read: &dyn Fn(&Path) -> Result<Option<SourceFile>, Failure>,
+    ) -> Result<Self, Failure> {
+        let mut called = Called::default();
+        let mut ignored = Vec::new();
+        let Some(plan) = rollbook_plan::load(source, &mut ignored) else {
+            return Ok(called);
+        };
+        let mut todo: Vec<String> = rollbook_plan::calls::called_names(&plan)
+            .into_iter()
+            .map(|n| n.value.clone())
+            .collect();
+        if todo.is_empty() {
+            return Ok(called);
+        }
+        let mut files = first.to_vec();
+        files.extend(locate::plan_files(&[plans_dir.to_path_buf()]).unwrap_or_default());
+        let mut by_name: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for file in files {
+            if let Some(stem) = file.file_stem().and_then(|s| s.to_str()) {
+                by_name.entry(stem.to_string()).or_insert(file);
+            }
+        }
+        for name in by_name.keys() {
+            called.library.know(name.clone());
+        }
+        while let Some(name) = todo.pop() {
+            if called.library.contains(&name) {
+                continue;
+            }
+            let Some(path) = by_name.get(&name) else {
+                continue;
+            };
+            let Some(text) = read(path)? else {
+                continue;
+            };
+            if let Some(plan) = rollbook_plan::load(&text, &mut ignored) {
+                todo.extend(
+                    rollbook_plan::calls::called_names(&plan)
+                        .into_iter()
+                        .map(|n| n.value.clone()),
+                );
+            }
+            called.paths.insert(name.clone(), path.clone());
+            called.library.insert(name, text);
+        }
+        Ok(called)
+    }
+
+    /// What a run's `run.json` keeps of them: path, hash and text by name.
+    pub fn journaled(&self) -> BTreeMap<String, rollbook_exec::journal::CalledPlan> {
+        self.library
+            .files()
+            .map(|(name, file)| {
+                let path = self
+                    .paths
+                    .get(name)
+                    .map_or_else(|| file.name.clone(), |p| p.display().to_string());
+                let plan = rollbook_exec::journal::CalledPlan {
+                    path,
+                    hash: rollbook_exec::journal::hash_text(&file.text),
+                    text: file.text.to_string(),
+                };
+                (name.to_string(), plan)
+            })
+            .collect()
+    }
 }
 
 impl PlanFile {
-    /// Finds a plan by name or path and reads it.
+    /// Finds a plan by name or path and reads it, and the plans it calls.
     pub fn find(plans_dir: &Path, plan: &str) -> Result<Self, Failure> {
         let path = locate::find_plan(plans_dir, plan).map_err(Failure::invalid)?;
         let source = read_source(&path)?;
-        Ok(PlanFile { path, source })
+        let called = Called::find(plans_dir, &source, &[])?;
+        Ok(PlanFile {
+            path,
+            source,
+            called,
+        })
     }
 
     /// The file name without its extension: what the plan's `name` must be.
@@ -46,16 +149,102 @@ impl PlanFile {
 /// The files given with `--params-file` and `--inventory`, each read once.
 pub struct BindFiles {
     pub params: Option<SourceFile>,
-    pub inventory: Option<SourceFile>,
+    pub inventory: Option<InventoryFiles>,
 }
 
 impl BindFiles {
     pub fn read(bind: &BindArgs) -> Result<Self, Failure> {
-        let read = |file: &Option<PathBuf>| file.as_deref().map(read_source).transpose();
         Ok(BindFiles {
-            params: read(&bind.params_file)?,
-            inventory: read(&bind.inventory)?,
+            params: bind.params_file.as_deref().map(read_source).transpose()?,
+            inventory: bind
+                .inventory
+                .as_deref()
+                .map(InventoryFiles::read)
+                .transpose()?,
         })
+    }
+}
+
+/// What `--inventory` names: one file, or a directory whose `*.yaml` and `*.yml` files (not
+/// those of its subdirectories) are one inventory, read in the order of their names.
+pub struct InventoryFiles {
+    pub files: Vec<SourceFile>,
+    /// A directory was given (its files are kept as a bundle by a run).
+    pub dir: bool,
+}
+
+impl InventoryFiles {
+    pub fn read(path: &Path) -> Result<Self, Failure> {
+        if !path.is_dir() {
+            return Ok(InventoryFiles {
+                files: vec![read_source(path)?],
+                dir: false,
+            });
+        }
+        let cannot =
+            |e: std::io::Error| Failure::invalid(format!("cannot read {}: {e}", path.display()));
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(cannot)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(cannot)?;
+        paths.retain(|p| {
+            p.extension().is_some_and(|e| e == "yaml" || e == "yml")
+                && std::fs::metadata(p).is_ok_and(|m| m.is_file())
+        });
+        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        if paths.is_empty() {
+            return Err(Failure::invalid(format!(
+                "--inventory {}: the directory has no *.yaml or *.yml file",
+                path.display()
+            )));
+        }
+        Ok(InventoryFiles {
+            files: paths
+                .iter()
+                .map(|p| read_source(p))
+                .collect::<Result<_, _>>()?,
+            dir: true,
+        })
+    }
+
+    /// The groups of all the files; their diagnostics printed otherwise (exit 2).
+    pub fn load(
+        &self,
+        style: diagnostics::Style,
+    ) -> Result<BTreeMap<String, rollbook_plan::model::Group>, Failure> {
+        rollbook_plan::load_inventory_files(&self.files).map_err(|diags| {
+            let errors = diags.iter().filter(|(_, d)| d.is_error()).count();
+            let mut out = String::new();
+            for (i, d) in &diags {
+                let file = Checked {
+                    file: self.files[*i].clone(),
+                    plan: None,
+                    diagnostics: Vec::new(),
+                };
+                out.push_str(&diagnostics::render_one(&file, d, style));
+            }
+            let bad: std::collections::BTreeSet<usize> = diags.iter().map(|(i, _)| *i).collect();
+            let files = self.files.len();
+            out.push_str(&style.error_line(&format!(
+                "{errors} {} in the inventory ({} of {files} file{})",
+                if errors == 1 { "error" } else { "errors" },
+                bad.len(),
+                if files == 1 { "" } else { "s" },
+            )));
+            out.push('\n');
+            say_part!("{out}");
+            Failure::AlreadyReported(crate::exit::INVALID)
+        })
+    }
+
+    /// The text a run keeps as `inventory.yaml`: the file's own, or the directory's files as
+    /// one YAML document ([`rollbook_plan::inventory::bundle`]).
+    pub fn text_for_run(&self) -> String {
+        match (self.dir, self.files.as_slice()) {
+            (false, [file]) => file.text.to_string(),
+            _ => rollbook_plan::inventory::bundle(&self.files),
+        }
     }
 }
 
@@ -81,7 +270,7 @@ pub fn compile_source(
     run: &RunInfo,
     style: diagnostics::Style,
 ) -> Result<CompiledPlan, Failure> {
-    let checked = rollbook_plan::check(file.source.clone(), file.stem());
+    let checked = rollbook_plan::check_with(file.source.clone(), file.stem(), &file.called.library);
     let plan = valid_plan(&checked, style)?;
     let mut input =
         ParamInput::from_args(&bind.params).map_err(|e| Failure::invalid(e.to_string()))?;
@@ -90,13 +279,19 @@ pub fn compile_source(
             .map_err(|d| side_file_failure(source, &d, style))?;
     }
     let inventory = match &files.inventory {
-        Some(source) => rollbook_plan::load_inventory(source)
-            .map_err(|d| side_file_failure(source, &d, style))?,
+        Some(inventory) => inventory.load(style)?,
         None => BTreeMap::new(),
     };
     let params = compile::bind_params(plan, &input).map_err(|e| Failure::invalid(e.to_string()))?;
-    compile::compile_limited(plan, params, &inventory, run, &bind.limit)
-        .map_err(|e| compile_failure(&checked, &e))
+    compile::compile_with(
+        plan,
+        params,
+        &inventory,
+        run,
+        &bind.limit,
+        &file.called.library,
+    )
+    .map_err(|e| compile_failure(&checked, &e))
 }
 
 /// The plan of a check without errors; otherwise its diagnostics are printed (exit 2).
@@ -184,7 +379,7 @@ fn diagnostics_failure(checked: &Checked, style: diagnostics::Style) -> Failure 
         "{}",
         diagnostics::render_all(
             std::slice::from_ref(checked),
-            diagnostics::Format::Human,
+            diagnostics::Format::Text,
             style
         )
     );

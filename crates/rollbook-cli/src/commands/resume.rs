@@ -133,9 +133,35 @@ fn plan_to_resume(
     let current = std::fs::read_to_string(&meta.plan_path)
         .ok()
         .map(|text| (journal::hash_text(&text), text));
+    let called_changed = changed_calls(meta);
     let Some((hash, text)) = current.filter(|(hash, _)| *hash != meta.plan_hash) else {
+        if called_changed.is_empty() {
+            return Ok(kept);
+        }
+        // A called plan changed: as with the plan itself, the steps that ran were the old ones.
+        if !allow_changed_plan {
+            let (name, path, _) = &called_changed[0];
+            return Err(Failure::invalid(format!(
+                "{path} (plan `{name}`, called by the run's plan) changed since run {} started; resume with --allow-changed-plan to use the new plan, or restore the old one (kept in {})",
+                meta.run_id,
+                dir.join("run.json").display()
+            )));
+        }
+        for (name, _, text) in called_changed {
+            if let Some(called) = meta.calls.get_mut(&name) {
+                called.hash = journal::hash_text(&text);
+                called.text = text;
+            }
+        }
+        state.store.replace_plan(meta, &kept)?;
         return Ok(kept);
     };
+    for (name, _, text) in called_changed {
+        if let Some(called) = meta.calls.get_mut(&name) {
+            called.hash = journal::hash_text(&text);
+            called.text = text;
+        }
+    }
     if !allow_changed_plan {
         return Err(Failure::invalid(format!(
             "{} changed since run {} started; resume with --allow-changed-plan to use the new plan, or restore the old one (kept in {})",
@@ -149,6 +175,18 @@ fn plan_to_resume(
     Ok(text)
 }
 
+/// The plans the run's plan called whose file has changed since: name, path and new text.
+fn changed_calls(meta: &RunMeta) -> Vec<(String, String, String)> {
+    meta.calls
+        .iter()
+        .filter_map(|(name, called)| {
+            let text = std::fs::read_to_string(&called.path).ok()?;
+            (journal::hash_text(&text) != called.hash)
+                .then(|| (name.clone(), called.path.clone(), text))
+        })
+        .collect()
+}
+
 /// Checks the plan text and compiles it as the run did: its params, its inventory copy, its
 /// id, reason, user and start.
 fn compile(
@@ -160,7 +198,11 @@ fn compile(
     let stem = Path::new(&meta.plan_path)
         .file_stem()
         .and_then(|s| s.to_str());
-    let checked = rollbook_plan::check(SourceFile::new(meta.plan_path.clone(), plan_text), stem);
+    let checked = rollbook_plan::check_with(
+        SourceFile::new(meta.plan_path.clone(), plan_text),
+        stem,
+        &crate::runs::called_library(meta),
+    );
     let plan = super::valid_plan(&checked, style)?;
     crate::runs::compile_as_run(plan, meta, dir).map_err(Failure::invalid)
 }

@@ -49,8 +49,10 @@ pub fn run(
     };
     let lock = crate::run::take_lock(state, &holder, stale, true)?;
     let meta = run_meta(&compiled, &file, bind, &info, &holder, args);
-    let inventory = files.inventory.as_ref().map(|s| &*s.text);
-    let mut journal = state.store.create(&meta, &file.source.text, inventory)?;
+    let inventory = files.inventory.as_ref().map(|i| i.text_for_run());
+    let mut journal = state
+        .store
+        .create(&meta, &file.source.text, inventory.as_deref())?;
     let start = Start {
         secrets,
         prior: Prior::default(),
@@ -96,5 +98,6 @@ fn run_meta(
         inventory_path: bind.inventory.as_ref().map(|p| p.display().to_string()),
         limit: compiled.limit.patterns.clone(),
         rollbook_version: env!("CARGO_PKG_VERSION").to_string(),
+        calls: file.called.journaled(),
     }
 }

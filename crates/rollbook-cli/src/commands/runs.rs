@@ -280,6 +280,7 @@ mod tests {
                 inventory_path: None,
                 limit: Vec::new(),
                 rollbook_version: "test".into(),
+                calls: Default::default(),
             },
             status,
             finished_at: None,

@@ -20,10 +20,10 @@ pub fn run(
         paths
     };
     let files = locate::plan_files(&paths).map_err(Failure::invalid)?;
-    let checked = check_all(&paths, &files)?;
+    let checked = check_all(plans_dir, &paths, &files)?;
     let out = diagnostics::render_all(&checked, format, style);
     match format {
-        diagnostics::Format::Human => say_part!("{out}"),
+        diagnostics::Format::Text => say_part!("{out}"),
         _ => crate::print(&out),
     }
     // Two plans with one name: `run NAME` could not say which it means.
@@ -48,7 +48,11 @@ pub fn run(
 }
 
 /// Checks the plan files named by `paths`; no file at all is a usage error.
-fn check_all(paths: &[PathBuf], files: &[PathBuf]) -> Result<Vec<Checked>, Failure> {
+fn check_all(
+    plans_dir: &Path,
+    paths: &[PathBuf],
+    files: &[PathBuf],
+) -> Result<Vec<Checked>, Failure> {
     if files.is_empty() {
         let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         return Err(Failure::invalid(format!(
@@ -56,12 +60,17 @@ fn check_all(paths: &[PathBuf], files: &[PathBuf]) -> Result<Vec<Checked>, Failu
             names.join(", ")
         )));
     }
-    files.iter().map(|path| check_file(path)).collect()
+    files
+        .iter()
+        .map(|path| check_file(plans_dir, path, files))
+        .collect()
 }
 
-/// Reads and checks one plan file.
-pub fn check_file(path: &Path) -> Result<Checked, Failure> {
+/// Reads and checks one plan file, and its calls of other plans: found by name among `files`,
+/// then in `plans_dir`.
+pub fn check_file(plans_dir: &Path, path: &Path, files: &[PathBuf]) -> Result<Checked, Failure> {
     let source = super::read_source(path)?;
     let stem = path.file_stem().and_then(|s| s.to_str());
-    Ok(rollbook_plan::check(source, stem))
+    let called = super::Called::find(plans_dir, &source, files)?;
+    Ok(rollbook_plan::check_with(source, stem, &called.library))
 }

@@ -284,7 +284,8 @@ pub fn gather(run: &JournaledRun) -> Report {
 
     let milestones = fold::milestones(events, started_at);
     let resumes = fold::resumes(history);
-    let nodes = fold::nodes(history, plan);
+    let called = crate::runs::called_library(meta);
+    let nodes = fold::nodes(history, plan, &called);
     let not_reached = checked
         .as_ref()
         .map(|c| plan::not_reached(c, run, &nodes, status))

@@ -102,16 +102,28 @@ pub(super) fn resumes(history: &RunHistory) -> Vec<Resume> {
 }
 
 /// The journal's nodes in the order they (last) started, with their steps from the plan.
-pub(super) fn nodes(history: &RunHistory, plan: Option<&Plan>) -> Vec<NodeFacts> {
-    let mut nodes: Vec<NodeFacts> = history.nodes.iter().map(|n| node_facts(n, plan)).collect();
+pub(super) fn nodes(
+    history: &RunHistory,
+    plan: Option<&Plan>,
+    called: &rollbook_plan::calls::Library,
+) -> Vec<NodeFacts> {
+    let mut nodes: Vec<NodeFacts> = history
+        .nodes
+        .iter()
+        .map(|n| node_facts(n, plan, called))
+        .collect();
     nodes.sort_by_key(|n| n.seq);
     nodes
 }
 
-fn node_facts(n: &NodeRecord, plan: Option<&Plan>) -> NodeFacts {
+fn node_facts(
+    n: &NodeRecord,
+    plan: Option<&Plan>,
+    called: &rollbook_plan::calls::Library,
+) -> NodeFacts {
     // An undo node is its step's: its kind is the undo's action, and it checks nothing.
     let path = step_path(n.undoes.as_deref().unwrap_or(&n.key.node));
-    let step = plan.and_then(|p| find_step(phase_steps(p, n.key.phase), &path));
+    let step = plan.and_then(|p| find_step(phase_steps(p, n.key.phase), &path, called));
     let started = n.attempts > 0 && n.expanded_into.is_none();
     let target_group = started.then(|| target_group(n.target.as_deref()));
     let (kind, check) = match &n.undoes {
@@ -166,7 +178,7 @@ pub(super) fn steps(nodes: &[NodeFacts], plan: Option<&Plan>) -> Vec<StepFacts> 
                     phase: n.phase,
                     step: id.to_string(),
                     name: plan
-                        .and_then(|p| find_step(phase_steps(p, n.phase), &[id]))
+                        .and_then(|p| phase_steps(p, n.phase).iter().find(|s| s.id.value == id))
                         .and_then(|s| s.name.as_ref())
                         .map(|name| name.value.clone()),
                     nodes: 0,

@@ -101,13 +101,21 @@ pub fn step_path(node: &str) -> Vec<&str> {
     path
 }
 
-pub(super) fn find_step<'a>(steps: &'a [Step], path: &[&str]) -> Option<&'a Step> {
+/// The step a node path names; below a call of a plan (`notify.slack`), the called plan's
+/// step, from the texts the run kept (`called`).
+pub(super) fn find_step<'a>(
+    steps: &'a [Step],
+    path: &[&str],
+    called: &'a rollbook_plan::calls::Library,
+) -> Option<&'a Step> {
     let (first, rest) = path.split_first()?;
     let step = steps.iter().find(|s| s.id.value == *first)?;
     if rest.is_empty() {
-        Some(step)
-    } else {
-        find_step(step.steps.as_deref()?, rest)
+        return Some(step);
+    }
+    match &step.plan {
+        Some(name) => find_step(&called.plan(&name.value)?.steps, rest, called),
+        None => find_step(step.steps.as_deref()?, rest, called),
     }
 }
 

@@ -68,6 +68,48 @@ fn validate_github_format_prints_annotations_on_stdout() {
     );
 }
 
+/// SARIF for code scanning: a rule per code, a result per diagnostic with its region and
+/// related places; `human` and `text` are one format.
+#[test]
+fn validate_sarif_format_is_code_scanning_input() {
+    let fixture = "crates/rollbook-cli/tests/fixtures/invalid/unknown-step-key.yaml";
+    let out = rollbook()
+        .args(["validate", "--format", "sarif", fixture])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["version"], "2.1.0");
+    let run = &doc["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "rollbook");
+    let result = &run["results"][0];
+    let rule = result["ruleId"].as_str().unwrap();
+    assert!(
+        run["tool"]["driver"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == rule),
+        "{doc}"
+    );
+    assert_eq!(result["level"], "error");
+    let place = &result["locations"][0]["physicalLocation"];
+    assert_eq!(place["artifactLocation"]["uri"], fixture);
+    assert_eq!(place["region"]["startLine"], 6);
+    assert_eq!(place["region"]["startColumn"], 5);
+    for format in ["human", "text"] {
+        let out = rollbook()
+            .args(["validate", "--format", format, fixture])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("unknown-step-key.yaml:6:5"),
+            "{format}"
+        );
+    }
+}
+
 const WARNINGS: &str = "crates/rollbook-cli/tests/fixtures/warnings/shell-values.yaml";
 
 #[test]
@@ -301,7 +343,7 @@ fn list_shows_every_plan_with_severity_and_step_count() {
         .find(|l| l.starts_with("operator-rollback "))
         .unwrap();
     assert!(operator.contains("critical"), "{operator}");
-    assert_eq!(text.lines().count(), 10, "{text}");
+    assert_eq!(text.lines().count(), 11, "{text}");
 }
 
 #[test]

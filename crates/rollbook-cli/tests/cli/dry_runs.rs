@@ -5,6 +5,7 @@ use std::path::Path;
 
 use rollbook_cli::dry_run;
 use rollbook_plan::SourceFile;
+use rollbook_plan::calls::Library;
 use rollbook_plan::compile::{self, ParamInput, RunInfo};
 
 /// Params for plans that require some, as an operator would give them.
@@ -17,6 +18,7 @@ pub fn params_for(name: &str) -> Vec<String> {
             "reason=operator 2.4 crash-loops",
             "page_id=pg123",
         ],
+        "slack-notice" => &["what=Operator rollback", "about=region: us-east, by alice"],
         "service-isolation-rollback" => &[
             "service=node-agent",
             "nodes=us-east-worker-1,us-east-worker-2",
@@ -46,29 +48,55 @@ pub fn plan_files(dir: &Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// The plans of `dir` by name, as the CLI hands them to plans that call them.
+pub fn library(dir: &Path) -> Library {
+    let mut library = Library::new();
+    for path in plan_files(dir) {
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        library.insert(
+            stem.clone(),
+            SourceFile::new(format!("{}", path.display()), text),
+        );
+    }
+    library
+}
+
 /// A plan file of `plans/` or `examples/` compiled as the dry run compiles it.
 pub fn compile_file(path: &Path) -> compile::CompiledPlan {
     let stem = path.file_stem().unwrap().to_str().unwrap();
     let text = std::fs::read_to_string(path).unwrap();
-    let plan = rollbook_plan::check(
+    let library = library(path.parent().unwrap());
+    let plan = rollbook_plan::check_with(
         SourceFile::new(path.display().to_string(), text),
         Some(stem),
+        &library,
     )
     .plan
     .unwrap();
     let input = ParamInput::from_args(&params_for(stem)).unwrap();
     let params = compile::bind_params(&plan, &input).unwrap();
-    compile::compile(&plan, params, &Default::default(), &run_info()).unwrap()
+    compile::compile_with(
+        &plan,
+        params,
+        &Default::default(),
+        &run_info(),
+        &[],
+        &library,
+    )
+    .unwrap()
 }
 
 fn dry_run_dir(dir: &Path, prefix: &str) -> usize {
     let files = plan_files(dir);
+    let library = library(dir);
     for path in &files {
         let stem = path.file_stem().unwrap().to_str().unwrap();
         let text = std::fs::read_to_string(path).unwrap();
-        let checked = rollbook_plan::check(
+        let checked = rollbook_plan::check_with(
             SourceFile::new(format!("{prefix}/{stem}.yaml"), text),
             Some(stem),
+            &library,
         );
         assert!(
             checked.diagnostics.is_empty(),
@@ -78,7 +106,15 @@ fn dry_run_dir(dir: &Path, prefix: &str) -> usize {
         let plan = checked.plan.unwrap();
         let input = ParamInput::from_args(&params_for(stem)).unwrap();
         let params = compile::bind_params(&plan, &input).unwrap();
-        let compiled = compile::compile(&plan, params, &Default::default(), &run_info()).unwrap();
+        let compiled = compile::compile_with(
+            &plan,
+            params,
+            &Default::default(),
+            &run_info(),
+            &[],
+            &library,
+        )
+        .unwrap();
         assert!(
             compiled.phases[0].graph.node_count() > 0,
             "{stem}: no nodes"
@@ -103,11 +139,7 @@ fn every_example_validates_and_dry_runs() {
 #[test]
 fn json_dry_run_lists_every_node_once() {
     let ws = crate::workspace();
-    let text = std::fs::read_to_string(ws.join("plans/operator-rollback.yaml")).unwrap();
-    let checked = rollbook_plan::check(SourceFile::new("operator-rollback.yaml", text), None);
-    let plan = checked.plan.unwrap();
-    let params = compile::bind_params(&plan, &ParamInput::default()).unwrap();
-    let compiled = compile::compile(&plan, params, &Default::default(), &run_info()).unwrap();
+    let compiled = compile_file(&ws.join("plans/operator-rollback.yaml"));
     let json: serde_json::Value = serde_json::from_str(&dry_run::json(&compiled, 8)).unwrap();
     let names: Vec<&str> = json["phases"][0]["layers"]
         .as_array()

@@ -24,7 +24,7 @@ fn every_invalid_fixture_is_refused_with_a_located_diagnostic() {
             "{stem}.yaml should be invalid but validated"
         );
         let rendered =
-            diagnostics::render_all(std::slice::from_ref(&checked), Format::Human, Style::PLAIN);
+            diagnostics::render_all(std::slice::from_ref(&checked), Format::Text, Style::PLAIN);
         // Every diagnostic names a line of the file (miette prints `[file:line:col]`).
         assert!(
             rendered.contains(&format!("[fixtures/invalid/{stem}.yaml:")),
@@ -66,9 +66,40 @@ fn warning_fixtures_validate_with_located_warnings() {
             "{stem}.yaml has no warning"
         );
         let checked = std::slice::from_ref(&checked);
-        let human = diagnostics::render_all(checked, Format::Human, Style::PLAIN);
+        let human = diagnostics::render_all(checked, Format::Text, Style::PLAIN);
         insta::assert_snapshot!(format!("warnings__{stem}"), human);
         let github = diagnostics::render_all(checked, Format::Github, Style::PLAIN);
         insta::assert_snapshot!(format!("warnings__{stem}__github"), github);
+    }
+}
+
+/// `tests/fixtures/invalid/calls/` is a small plans directory: the `ok-*` plans are valid and
+/// called by the others, each of which calls wrongly (an unknown plan, secrets and params not
+/// as declared, a cycle, a plan calling itself, a called plan with its own `confirm` and
+/// `finally`, a call inside a group). Checked as `validate` checks them, with the calls found
+/// by name in that directory.
+#[test]
+fn every_wrong_call_is_refused_with_a_located_diagnostic() {
+    let dir = std::path::Path::new("tests/fixtures/invalid/calls");
+    let files = rollbook_cli::locate::plan_files(&[dir.to_path_buf()]).unwrap();
+    assert!(files.len() >= 10, "{files:?}");
+    for path in &files {
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let checked = rollbook_cli::commands::validate::check_file(dir, path, &files).unwrap();
+        if stem.starts_with("ok-") {
+            assert!(checked.is_ok(), "{stem}: {:#?}", checked.diagnostics);
+            continue;
+        }
+        assert!(
+            !checked.is_ok(),
+            "{stem}.yaml should be invalid but validated"
+        );
+        let rendered =
+            diagnostics::render_all(std::slice::from_ref(&checked), Format::Text, Style::PLAIN);
+        assert!(
+            rendered.contains(&format!("[tests/fixtures/invalid/calls/{stem}.yaml:")),
+            "{stem}: no location in\n{rendered}"
+        );
+        insta::assert_snapshot!(format!("invalid_calls__{stem}"), rendered);
     }
 }

@@ -1,7 +1,10 @@
 //! The `rollbook` command's tests: one binary, so linking stays cheap.
 
 mod architecture;
+mod calls;
 mod commands;
+mod completions;
+mod diff;
 mod dry_runs;
 mod exit_codes;
 mod fleet;
@@ -9,10 +12,12 @@ mod graph;
 mod http_plans;
 mod inputs;
 mod invalid_plans;
+mod inventory;
 mod old_journals;
 mod order;
 mod readiness;
 mod report;
+mod review_action;
 mod run;
 mod runs_filters;
 mod secrets;

@@ -56,6 +56,7 @@ fn meta(run_id: &str) -> RunMeta {
         inventory_path: None,
         limit: Vec::new(),
         rollbook_version: "test".into(),
+        calls: Default::default(),
     }
 }
 

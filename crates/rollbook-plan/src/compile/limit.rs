@@ -1,8 +1,9 @@
 //! `--limit`: a run narrowed to some hosts. Patterns are host names, inventory group names
-//! (all their hosts) and globs over both (`web-*`, `us-east-op-?`). A `for_each` instance whose
-//! item is a host of the inventory (its name, or an object with its `name`) runs only when
-//! that host is within the limit; instances over anything else (namespaces, databases) and
-//! steps outside `for_each` run as usual.
+//! (all their hosts, children included: the compiler hands in expanded groups) and globs over
+//! both (`web-*`, `us-east-op-?`). A `for_each` instance whose item is a host of the inventory
+//! (its name, or an object with its `name`) runs only when that host is within the limit;
+//! instances over anything else (namespaces, databases) and steps outside `for_each` run as
+//! usual.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -13,6 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Map, Value, json};
 
 use crate::Error;
+use crate::calls::Library;
 use crate::diagnostic::did_you_mean;
 use crate::model::*;
 use crate::params::{check_value, display_value, parse_cli};
@@ -122,7 +123,8 @@ pub struct CompiledPlan {
     pub lock: String,
     /// Every param with its bound value.
     pub params: Map<String, Value>,
-    /// Host names by group, after `--inventory` overrides.
+    /// Host names by group, after `--inventory` overrides, each group with its children's
+    /// hosts ([`crate::inventory::expand`]).
     pub inventory: BTreeMap<String, Vec<String>>,
     /// Connection details of hosts given as objects in the inventory.
     pub hosts: BTreeMap<String, HostDetails>,
@@ -132,8 +134,8 @@ pub struct CompiledPlan {
     pub connections: Entries<Connection>,
     /// Where each secret's value comes from (read by the CLI at run time).
     pub secrets: Entries<SecretSource>,
-    /// The template context without `steps`, `secrets`, `item` and `index`: `params`,
-    /// `inventory`, `plan`, `run`.
+    /// The template context without `steps`, `secrets`, `item`, `index` and `host`: `params`,
+    /// `inventory` (the groups, and `hosts`: every host's record), `plan`, `run`.
     pub context: Value,
     /// The three phases, in run order (a phase may have no nodes).
     pub phases: Vec<Phase>,
@@ -203,6 +205,31 @@ pub struct Node {
     pub deferred: Option<Deferred>,
     /// For an undo node ([`undo_node`]): the node it undoes, whose context it has.
     pub undoes: Option<NodeIndex>,
+    /// Set for the nodes of a called plan (`plan: NAME`): what their templates see instead of
+    /// the run's plan.
+    pub call: Option<Arc<Called>>,
+}
+
+/// A call of a plan (`plan: NAME`), as its nodes see it: the called plan's own template
+/// context, `defaults`, `connections` and hosts, and the secrets it was given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Called {
+    /// The called plan's name.
+    pub plan: String,
+    /// The call's node path (`notify`): its nodes are named under it (`notify.slack`).
+    pub at: String,
+    /// `params` (the called plan's, bound), `inventory`, `plan` (the called plan) and `run`
+    /// (this run).
+    pub context: Value,
+    /// The called plan's `defaults`.
+    pub defaults: Defaults,
+    /// The called plan's named connections.
+    pub connections: Entries<Connection>,
+    /// Connection details of the called plan's hosts (after `--inventory`).
+    pub hosts: BTreeMap<String, HostDetails>,
+    /// Each secret of the called plan, by its name there, with the name of the run's secret
+    /// that gives its value.
+    pub secrets: Vec<(String, String)>,
 }
 
 /// A `for_each` over a step output, expanded by the executor once that output exists.
@@ -290,7 +317,7 @@ pub const DEFAULT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_s
 pub fn compile(
     plan: &Plan,
     params: Map<String, Value>,
-    extra_inventory: &BTreeMap<String, Vec<Host>>,
+    extra_inventory: &BTreeMap<String, Group>,
     run: &RunInfo,
 ) -> Result<CompiledPlan, Error> {
     compile_limited(plan, params, extra_inventory, run, &[])
@@ -301,18 +328,36 @@ pub fn compile(
 pub fn compile_limited(
     plan: &Plan,
     params: Map<String, Value>,
-    extra_inventory: &BTreeMap<String, Vec<Host>>,
+    extra_inventory: &BTreeMap<String, Group>,
     run: &RunInfo,
     limit: &[String],
 ) -> Result<CompiledPlan, Error> {
-    let (inventory, hosts) = merge_inventory(plan, extra_inventory);
+    compile_with(plan, params, extra_inventory, run, limit, &Library::new())
+}
+
+/// [`compile_limited`], with the plans `plan` may call (`plan: NAME`): each call's steps are
+/// expanded under the call's name with the called plan's params, bound from the call's
+/// `params` rendered in this plan's context.
+pub fn compile_with(
+    plan: &Plan,
+    params: Map<String, Value>,
+    extra_inventory: &BTreeMap<String, Group>,
+    run: &RunInfo,
+    limit: &[String],
+    library: &Library,
+) -> Result<CompiledPlan, Error> {
+    let (groups, hosts) = merge_inventory(&plan.inventory, extra_inventory);
+    let inventory = crate::inventory::expand(&groups).map_err(|e| Error::Compile {
+        message: format!("{e} (the plan's groups and `--inventory`'s together)"),
+        span: None,
+    })?;
     let limit = Limit::new(limit, &inventory).map_err(|message| Error::Compile {
         message,
         span: None,
     })?;
     let context = json!({
         "params": params,
-        "inventory": inventory,
+        "inventory": inventory_context(&inventory, &hosts),
         "plan": {
             "name": plan.name.value,
             "severity": plan.severity.as_ref().map(|s| s.value.as_str()),
@@ -340,8 +385,25 @@ pub fn compile_limited(
         (PhaseKind::Finally, &plan.finally),
     ]
     .into_iter()
-    .map(|(kind, steps)| phase(plan, &context, &limit, kind, steps))
-    .collect::<Result<_, _>>()?;
+    .map(|(kind, steps)| {
+        let outer = Outer {
+            library,
+            extra_inventory,
+        };
+        phase(plan, &context, &limit, &outer, kind, steps)
+    })
+    .collect::<Result<Vec<Phase>, _>>()?;
+    // The count above sees a call as one node; the called plans' nodes are counted here.
+    let total: usize = phases.iter().map(|p| p.graph.node_count()).sum();
+    if !library.is_empty() && total as u64 > size::MAX_NODES {
+        return Err(Error::Compile {
+            message: format!(
+                "the plan and the plans it calls would compile to {total} nodes; a run may have at most {}",
+                size::MAX_NODES
+            ),
+            span: None,
+        });
+    }
     Ok(CompiledPlan {
         name: plan.name.value.clone(),
         description: plan.description.as_ref().map(|d| d.value.clone()),
@@ -364,28 +426,50 @@ pub fn compile_limited(
 }
 
 /// The plan's inventory with the extra groups on top (a group of the same name replaces the
-/// plan's): host names by group, and the details of hosts written as objects.
-pub(crate) fn merge_inventory(
-    plan: &Plan,
-    extra_inventory: &BTreeMap<String, Vec<Host>>,
-) -> (BTreeMap<String, Vec<String>>, BTreeMap<String, HostDetails>) {
-    let mut inventory: BTreeMap<String, Vec<String>> = BTreeMap::new();
+/// plan's), as written (children not expanded yet), and the details of hosts written as
+/// objects (a file's over the plan's).
+pub fn merge_inventory(
+    plan_inventory: &Entries<Group>,
+    extra_inventory: &BTreeMap<String, Group>,
+) -> (BTreeMap<String, Group>, BTreeMap<String, HostDetails>) {
+    let mut inventory: BTreeMap<String, Group> = BTreeMap::new();
     let mut hosts: BTreeMap<String, HostDetails> = BTreeMap::new();
-    let groups = plan
-        .inventory
+    let groups = plan_inventory
         .iter()
         .map(|(k, v)| (k.value.clone(), v))
         .chain(extra_inventory.iter().map(|(k, v)| (k.clone(), v)));
-    for (group, list) in groups {
-        let names = list.iter().map(|h| h.name().value.clone()).collect();
-        inventory.insert(group, names);
-        for h in list {
+    for (group, written) in groups {
+        for h in written.hosts() {
             if let Host::Detailed(d) = h {
                 hosts.insert(d.name.value.clone(), d.clone());
             }
         }
+        inventory.insert(group, written.clone());
     }
     (inventory, hosts)
+}
+
+/// The `inventory` of the template context: each group's host names, and `hosts`, the record
+/// of every host ([`crate::inventory::host_record`]).
+pub(crate) fn inventory_context(
+    groups: &BTreeMap<String, Vec<String>>,
+    details: &BTreeMap<String, HostDetails>,
+) -> Value {
+    let mut records = Map::new();
+    for name in groups.values().flatten().chain(details.keys()) {
+        if !records.contains_key(name) {
+            records.insert(
+                name.clone(),
+                crate::inventory::host_record(name, details.get(name)),
+            );
+        }
+    }
+    let mut out: Map<String, Value> = groups.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    out.insert(
+        crate::inventory::RESERVED_GROUP.into(),
+        Value::Object(records),
+    );
+    Value::Object(out)
 }
 
 /// One phase's steps expanded into its graph.
@@ -393,6 +477,7 @@ fn phase(
     plan: &Plan,
     context: &Value,
     limit: &Limit,
+    outer: &Outer<'_>,
     kind: PhaseKind,
     steps: &[Step],
 ) -> Result<Phase, Error> {
@@ -400,6 +485,10 @@ fn phase(
         defaults: &plan.defaults,
         context,
         limit,
+        library: outer.library,
+        extra_inventory: outer.extra_inventory,
+        call: None,
+        calling: vec![plan.name.value.clone()],
         graph: DiGraph::new(),
         fan_outs: Vec::new(),
         shared: HashMap::new(),
@@ -441,11 +530,24 @@ struct Expanded {
     sinks: Vec<NodeIndex>,
 }
 
+/// What the plan is compiled with besides itself: the plans it may call, and `--inventory`.
+struct Outer<'p> {
+    library: &'p Library,
+    extra_inventory: &'p BTreeMap<String, Group>,
+}
+
 struct Builder<'p> {
     defaults: &'p Defaults,
     context: &'p Value,
     /// `--limit`: instances over other hosts are left out.
     limit: &'p Limit,
+    /// The plans that may be called.
+    library: &'p Library,
+    extra_inventory: &'p BTreeMap<String, Group>,
+    /// Inside a call: the called plan's context, defaults and secrets.
+    call: Option<Arc<Called>>,
+    /// The plans being expanded, the run's first: a plan met again is a cycle.
+    calling: Vec<String>,
     graph: DiGraph<Node, ()>,
     fan_outs: Vec<FanOut>,
     /// One shared copy of each step, whatever the number of its instances.
@@ -453,6 +555,121 @@ struct Builder<'p> {
 }
 
 impl Builder<'_> {
+    /// The `defaults` of the plan being expanded (a called plan's inside a call).
+    fn defaults(&self) -> &Defaults {
+        self.call.as_ref().map_or(self.defaults, |c| &c.defaults)
+    }
+
+    /// The template context of the plan being expanded (a called plan's inside a call).
+    fn context(&self) -> &Value {
+        self.call.as_ref().map_or(self.context, |c| &c.context)
+    }
+
+    /// A call of a plan: its steps, expanded under the call's name (`notify.slack`) with the
+    /// called plan's params, context, defaults and secrets. Its `on_failure` applies to its
+    /// nodes where they set none, as a group's does.
+    fn call(
+        &mut self,
+        step: &Step,
+        name: &Spanned<String>,
+        base: String,
+        frame: &Frame<'_>,
+    ) -> Result<Expanded, Error> {
+        let err = |message: String| Error::Compile {
+            message,
+            span: Some(name.span),
+        };
+        let id = &step.id.value;
+        let library = self.library;
+        let callee = library.plan(&name.value).ok_or_else(|| {
+            err(format!(
+                "step `{id}` calls plan `{}`, and it is not there to call",
+                name.value
+            ))
+        })?;
+        if self.calling.contains(&name.value) {
+            return Err(err(format!(
+                "plans call each other in a cycle: {} → {}",
+                self.calling.join(" → "),
+                name.value
+            )));
+        }
+        let renderer = template::Renderer::new();
+        let given = crate::calls::render_params(step, self.context(), &renderer)
+            .map_err(|why| err(format!("step `{id}`: a param does not render: {why}")))?;
+        let input = ParamInput {
+            file: given,
+            cli: Vec::new(),
+        };
+        let params = bind_params(callee, &input)
+            .map_err(|e| err(format!("step `{id}` calls plan `{}`: {e}", name.value)))?;
+        let mut secrets = Vec::new();
+        for called in callee.secrets.names() {
+            let Some(given) = step.secrets.get(called) else {
+                return Err(err(format!(
+                    "step `{id}` does not give plan `{}` its secret `{called}`",
+                    name.value
+                )));
+            };
+            // Inside a call, the caller's name is itself a called one: the run's name for it.
+            let run_name = match &self.call {
+                None => Some(given.value.clone()),
+                Some(c) => c
+                    .secrets
+                    .iter()
+                    .find(|(n, _)| *n == given.value)
+                    .map(|(_, r)| r.clone()),
+            }
+            .ok_or_else(|| {
+                err(format!(
+                    "step `{id}` gives `{}`, which is not a secret here",
+                    given.value
+                ))
+            })?;
+            secrets.push((called.to_string(), run_name));
+        }
+        let (callee_groups, hosts) = merge_inventory(&callee.inventory, self.extra_inventory);
+        let inventory = crate::inventory::expand(&callee_groups).map_err(|e| {
+            err(format!(
+                "{e} (plan `{}`'s groups and `--inventory`'s together)",
+                name.value
+            ))
+        })?;
+        let context = json!({
+            "params": params,
+            "inventory": inventory_context(&inventory, &hosts),
+            "plan": {
+                "name": callee.name.value,
+                "severity": callee.severity.as_ref().map(|s| s.value.as_str()),
+            },
+            "run": self.context()["run"].clone(),
+        });
+        let called = Arc::new(Called {
+            plan: name.value.clone(),
+            at: base.clone(),
+            context,
+            defaults: callee.defaults.clone(),
+            connections: callee.connections.clone(),
+            hosts,
+            secrets,
+        });
+        let groups = vec![self.share(step)];
+        let outer_call = self.call.replace(called);
+        self.calling.push(name.value.clone());
+        let outside = HashMap::new();
+        let inner = Frame {
+            scope: format!("{base}."),
+            groups,
+            item: None,
+            instances: frame.instances.clone(),
+            outside: &outside,
+        };
+        let result = self.scope(&callee.steps, false, &inner);
+        self.calling.pop();
+        self.call = outer_call;
+        result
+    }
+
     /// Expands the steps of one scope and wires what each waits for: its `needs`, else the
     /// step above it (unless the scope is a `parallel: true` group). A step waits for the
     /// sinks of the steps before it, so for a whole group or every instance of a `for_each`.
@@ -501,6 +718,9 @@ impl Builder<'_> {
         readable: &HashMap<String, Vec<NodeIndex>>,
     ) -> Result<Expanded, Error> {
         let base = format!("{}{}", frame.scope, step.id.value);
+        if let ActionRef::Call(name) = step.action() {
+            return self.call(step, name, base, frame);
+        }
         let items = match &step.for_each {
             None => None,
             Some(ForEach::List(items)) => Some(items.iter().map(|n| n.to_json()).collect()),
@@ -632,6 +852,12 @@ impl Builder<'_> {
             .into_iter()
             .filter_map(|id| readable.get(&id).map(|nodes| (id, nodes.clone())))
             .collect();
+        let settings = settings(
+            self.defaults(),
+            step,
+            &frame.groups,
+            &self.context()["params"],
+        );
         Node {
             name,
             step: self.share(step),
@@ -640,9 +866,10 @@ impl Builder<'_> {
             instances: frame.instances.clone(),
             groups: frame.groups.clone(),
             inputs,
-            settings: settings(self.defaults, step, &frame.groups, &self.context["params"]),
+            settings,
             deferred: None,
             undoes: None,
+            call: self.call.clone(),
         }
     }
 
@@ -655,7 +882,7 @@ impl Builder<'_> {
     }
 
     fn eval_for_each(&self, t: &Template, frame: &Frame<'_>) -> Result<Vec<Value>, Error> {
-        let mut ctx = self.context.clone();
+        let mut ctx = self.context().clone();
         if let Some((item, index)) = &frame.item {
             ctx["item"] = item.clone();
             ctx["index"] = json!(index);
@@ -769,10 +996,16 @@ pub fn expand_deferred(
     items: Vec<Value>,
 ) -> Result<Expansion, Error> {
     let node = graph[at].clone();
+    let library = Library::new();
+    let extra_inventory = BTreeMap::new();
     let mut builder = Builder {
         defaults: &plan.defaults,
         context: &plan.context,
         limit: &plan.limit,
+        library: &library,
+        extra_inventory: &extra_inventory,
+        call: node.call.clone(),
+        calling: vec![plan.name.clone()],
         graph: std::mem::take(graph),
         fan_outs: std::mem::take(fan_outs),
         shared: HashMap::new(),
@@ -825,6 +1058,7 @@ pub fn undo_node(graph: &DiGraph<Node, ()>, idx: NodeIndex) -> Option<Node> {
         settings,
         deferred: None,
         undoes: Some(idx),
+        call: node.call.clone(),
     })
 }
 

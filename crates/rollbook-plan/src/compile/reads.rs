@@ -119,7 +119,7 @@ fn visit_action<'s>(action: ActionRef<'s>, f: &mut dyn FnMut(&'s str)) {
             }
         }
         ActionRef::Confirm(t) => f(&t.value),
-        ActionRef::Sleep(_) | ActionRef::Group(_) => {}
+        ActionRef::Sleep(_) | ActionRef::Group(_) | ActionRef::Call(_) => {}
     }
 }
 

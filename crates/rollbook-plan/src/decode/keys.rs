@@ -20,6 +20,8 @@ pub const PLAN: &[&str] = &[
 ];
 /// Keys of a param.
 pub const PARAM: &[&str] = &["type", "default", "required", "enum", "description"];
+/// Keys of an inventory group written as a mapping.
+pub const GROUP: &[&str] = &["hosts", "children"];
 /// Keys of an inventory host written as an object.
 pub const HOST: &[&str] = &["name", "address", "port", "user", "vars"];
 /// The sources of a secret (one of them).
@@ -75,7 +77,11 @@ pub const STEP_COMMON: &[&str] = &[
     "irreversible",
 ];
 /// The action keys of a step, of which exactly one is set (or `steps`, a group).
-pub const ACTIONS: &[&str] = &["ssh", "http", "sql", "shell", "sleep", "confirm", "steps"];
+pub const ACTIONS: &[&str] = &[
+    "ssh", "http", "sql", "shell", "sleep", "confirm", "steps", "plan",
+];
+/// Keys of a step that calls a plan (`plan:`), besides the common ones.
+pub const CALL: &[&str] = &["params", "secrets"];
 /// The action keys of an `undo` (exactly one).
 pub const UNDO: &[&str] = &["ssh", "http", "sql", "shell"];
 /// Keys of an `http` action.

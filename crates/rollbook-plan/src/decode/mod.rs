@@ -71,7 +71,7 @@ pub fn decode_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
             .unwrap_or_default(),
         inventory: f
             .get("inventory")
-            .map(|n| d.entries(n, "inventory", |d, v| Some(d.list(v, |d, h| d.host(h)))))
+            .map(|n| d.entries(n, "inventory", |d, v| d.group(v)))
             .unwrap_or_default(),
         secrets: f
             .get("secrets")
@@ -415,6 +415,33 @@ impl Decoder<'_> {
         })
     }
 
+    /// An inventory group: a list of hosts, or a mapping of `hosts` and `children`.
+    fn group(&mut self, node: &Node) -> Option<Group> {
+        match &node.kind {
+            NodeKind::Seq(_) => Some(Group::Hosts(self.list(node, |d, h| d.host(h)))),
+            NodeKind::Map(_) => {
+                let f = self.fields(node, "an inventory group", keys::GROUP)?;
+                Some(Group::Nested(GroupDetails {
+                    hosts: f
+                        .get("hosts")
+                        .map(|n| self.list(n, |d, h| d.host(h)))
+                        .unwrap_or_default(),
+                    children: f
+                        .get("children")
+                        .map(|n| self.list(n, |d, c| d.string(c)))
+                        .unwrap_or_default(),
+                }))
+            }
+            _ => {
+                self.type_error(
+                    node,
+                    "a list of hosts, or a mapping with `hosts` and `children`",
+                );
+                None
+            }
+        }
+    }
+
     fn host(&mut self, node: &Node) -> Option<Host> {
         if let NodeKind::Scalar { .. } = node.kind {
             return self.string(node).map(Host::Name);
@@ -597,6 +624,7 @@ impl Decoder<'_> {
         let known: Vec<&str> = keys::STEP_COMMON
             .iter()
             .chain(keys::ACTIONS)
+            .chain(keys::CALL)
             .copied()
             .collect();
         let f = self.fields(node, "a step", &known)?;
@@ -653,6 +681,15 @@ impl Decoder<'_> {
             steps: f.get("steps").map(|n| self.steps(n)),
             undo,
             irreversible: f.get("irreversible").and_then(|n| self.bool(n)),
+            plan: f.get("plan").and_then(|n| self.string(n)),
+            params: f
+                .get("params")
+                .map(|n| self.entries(n, "params", |_, v| Some(v.clone())))
+                .unwrap_or_default(),
+            secrets: f
+                .get("secrets")
+                .map(|n| self.entries(n, "secrets", |d, v| d.string(v)))
+                .unwrap_or_default(),
             span: node.span,
         };
         Some(step)
@@ -667,7 +704,7 @@ impl Decoder<'_> {
             [] => self.push(
                 Diagnostic::error("no-action", id.map_or(key_span(node), |i| i.span), format!("{id_text} has no action"))
                     .label("does nothing")
-                    .help("give it one of: ssh, http, sql, shell, sleep, confirm, or `steps:` for a group"),
+                    .help("give it one of: ssh, http, sql, shell, sleep, confirm, `steps:` for a group, or `plan:` to call a plan"),
             ),
             [_] => {}
             [first, second, ..] => self.push(
@@ -728,7 +765,7 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, String> {
 }
 
 /// Reads an inventory file: groups of hosts, as under a plan's `inventory:`.
-pub fn decode_inventory(root: &Node, diags: &mut Vec<Diagnostic>) -> Entries<Vec<Host>> {
+pub fn decode_inventory(root: &Node, diags: &mut Vec<Diagnostic>) -> Entries<Group> {
     let mut d = Decoder { diags };
-    d.entries(root, "inventory", |d, v| Some(d.list(v, |d, h| d.host(h))))
+    d.entries(root, "inventory", |d, v| d.group(v))
 }

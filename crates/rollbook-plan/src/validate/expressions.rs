@@ -10,6 +10,7 @@ const ROOTS: &[&str] = &[
     "secrets",
     "item",
     "index",
+    "host",
     "steps",
     "run",
     "plan",
@@ -208,6 +209,14 @@ impl<'p> Validator<'p> {
             "secrets" => self.declared(span, &shown, "secret", field(1), &plan.secrets, |name| {
                 format!("declare it under `secrets:` as `{name}: {{ env: VARIABLE }}`")
             }),
+            "inventory" if field(1) == Some(crate::inventory::RESERVED_GROUP) => {
+                // `inventory.hosts.NAME.FIELD`: any host name (an `--inventory` file may bring
+                // it), but only the fields a host record has.
+                if field(2).is_some() {
+                    let root = format!("inventory.hosts.{}", field(2).unwrap_or_default());
+                    self.known_field(span, &shown, &root, field(3), crate::inventory::HOST_FIELDS);
+                }
+            }
             "inventory" => self.declared(
                 span,
                 &shown,
@@ -228,6 +237,16 @@ impl<'p> Validator<'p> {
                 .help("`item` and `index` exist inside a step or group with `for_each`"),
             ),
             "item" | "index" => {}
+            "host" if !scope.host => self.push(
+                Diagnostic::error(
+                    "no-host",
+                    span,
+                    format!("the template reads `{shown}`, but no host is in scope here"),
+                )
+                .label("not an ssh step, nor inside a for_each")
+                .help("`host` is the inventory host an `ssh` step connects to, or the host a `for_each` item names; elsewhere read `inventory.hosts.NAME`"),
+            ),
+            "host" => self.known_field(span, &shown, "host", field(1), crate::inventory::HOST_FIELDS),
             "run" => self.known_field(span, &shown, "run", field(1), RUN_FIELDS),
             "plan" => self.known_field(span, &shown, "plan", field(1), PLAN_FIELDS),
             "steps" => self.step_output(span, &shown, field(1), field(2), field(3), scope),

@@ -57,6 +57,8 @@ struct Scope<'p> {
     visible: HashMap<&'p str, &'p Step>,
     /// Inside a `for_each`: `item` and `index` exist.
     in_for_each: bool,
+    /// `host` may exist: in an `ssh` step, or inside a `for_each` (over inventory hosts).
+    host: bool,
 }
 
 impl Scope<'_> {
@@ -66,12 +68,14 @@ impl Scope<'_> {
         Scope {
             visible: HashMap::new(),
             in_for_each: false,
+            host: false,
         }
     }
 }
 
 /// A step whose effect can be put back: it has an `undo`, only reads (`sleep`, `confirm`, an
-/// HTTP `GET` or `HEAD`, an SQL `query` that is a `SELECT`), or is a group of such steps.
+/// HTTP `GET` or `HEAD`, an SQL `query` that is a `SELECT`), is a group of such steps, or
+/// calls a plan (whose steps have their own `undo`).
 fn undoable(step: &Step) -> bool {
     if step.undo.is_some() {
         return true;
@@ -90,6 +94,8 @@ fn undoable(step: &Step) -> bool {
                     q.starts_with("select") || q.starts_with("show")
                 })
         }
+        // A called plan's steps carry their own `undo`s.
+        ActionRef::Call(_) => true,
         ActionRef::Ssh(_) | ActionRef::Shell(_) => false,
     }
 }
@@ -130,7 +136,7 @@ fn upstream(graph: &NeedsGraph, i: usize) -> HashSet<usize> {
 fn has_result(action: &ActionRef<'_>) -> bool {
     !matches!(
         action,
-        ActionRef::Sleep(_) | ActionRef::Confirm(_) | ActionRef::Group(_)
+        ActionRef::Sleep(_) | ActionRef::Confirm(_) | ActionRef::Group(_) | ActionRef::Call(_)
     )
 }
 
@@ -162,8 +168,12 @@ impl<'p> Validator<'p> {
     /// the lists and inventory groups its `for_each` name (params are counted at compile time).
     fn size(&mut self) {
         use crate::compile::size;
-        let (inventory, _) =
-            crate::compile::merge_inventory(self.plan, &std::collections::BTreeMap::new());
+        let (groups, _) = crate::compile::merge_inventory(
+            &self.plan.inventory,
+            &std::collections::BTreeMap::new(),
+        );
+        // Groups that cannot be expanded are reported by `inventory`; counted as empty here.
+        let inventory = crate::inventory::expand(&groups).unwrap_or_default();
         let context = serde_json::json!({ "inventory": inventory });
         if let (total, Some((step, nodes))) = size::planned_nodes(self.plan, &context)
             && total > size::MAX_NODES
@@ -210,7 +220,7 @@ impl<'p> Validator<'p> {
         for (name, param) in self.plan.params.iter() {
             self.param(name, param);
         }
-        self.inventory_hosts_unique();
+        self.inventory();
         self.connections();
         self.defaults();
     }
@@ -284,26 +294,24 @@ impl<'p> Validator<'p> {
         }
     }
 
-    /// No host is listed twice in one inventory group.
-    fn inventory_hosts_unique(&mut self) {
-        for (name, hosts) in self.plan.inventory.iter() {
-            let mut seen: HashMap<&str, Span> = HashMap::new();
-            for host in hosts {
-                let h = host.name();
-                if let Some(first) = seen.insert(&h.value, h.span) {
-                    self.push(
-                        Diagnostic::error(
-                            "duplicate-host",
-                            h.span,
-                            format!(
-                                "host `{}` is listed twice in group `{}`",
-                                h.value, name.value
-                            ),
-                        )
-                        .related(first, "first time"),
-                    );
-                }
-            }
+    /// The inventory's groups: children that exist, no cycle, no host listed twice in a group
+    /// or defined twice with different settings, no group named `hosts`
+    /// ([`crate::inventory::check`]).
+    fn inventory(&mut self) {
+        let defs: Vec<crate::inventory::Defined<'_>> = self
+            .plan
+            .inventory
+            .iter()
+            .map(|(name, group)| crate::inventory::Defined {
+                file: 0,
+                name,
+                group,
+            })
+            .collect();
+        // One file: every place is in it, so no diagnostic names another file.
+        let place = |_: usize, _: Span| String::new();
+        for (_, d) in crate::inventory::check(&defs, &place) {
+            self.push(d);
         }
     }
 
@@ -583,9 +591,11 @@ impl<'p> Validator<'p> {
             for j in upstream(&graph, i) {
                 visible.insert(&steps[j].id.value, &steps[j]);
             }
+            let in_for_each = outer.in_for_each || step.for_each.is_some();
             let here = Scope {
                 visible,
-                in_for_each: outer.in_for_each || step.for_each.is_some(),
+                in_for_each,
+                host: in_for_each || matches!(step.action(), ActionRef::Ssh(_)),
             };
             self.step(step, outer, &here);
             self.irreversible_after_steps_without_undo(steps, &graph, i);
@@ -948,6 +958,7 @@ impl<'p> Validator<'p> {
                 let before_items = Scope {
                     visible: here.visible.clone(),
                     in_for_each: outer.in_for_each,
+                    host: outer.in_for_each,
                 };
                 self.template(t, &before_items, Sink::Text);
                 if template::single_expression(&t.value).is_none() {
@@ -1086,7 +1097,8 @@ impl<'p> Validator<'p> {
             ActionRef::Http(a) => self.http(a, here),
             ActionRef::Sql(a) => self.sql(a, here),
             ActionRef::Shell(a) => self.shell(a, here),
-            ActionRef::Sleep(_) => {}
+            // Checked against the called plan by `calls::check_calls`.
+            ActionRef::Sleep(_) | ActionRef::Call(_) => {}
             ActionRef::Confirm(t) => self.template(t, here, Sink::Terminal),
             ActionRef::Group(steps) => {
                 if steps.is_empty() && step.steps.is_some() {

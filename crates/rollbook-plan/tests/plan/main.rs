@@ -1,7 +1,9 @@
 //! The plan crate's tests: one binary, so linking stays cheap.
 
+mod calls;
 mod compile;
 mod expressions;
+mod inventory;
 mod loader;
 mod order;
 mod schema;

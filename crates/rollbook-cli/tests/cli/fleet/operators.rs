@@ -198,7 +198,7 @@ fn a_missing_backup_stops_the_rollout_at_that_node_and_finally_reports_the_failu
     assert_eq!(statuses["roll[us-east-op-2].restore-binary"], "failed");
     assert_eq!(statuses["roll[us-east-op-2].stop.undo"], "succeeded");
     fleet.assert_never_attempted(&run, "roll[us-east-op-3]");
-    assert_eq!(statuses["notify"], "succeeded");
+    assert_eq!(statuses["notify.post"], "succeeded");
     assert_eq!(
         slack_texts(&fleet),
         ["Operator rollback failed (region: us-east, by root): operator 4.2.0 crash-loops"]
