@@ -123,19 +123,9 @@ fn shown(field: &str, v: &Value) -> String {
     }
 }
 
-/// `90s`, `1.5s`, `15m`, `1h30m`: seconds up to ten minutes, as plans mostly write them.
+/// A length in seconds as people read it ([`crate::terminal::duration`]).
 fn seconds(s: f64) -> String {
-    if s.fract() != 0.0 {
-        return format!("{s}s");
-    }
-    let s = s as u64;
-    match s {
-        0..600 => format!("{s}s"),
-        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
-        _ if s.is_multiple_of(60) && s < 3600 => format!("{}m", s / 60),
-        _ if s < 3600 => format!("{}m{}s", s / 60, s % 60),
-        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
-    }
+    crate::terminal::duration(std::time::Duration::from_secs_f64(s.max(0.0)))
 }
 
 /// A change as said: the field, its value before and after.

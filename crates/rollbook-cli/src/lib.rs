@@ -39,6 +39,7 @@ pub mod report;
 pub mod run;
 pub mod runs;
 pub mod state;
+pub mod summary;
 pub mod terminal;
 
 use std::io::Write;
@@ -165,6 +166,11 @@ pub enum Command {
         /// plan's secrets). Exit 1 when a check fails.
         #[arg(long)]
         check: bool,
+        /// What a reviewer reads first instead of every node: phases, fan-outs, confirmations,
+        /// irreversible steps, targets, connections, and the time the plan takes at worst
+        /// against its `budget` (and past runs' times, from the state).
+        #[arg(long, conflicts_with = "check")]
+        summary: bool,
         #[command(flatten)]
         ssh: run::SshArgs,
     },
@@ -263,6 +269,10 @@ pub enum Command {
         /// markdown (the incident report) or json (its facts, for tools).
         #[arg(long, value_enum, default_value_t = report::Format::Markdown)]
         format: report::Format,
+        /// A Handlebars template for the Markdown report, with the report's facts (the JSON
+        /// document) and `sections.NAME` (each built-in section) as its context.
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
     },
     /// Whether plans were practised lately: a run of the current plan text that succeeded,
     /// without --limit, within --max-age. Exit 0 when all are ready, 1 when one is not.
@@ -507,8 +517,18 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
             parallelism,
             format,
             check,
+            summary,
             ssh,
         } => {
+            // Past runs' times, when the state can be read; a summary does without them.
+            let runs = if summary {
+                open_state()
+                    .ok()
+                    .and_then(|s| s.store.list().ok())
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let request = commands::plan::Request {
                 plan: &plan,
                 bind: &bind,
@@ -516,6 +536,7 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
                 parallelism,
                 format,
                 check,
+                summary: summary.then_some(runs),
                 ssh: &ssh,
             };
             commands::plan::run(&plans_dir, &request, style)
@@ -593,9 +614,11 @@ fn dispatch(cli: Cli, style: diagnostics::Style) -> Result<(), Failure> {
         Command::Show { run_id, format } => {
             commands::show::run(&open_state()?, &run_id, format == ListFormat::Json)
         }
-        Command::Report { run_id, format } => {
-            commands::report::run(&open_state()?, &run_id, format)
-        }
+        Command::Report {
+            run_id,
+            format,
+            template,
+        } => commands::report::run(&open_state()?, &run_id, format, template.as_deref()),
         Command::Readiness {
             plans,
             max_age,

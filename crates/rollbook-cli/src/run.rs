@@ -305,6 +305,14 @@ pub(crate) fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failu
             plan.name
         )));
     }
+    // What is about to run, as `plan --summary` says it, before the question.
+    let doc = serde_json::from_str(&crate::dry_run::json(plan, crate::DEFAULT_PARALLELISM))
+        .unwrap_or_default();
+    let summary = crate::summary::gather(plan, &doc, crate::DEFAULT_PARALLELISM, &[]);
+    crate::say_part!(
+        "{}",
+        crate::terminal::escape(&crate::summary::text(&summary))
+    );
     let severity = plan
         .severity
         .map_or(String::new(), |s| format!(" ({})", s.as_str()));

@@ -38,6 +38,25 @@ fn needs_escape(c: char) -> bool {
     c.is_control() && c != '\t'
 }
 
+/// A duration as people write it in plans: seconds up to two minutes (`90s`, `1.5s`, `250ms`),
+/// then minutes and seconds (`7m10s`), then hours and minutes (`1h5m`).
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 && d.subsec_millis() > 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    if d.subsec_millis() > 0 && s < 120 {
+        return format!("{}s", d.as_secs_f64());
+    }
+    match s {
+        0..120 => format!("{s}s"),
+        120..3600 if s.is_multiple_of(60) => format!("{}m", s / 60),
+        120..3600 => format!("{}m{}s", s / 60, s % 60),
+        _ if s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape;

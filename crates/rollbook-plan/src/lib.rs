@@ -21,6 +21,7 @@ pub mod render;
 pub mod schema;
 pub mod shell;
 pub mod template;
+pub mod timing;
 pub mod validate;
 pub mod yaml;
 

@@ -184,6 +184,10 @@ pub struct Plan {
     pub confirm: Option<Spanned<String>>,
     /// Runs sharing a lock key never overlap (default: the plan's name).
     pub lock: Option<Spanned<String>>,
+    /// How long the rollback may take (the seed's decision matrix: "service won't start:
+    /// rollback in under 5 minutes"): `validate` warns when the worst case cannot fit, `plan
+    /// --summary` compares, and the report says whether a run kept it.
+    pub budget: Option<Spanned<Duration>>,
     /// Typed inputs: `--param name=value`, `--params-file FILE`.
     #[schemars(default)]
     pub params: Entries<Param>,

@@ -15,12 +15,27 @@ pub struct Request<'a> {
     pub parallelism: usize,
     pub format: dry_run::Format,
     pub check: bool,
+    /// `--summary`, with the runs of the state (for past times).
+    pub summary: Option<Vec<rollbook_exec::journal::RunSummary>>,
     pub ssh: &'a SshArgs,
 }
 
 pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result<(), Failure> {
     let info = super::dry_run_info(req.reason.clone());
     let compiled = super::compile_plan(plans_dir, req.plan, req.bind, &info, style)?;
+    if let Some(runs) = &req.summary {
+        let doc =
+            serde_json::from_str(&dry_run::json(&compiled, req.parallelism)).unwrap_or_default();
+        let summary = crate::summary::gather(&compiled, &doc, req.parallelism, runs);
+        let text = match req.format {
+            dry_run::Format::Text => crate::summary::text(&summary),
+            dry_run::Format::Json => {
+                serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"
+            }
+        };
+        crate::print(&text);
+        return Ok(());
+    }
     let text = match req.format {
         dry_run::Format::Text => dry_run::text(&compiled, req.parallelism),
         dry_run::Format::Json => dry_run::json(&compiled, req.parallelism),

@@ -72,5 +72,62 @@ pub fn check_file(plans_dir: &Path, path: &Path, files: &[PathBuf]) -> Result<Ch
     let source = super::read_source(path)?;
     let stem = path.file_stem().and_then(|s| s.to_str());
     let called = super::Called::find(plans_dir, &source, files)?;
-    Ok(rollbook_plan::check_with(source, stem, &called.library))
+    let mut checked = rollbook_plan::check_with(source, stem, &called.library);
+    if let Some(warning) = over_budget(&checked, &called.library) {
+        checked.diagnostics.push(warning);
+    }
+    Ok(checked)
+}
+
+/// `over-budget`: a plan whose `budget` its worst case cannot fit (or cannot be checked
+/// against: a step without a timeout). Compiled with its params' defaults; a plan with a
+/// required param is checked by `plan --summary`, which is given them.
+fn over_budget(
+    checked: &rollbook_plan::Checked,
+    library: &rollbook_plan::calls::Library,
+) -> Option<rollbook_plan::Diagnostic> {
+    use rollbook_plan::compile::{self, ParamInput};
+    if !checked.is_ok() {
+        return None;
+    }
+    let plan = checked.plan.as_ref()?;
+    let budget = plan.budget.as_ref()?;
+    let params = compile::bind_params(plan, &ParamInput::default()).ok()?;
+    let info = super::dry_run_info("(validate)".into());
+    let compiled =
+        compile::compile_with(plan, params, &Default::default(), &info, &[], library).ok()?;
+    let bound = rollbook_plan::timing::bound(&compiled, crate::DEFAULT_PARALLELISM);
+    let limit = compiled.budget?;
+    let said = crate::summary::human(limit);
+    let diagnostic = match bound.worst() {
+        Some(worst) if worst <= limit => return None,
+        Some(worst) => rollbook_plan::Diagnostic::warning(
+            "over-budget",
+            budget.span,
+            format!(
+                "the plan can take {} at worst, over its budget of {said}",
+                crate::summary::human(worst)
+            ),
+        )
+        .help("lower timeouts, retries or gate deadlines on the longest chain (`rollbook plan NAME --summary` names it), run more at a time, or raise the budget"),
+        None => {
+            let open: Vec<String> = bound
+                .phases
+                .iter()
+                .flat_map(|p| p.unbounded.iter().cloned())
+                .take(3)
+                .collect();
+            rollbook_plan::Diagnostic::warning(
+                "over-budget",
+                budget.span,
+                format!(
+                    "the budget of {said} cannot be checked: {} {} no timeout",
+                    open.join(", "),
+                    if open.len() == 1 { "has" } else { "have" }
+                ),
+            )
+            .help("give every step a `timeout` (or `defaults: { timeout: … }`)")
+        }
+    };
+    Some(diagnostic.label("the budget"))
 }

@@ -76,6 +76,12 @@ pub struct RunFacts {
     /// `--limit`: the hosts the run was narrowed to, as given (absent: not narrowed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub limit: Vec<String>,
+    /// The plan's `budget` (seconds), and whether the run kept it (finished within it;
+    /// absent while unfinished). Not written for a plan without a budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_kept: Option<bool>,
     pub plan_path: String,
     pub plan_hash: String,
     pub rollbook_version: String,
@@ -273,6 +279,10 @@ pub fn gather(run: &JournaledRun) -> Report {
     } = run;
     let checked = plan::read_plan(dir);
     let plan = checked.as_ref().and_then(|c| c.plan.as_ref());
+    let budget = plan.and_then(|p| p.budget.as_ref()).map(|b| {
+        b.value
+            .resolve(&serde_json::Value::Object(meta.params.clone()))
+    });
     let last_event_at = history.last_event_at;
     let status = runs::run_status(history);
     let finished_at = history.finished.and(history.finished_at);
@@ -316,6 +326,10 @@ pub fn gather(run: &JournaledRun) -> Report {
             reason: meta.reason.clone(),
             params: meta.params.clone(),
             limit: meta.limit.clone(),
+            budget_s: budget.map(|b| b.as_secs_f64()),
+            budget_kept: budget
+                .zip(finished_at.and(duration_ms))
+                .map(|(b, ms)| u128::from(ms) <= b.as_millis()),
             plan_path: meta.plan_path.clone(),
             plan_hash: meta.plan_hash.clone(),
             rollbook_version: meta.rollbook_version.clone(),

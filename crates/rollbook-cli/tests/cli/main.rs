@@ -1,6 +1,7 @@
 //! The `rollbook` command's tests: one binary, so linking stays cheap.
 
 mod architecture;
+mod budget;
 mod calls;
 mod commands;
 mod completions;

@@ -439,3 +439,58 @@ fn a_tolerated_failure_is_drawn_apart_from_the_failure_that_stopped_the_run() {
         "{md}"
     );
 }
+
+/// A team's own template: its words around the built-in sections it keeps, the facts
+/// anywhere, values from the journal escaped; a name the facts do not have is an error with
+/// the template's line; the default template gives today's report.
+#[test]
+fn a_report_template_shapes_the_markdown() {
+    let state = crate_dir().join("tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("ours.md.hbs");
+    std::fs::write(
+        &template,
+        "# Post-incident: {{run.plan}} ({{run.status}})\n\nOwner: _on call_ · reason: {{run.reason}}\n\n{{{sections.timeline}}}\n## What we checked\n\n{{#each checks}}- {{this.node}}: {{this.status}}\n{{/each}}",
+    )
+    .unwrap();
+    let out = rollbook(&state)
+        .args(["--state-dir"])
+        .arg(&state)
+        .args(["report", "20261125-091500-a1b2", "--template"])
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!("report__template", text(&out.stdout));
+
+    std::fs::write(&template, "{{run.plan}}\n{{run.no_such_fact}}\n").unwrap();
+    let out = rollbook(&state)
+        .args(["--state-dir"])
+        .arg(&state)
+        .args(["report", "20261125-091500-a1b2", "--template"])
+        .arg(&template)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ours.md.hbs") && err.contains("line 2"),
+        "{err}"
+    );
+
+    let plain = report(&state, "20261125-091500-a1b2", "markdown");
+    let default = dir.path().join("default.md.hbs");
+    std::fs::write(
+        &default,
+        include_str!("../../src/report/markdown/default.md.hbs"),
+    )
+    .unwrap();
+    let out = rollbook(&state)
+        .args(["--state-dir"])
+        .arg(&state)
+        .args(["report", "20261125-091500-a1b2", "--template"])
+        .arg(&default)
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), plain);
+}

@@ -121,6 +121,8 @@ pub struct CompiledPlan {
     pub confirm: Option<String>,
     /// The lock key (the plan's `lock`, else its name).
     pub lock: String,
+    /// `budget`: how long the rollback may take.
+    pub budget: Option<std::time::Duration>,
     /// Every param with its bound value.
     pub params: Map<String, Value>,
     /// Host names by group, after `--inventory` overrides, each group with its children's
@@ -409,6 +411,10 @@ pub fn compile_with(
         description: plan.description.as_ref().map(|d| d.value.clone()),
         severity: plan.severity.as_ref().map(|s| s.value),
         confirm: plan.confirm.as_ref().map(|c| c.value.clone()),
+        budget: plan
+            .budget
+            .as_ref()
+            .map(|b| b.value.resolve(&Value::Object(params.clone()))),
         lock: plan
             .lock
             .as_ref()

@@ -9,6 +9,7 @@ pub const PLAN: &[&str] = &[
     "severity",
     "confirm",
     "lock",
+    "budget",
     "params",
     "inventory",
     "secrets",

@@ -65,6 +65,7 @@ pub fn decode_plan(root: &Node, diags: &mut Vec<Diagnostic>) -> Option<Plan> {
         }),
         confirm: f.get("confirm").and_then(|n| d.string(n)),
         lock: f.get("lock").and_then(|n| d.string(n)),
+        budget: f.get("budget").and_then(|n| d.duration(n)),
         params: f
             .get("params")
             .map(|n| d.entries(n, "params", |d, v| d.param(v)))

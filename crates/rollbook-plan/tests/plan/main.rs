@@ -7,6 +7,7 @@ mod inventory;
 mod loader;
 mod order;
 mod schema;
+mod timing;
 
 use rollbook_plan::{Plan, SourceFile};
 

@@ -22,17 +22,55 @@ const BLANK: &str = "_(to fill in)_";
 /// Targets named in the header's "Services Affected" before "and N more".
 const MOST_NAMED_TARGETS: usize = 8;
 
+/// The report with the default template ([`DEFAULT_TEMPLATE`]): today's sections in order.
 pub fn render(r: &Report) -> String {
-    let mut out = String::new();
-    header(&mut out, r);
-    summary(&mut out, r);
-    timeline(&mut out, r);
-    sections::targets(&mut out, r);
-    sections::checks(&mut out, r);
-    sections::failures(&mut out, r);
-    sections::chart(&mut out, r);
-    sections::blanks(&mut out, r);
-    out
+    render_with(DEFAULT_TEMPLATE, "the default template", r)
+        .unwrap_or_else(|e| format!("the default report template does not render: {e}\n"))
+}
+
+/// The default template: each built-in section, in order. A team's template (`report
+/// --template FILE`) reorders them, leaves some out, writes its own words around them, or
+/// builds its own from the facts.
+pub const DEFAULT_TEMPLATE: &str = include_str!("default.md.hbs");
+
+/// Each built-in section as Markdown, by name (the names templates use under `sections.`).
+pub fn sections(r: &Report) -> Vec<(&'static str, String)> {
+    let one = |f: &dyn Fn(&mut String, &Report)| {
+        let mut out = String::new();
+        f(&mut out, r);
+        out
+    };
+    vec![
+        ("header", one(&header)),
+        ("summary", one(&summary)),
+        ("timeline", one(&timeline)),
+        ("targets", one(&sections::targets)),
+        ("checks", one(&sections::checks)),
+        ("failures", one(&sections::failures)),
+        ("chart", one(&sections::chart)),
+        ("blanks", one(&sections::blanks)),
+    ]
+}
+
+/// Renders a Handlebars `template` (named `name` in errors) with the report's facts as its
+/// context (the `--format json` document) and `sections.NAME` holding each built-in
+/// section. `{{ }}` escapes what would turn into HTML or break a table; `{{{ }}}` writes a
+/// value as it is (the sections are Markdown already). A name the facts do not have is an
+/// error, with the template's line, not an empty string.
+pub fn render_with(template: &str, name: &str, r: &Report) -> Result<String, String> {
+    let mut hb = handlebars::Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(text);
+    hb.register_template_string(name, template)
+        .map_err(|e| format!("{name}: {e}"))?;
+    let mut context = serde_json::to_value(r).map_err(|e| e.to_string())?;
+    let sections: serde_json::Map<String, serde_json::Value> = sections(r)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+        .collect();
+    context["sections"] = serde_json::Value::Object(sections);
+    hb.render(name, &context)
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 fn header(out: &mut String, r: &Report) {
@@ -49,6 +87,15 @@ fn header(out: &mut String, r: &Report) {
     });
     let _ = writeln!(out, "- **Date**: {date}");
     let _ = writeln!(out, "- **Duration**: {}", duration_line(r));
+    if let Some(budget) = r.run.budget_s {
+        let budget = crate::summary::human(std::time::Duration::from_secs_f64(budget));
+        let kept = match r.run.budget_kept {
+            Some(true) => "kept".to_string(),
+            Some(false) => "**not kept**".to_string(),
+            None => "the run has not finished".to_string(),
+        };
+        let _ = writeln!(out, "- **Budget**: {budget}: {kept}");
+    }
     let severity = run.severity.map_or("not set in the plan".to_string(), |s| {
         let mut s = s.to_string();
         s[..1].make_ascii_uppercase();
