@@ -131,6 +131,18 @@ fn raw_line_for(o: &Observed) -> Option<String> {
                     _ => format!("{node} {word}"),
                 }
             }
+            Event::Undoing { scope, nodes, skipped: false, .. } => {
+                format!("undoing {scope}: {} (in this order)", nodes.join(", "))
+            }
+            Event::Undoing { scope, nodes, skipped: true, .. } => {
+                format!("not undoing {scope} (--no-undo): {}", nodes.join(", "))
+            }
+            Event::IrreversibleConfirmed { node, answered_by, .. } => {
+                format!("{node} is irreversible: confirmed by {answered_by}")
+            }
+            Event::Cancelling { hard: false, reason: Some(reason), .. } => {
+                format!("stopping: {reason}")
+            }
             Event::Cancelling { hard: false, .. } => {
                 "stopping: nothing new starts, running steps finish, then `finally` (Ctrl-C again to cancel them)".into()
             }
@@ -433,7 +445,16 @@ impl Board {
                 });
             }
             Event::RunFinished { status, at, .. } => self.finished = Some((*status, *at)),
-            Event::RunResumed { .. }
+            // The undos are nodes too: the count grows by them, and the line says what is
+            // undone.
+            Event::Undoing { nodes, skipped, .. } => {
+                if !skipped {
+                    self.total += nodes.len();
+                }
+                self.note(o);
+            }
+            Event::IrreversibleConfirmed { .. }
+            | Event::RunResumed { .. }
             | Event::ControllerStarted { .. }
             | Event::Cancelling { .. }
             | Event::JournalHealed { .. }

@@ -183,6 +183,12 @@ fn node_text(
     if let Some(call) = &node.call {
         let _ = writeln!(out, "      plan {}, called by `{}`", call.plan, call.at);
     }
+    if node.step.is_irreversible() {
+        let _ = writeln!(
+            out,
+            "      IRREVERSIBLE: the run asks for the plan's confirmation again before it starts"
+        );
+    }
     let waits = waits_for(phase, outline, idx);
     if waits.is_empty() {
         let _ = writeln!(out, "      starts at once");
@@ -203,6 +209,31 @@ fn node_text(
     for line in &p.body {
         let _ = writeln!(out, "      │ {line}");
     }
+    if let Some(undo) = undo_preview(plan, phase, idx, renderer) {
+        let mut head = format!("      undo  {} {}", undo.kind, undo.target);
+        if !undo.notes.is_empty() {
+            head.push_str(&format!(" · {}", undo.notes.join(" · ")));
+        }
+        let _ = writeln!(out, "{}", head.trim_end());
+        for line in &undo.body {
+            let _ = writeln!(out, "      ↺ {line}");
+        }
+    }
+}
+
+/// What a node's `undo` would do, rendered as the node's own action is.
+fn undo_preview(
+    plan: &CompiledPlan,
+    phase: &Phase,
+    idx: NodeIndex,
+    renderer: &Renderer,
+) -> Option<Preview> {
+    let mut undo = rollbook_plan::compile::undo_node(&phase.graph, idx)?;
+    // A `for_each` known at run time shows its item as a placeholder, as the step does.
+    undo.deferred = phase.graph[idx].deferred.clone();
+    let mut p = preview(plan, phase, &undo, renderer);
+    p.title = None;
+    Some(p)
 }
 
 /// What a node waits for before it starts, as the plan writes it: the steps before it (a
@@ -334,6 +365,10 @@ struct JsonNode<'a> {
     on_failure: &'static str,
     resume: &'static str,
     expands_at_run_time: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    irreversible: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    undo: Option<Preview>,
 }
 
 #[derive(Serialize)]
@@ -435,5 +470,7 @@ fn json_node<'a>(
             ResumePolicy::Ask => "ask",
         },
         expands_at_run_time: node.deferred.as_ref().map(|d| d.for_each.as_str()),
+        irreversible: node.step.is_irreversible(),
+        undo: undo_preview(plan, phase, idx, renderer),
     }
 }

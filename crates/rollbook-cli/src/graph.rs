@@ -69,10 +69,18 @@ impl<'a> Drawing<'a> {
         };
         let node = &self.phase.graph[*n];
         let kind = node.step.action().kind();
-        match node.deferred {
+        let mut label = match node.deferred {
             Some(_) => format!("{} ({kind}, for_each at run time)", node.name),
             None => format!("{} ({kind})", node.name),
+        };
+        // The point of no return, and the steps that can be put back.
+        if node.step.is_irreversible() {
+            label.push_str(" ⚠ irreversible");
         }
+        if node.step.undo.is_some() {
+            label.push_str(" ↺ undo");
+        }
+        label
     }
 
     /// A box around nodes: a group, a group's instance, or a `for_each` with its limits.

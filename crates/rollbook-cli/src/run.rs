@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rollbook_exec::executor::{Control, Execution, Options, Prior};
+use rollbook_exec::executor::{Asker, Control, Execution, Options, Prior};
 use rollbook_exec::lock::{LockHolder, Stale};
 use rollbook_exec::redact::Redactor;
 use rollbook_exec::runner::{BoxFuture, Runners};
@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Take over a lock left by a run that died.
     #[arg(long)]
     pub break_lock: bool,
+    /// Do not run the steps' `undo` when a scope fails (the journal says what was not undone).
+    #[arg(long)]
+    pub no_undo: bool,
     #[command(flatten)]
     pub ssh: SshArgs,
 }
@@ -214,22 +217,65 @@ impl Prompter for TerminalPrompter {
             })
         })
     }
+
+    /// The plan's phrase typed exactly (`yes` when it has none), or `--yes`.
+    fn confirm_irreversible<'a>(
+        &'a self,
+        node: &'a str,
+        phrase: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Answer, String>> {
+        Box::pin(async move {
+            if self.yes {
+                return Ok(Answer {
+                    yes: true,
+                    by: format!("{} (--yes)", self.user),
+                });
+            }
+            if !std::io::stdin().is_terminal() {
+                return Err(format!(
+                    "there is no terminal to ask on: pass --yes to confirm {node}"
+                ));
+            }
+            let expected = phrase.unwrap_or("yes").to_string();
+            let question = format!(
+                "\n{}: ",
+                rollbook_exec::runners::irreversible_question(node, phrase)
+            );
+            let user = self.user.clone();
+            let _one_at_a_time = self.lock.lock().await;
+            crate::say_part!("{question}");
+            let _ = std::io::stderr().flush();
+            let line = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).map(|_| line)
+            })
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .map_err(|e| format!("reading the answer: {e}"))?;
+            Ok(Answer {
+                yes: line.trim_end_matches(['\n', '\r']) == expected,
+                by: user,
+            })
+        })
+    }
 }
 
-/// The runners this build has; `confirm` questions are shown through `redactor`.
-pub(crate) fn runners(
-    yes: bool,
-    user: &str,
-    ssh: rollbook_ssh::SshOptions,
-    redactor: &Redactor,
-    groups: Option<rollbook_exec::runners::GroupWatch>,
-) -> Runners {
-    let prompter = Arc::new(TerminalPrompter {
+/// The one who answers questions during a run: the terminal, or `--yes`.
+pub(crate) fn prompter(yes: bool, user: &str, redactor: &Redactor) -> Arc<dyn Prompter> {
+    Arc::new(TerminalPrompter {
         yes,
         user: user.to_string(),
         lock: tokio::sync::Mutex::new(()),
         redactor: redactor.clone(),
-    });
+    })
+}
+
+/// The runners this build has; `confirm` questions are asked through `prompter`.
+pub(crate) fn runners(
+    prompter: Arc<dyn Prompter>,
+    ssh: rollbook_ssh::SshOptions,
+    groups: Option<rollbook_exec::runners::GroupWatch>,
+) -> Runners {
     Runners::new()
         .with(ShellRunner {
             groups,
@@ -381,13 +427,8 @@ pub(crate) fn execute(
     if let Some(warning) = warning {
         crate::say!("warning: {warning}");
     }
-    let runners = runners(
-        args.yes,
-        user,
-        ssh,
-        &redactor,
-        reaper.as_ref().map(|r| r.watch()),
-    );
+    let prompter = prompter(args.yes, user, &redactor);
+    let runners = runners(prompter.clone(), ssh, reaper.as_ref().map(|r| r.watch()));
     let mode = display_mode(args);
     let total: usize = compiled.phases.iter().map(|p| p.graph.node_count()).sum();
     let runtime = crate::commands::runtime()?;
@@ -437,6 +478,8 @@ pub(crate) fn execute(
             options: Options {
                 parallelism: args.parallelism,
                 controller: Some(controller),
+                no_undo: args.no_undo,
+                asker: Some(Asker(prompter)),
             },
             prior,
             resumed,

@@ -74,6 +74,51 @@ pub struct NodeHistory {
     pub message: Option<String>,
     pub outputs: Option<Value>,
     pub tolerated: bool,
+    /// An undo node: the node it undid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
+    /// An irreversible step: who confirmed the run again before it started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
+}
+
+/// A scope the run undid, or with `--no-undo` did not (the `--format json` shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct UndoHistory {
+    pub phase: PhaseKind,
+    /// The failed instance, or `run`.
+    pub scope: String,
+    /// The nodes undone, in the order their undos ran.
+    pub nodes: Vec<String>,
+    /// `--no-undo`: none ran.
+    pub skipped: bool,
+}
+
+/// The scopes a run undid, in journal order.
+pub fn undos(history: &RunHistory) -> Vec<UndoHistory> {
+    history
+        .undos
+        .iter()
+        .map(|u| UndoHistory {
+            phase: u.phase,
+            scope: u.scope.clone(),
+            nodes: u.nodes.clone(),
+            skipped: u.skipped,
+        })
+        .collect()
+}
+
+/// `undid restart[web-2]: restart[web-2].stop`, or `did not undo run (--no-undo): a, b`.
+pub(crate) fn undo_line(u: &UndoHistory) -> String {
+    if u.skipped {
+        format!(
+            "did not undo {} (--no-undo): {}",
+            u.scope,
+            u.nodes.join(", ")
+        )
+    } else {
+        format!("undid {}: {}", u.scope, u.nodes.join(", "))
+    }
 }
 
 impl From<&NodeRecord> for NodeHistory {
@@ -90,6 +135,8 @@ impl From<&NodeRecord> for NodeHistory {
             message: n.message.clone(),
             outputs: n.outputs.clone(),
             tolerated: n.tolerated,
+            undoes: n.undoes.clone(),
+            confirmed_by: n.confirmed_by.clone(),
         }
     }
 }

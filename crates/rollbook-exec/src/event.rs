@@ -253,6 +253,34 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         tolerated: bool,
     },
+    /// A scope failed and the steps that succeeded in it are undone, in this order (the
+    /// reverse of their completion): each undo is then the node `<node>.undo`. `scope` is the
+    /// failed `for_each` instance (`restart[web-2]`), or `run` when the run halted. With
+    /// `--no-undo` (`skipped`), the undos that would have run are named, and none runs.
+    Undoing {
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The failed instance, or `run`.
+        scope: String,
+        /// The nodes undone, in the order their undos run.
+        nodes: Vec<String>,
+        /// `--no-undo`: nothing was undone.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        skipped: bool,
+    },
+    /// The run's confirmation was asked again before an `irreversible: true` step, and given.
+    IrreversibleConfirmed {
+        /// When it happened.
+        at: Timestamp,
+        /// The phase.
+        phase: PhaseKind,
+        /// The irreversible node about to start.
+        node: String,
+        /// Who answered: the user at the terminal, or `USER (--yes)`.
+        answered_by: String,
+    },
     /// Ctrl-C, SIGTERM, SIGHUP, or a lock's lease that lapsed: `hard` when in-flight attempts
     /// are being cancelled too.
     Cancelling {
@@ -333,6 +361,8 @@ impl Event {
             | Event::RetryScheduled { at, .. }
             | Event::GateWaiting { at, .. }
             | Event::NodeFinished { at, .. }
+            | Event::Undoing { at, .. }
+            | Event::IrreversibleConfirmed { at, .. }
             | Event::Cancelling { at, .. }
             | Event::ControllerStarted { at, .. }
             | Event::PhaseFinished { at, .. }
@@ -351,6 +381,7 @@ impl Event {
             | Event::AttemptFinished { phase, node, .. }
             | Event::RetryScheduled { phase, node, .. }
             | Event::GateWaiting { phase, node, .. }
+            | Event::IrreversibleConfirmed { phase, node, .. }
             | Event::NodeFinished { phase, node, .. } => Some((*phase, node)),
             _ => None,
         }
@@ -472,6 +503,20 @@ mod tests {
             "{line}"
         );
         assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), new);
+    }
+
+    #[test]
+    fn undo_entries_read_and_write_without_skipped_when_they_ran() {
+        let line = r#"{"event":"undoing","at":"2026-12-05T09:40:02.100Z","phase":"steps","scope":"roll[h2]","nodes":["roll[h2].stop"]}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        assert!(
+            matches!(&event, Event::Undoing { skipped: false, nodes, .. } if nodes == &["roll[h2].stop"])
+        );
+        assert_eq!(serde_json::to_string(&event).unwrap(), line);
+        let confirmed = r#"{"event":"irreversible_confirmed","at":"2026-12-05T09:41:00.000Z","phase":"steps","node":"drop","answered_by":"ana (--yes)"}"#;
+        let event: Event = serde_json::from_str(confirmed).unwrap();
+        assert_eq!(event.node(), Some((PhaseKind::Main, "drop")));
+        assert_eq!(serde_json::to_string(&event).unwrap(), confirmed);
     }
 
     #[test]

@@ -133,6 +133,10 @@ pub struct NodeRecord {
     pub stopped_at: Option<Timestamp>,
     /// The process group of its last attempt's command, when its runner told it.
     pub group: Option<ProcessGroup>,
+    /// For an undo node (`<node>.undo`): the node it undoes.
+    pub undoes: Option<String>,
+    /// For an irreversible step: who gave the run's confirmation again before it started.
+    pub confirmed_by: Option<String>,
 }
 
 impl NodeRecord {
@@ -154,13 +158,16 @@ impl NodeRecord {
             expanded_into: None,
             stopped_at: None,
             group: None,
+            undoes: None,
+            confirmed_by: None,
         }
     }
 
     /// `resume` never runs it again: it succeeded or was skipped in the main graph (cleanup
     /// and notifications run again at the end of a resumed run).
     pub fn done(&self) -> bool {
-        self.key.phase == PhaseKind::Main
+        self.undoes.is_none()
+            && self.key.phase == PhaseKind::Main
             && matches!(
                 self.finished,
                 Some(NodeStatus::Succeeded | NodeStatus::Skipped)
@@ -178,6 +185,23 @@ pub struct ResumeRecord {
     /// The nodes it said were in flight when that process stopped.
     pub unknown: Vec<String>,
     /// Position of its `run_resumed` in the journal.
+    pub seq: usize,
+}
+
+/// A scope the run undid (or, with `--no-undo`, did not): an `undoing` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndoRecord {
+    /// When it was decided.
+    pub at: Timestamp,
+    /// The phase.
+    pub phase: PhaseKind,
+    /// The failed instance (`restart[web-2]`), or `run`.
+    pub scope: String,
+    /// The nodes undone, in the order their undos ran.
+    pub nodes: Vec<String>,
+    /// `--no-undo`: none ran.
+    pub skipped: bool,
+    /// Position in the journal.
     pub seq: usize,
 }
 
@@ -200,6 +224,8 @@ pub struct RunHistory {
     /// Nodes whose attempt was in flight when the run's last process stopped (an attempt
     /// started and neither it nor the node finished), in run order.
     pub in_flight: Vec<NodeKey>,
+    /// The scopes undone (or not, with `--no-undo`), in journal order.
+    pub undos: Vec<UndoRecord>,
 }
 
 impl RunHistory {
@@ -225,6 +251,15 @@ impl RunHistory {
                     .map(|(_, at)| *at)
             };
             node_event(&mut history.nodes[i], seq, e, stopped_at);
+        }
+        // Each undo node says which node it undoes.
+        for u in history.undos.iter().filter(|u| !u.skipped) {
+            for undone in &u.nodes {
+                let key = NodeKey::new(u.phase, format!("{undone}.undo"));
+                if let Some(&i) = index.get(&key) {
+                    history.nodes[i].undoes = Some(undone.clone());
+                }
+            }
         }
         // Phases in the order they run (a stable sort keeps the order within each).
         history.nodes.sort_by_key(|n| n.key.phase);
@@ -263,6 +298,20 @@ impl RunHistory {
                 self.finished = Some(*status);
                 self.finished_at = Some(*at);
             }
+            Event::Undoing {
+                at,
+                phase,
+                scope,
+                nodes,
+                skipped,
+            } => self.undos.push(UndoRecord {
+                at: *at,
+                phase: *phase,
+                scope: scope.clone(),
+                nodes: nodes.clone(),
+                skipped: *skipped,
+                seq,
+            }),
             _ => {}
         }
     }
@@ -283,6 +332,20 @@ impl RunHistory {
                 phase: n.key.phase,
                 node: n.key.node.clone(),
                 message: n.message.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The nodes a resume must run again although they succeeded: their undo succeeded
+    /// after their last success (what they did was put back).
+    pub fn undone(&self) -> Vec<NodeKey> {
+        self.nodes
+            .iter()
+            .filter(|u| u.finished == Some(NodeStatus::Succeeded))
+            .filter_map(|u| {
+                let of = NodeKey::new(u.key.phase, u.undoes.clone()?);
+                let node = self.node(&of)?;
+                (node.finished == Some(NodeStatus::Succeeded) && node.seq < u.seq).then_some(of)
             })
             .collect()
     }
@@ -375,6 +438,9 @@ fn node_event(
             n.duration = at.since(started);
         }
         Event::NodeExpanded { instances, .. } => n.expanded_into = Some(instances.clone()),
+        Event::IrreversibleConfirmed { answered_by, .. } => {
+            n.confirmed_by = Some(answered_by.clone());
+        }
         _ => {}
     }
 }

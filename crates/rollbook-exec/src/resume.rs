@@ -31,10 +31,18 @@ impl From<RunHistory> for Replay {
             .filter(|n| history.in_flight.contains(&n.key))
             .filter_map(|n| Some((n.key.clone(), n.group.clone()?)))
             .collect();
+        // A node whose undo succeeded after it did is not done any more: it runs again. An
+        // undo is never done (it runs only when its scope fails again).
+        let undone = history.undone();
+        let order = history
+            .nodes
+            .iter()
+            .map(|n| (n.key.clone(), n.seq))
+            .collect();
         let done = history
             .nodes
             .into_iter()
-            .filter(|n| n.done())
+            .filter(|n| n.done() && !undone.contains(&n.key))
             .filter_map(|n| Some((n.key, (n.finished?, n.outputs))))
             .collect();
         Replay {
@@ -42,6 +50,7 @@ impl From<RunHistory> for Replay {
                 done,
                 marked: HashMap::new(),
                 groups,
+                order,
             },
             unknown: history.in_flight,
             finished: history.finished,

@@ -583,9 +583,56 @@ pub struct Step {
     /// (`called_name: this_plans_name`). A called plan sees no other secret.
     #[schemars(default)]
     pub secrets: Entries<Spanned<String>>,
+    /// What puts back what this step did, run when the scope it succeeded in fails: its
+    /// `for_each` instance, else the run (in reverse order of completion, before
+    /// `on_failure`). Evaluated with the step's own context: same host, `item`, `index`, and
+    /// its outputs as `steps.<id>.outputs`.
+    pub undo: Option<Undo>,
+    /// This step cannot be undone (a dropped column, deleted backups): the run asks for the
+    /// plan's confirmation again right before it starts (default false).
+    pub irreversible: Option<Spanned<bool>>,
     /// Where the step's mapping is written.
     #[schemars(skip)]
     pub span: Span,
+}
+
+/// A step's `undo`: one action (`ssh`, `http`, `sql` or `shell`). An `ssh` undo of an `ssh`
+/// step may leave out `host` and the settings: it takes the step's.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Undo {
+    /// Run a command or script over SSH; `host` and the settings default to the step's own
+    /// `ssh` action.
+    #[schemars(with = "Option<SshUndo>")]
+    pub ssh: Option<SshAction>,
+    /// Send an HTTP request.
+    pub http: Option<HttpAction>,
+    /// Run SQL statements against a database.
+    pub sql: Option<SqlAction>,
+    /// Run a command on the machine running rollbook.
+    pub shell: Option<ShellAction>,
+    /// Where `undo` is written (its key, which diagnostics point at).
+    #[schemars(skip)]
+    pub span: Span,
+}
+
+/// The `ssh` action of an `undo` as written (the schema of [`Undo::ssh`]): `host` may be left
+/// out when the step is an `ssh` step.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SshUndo {
+    /// Inventory name or address (default: the step's).
+    host: Option<Template>,
+    /// A command; substituted values are shell-quoted.
+    run: Option<Template>,
+    /// A multi-line script sent on stdin to `sh -se`.
+    script: Option<Template>,
+    /// Copy a local file to the host.
+    upload: Option<Upload>,
+    /// Connection and command settings, over the step's.
+    #[schemars(flatten)]
+    settings: SshSettings,
 }
 
 impl Step {
@@ -699,6 +746,35 @@ impl Step {
     /// A group whose steps run together (`parallel: true`).
     pub fn is_parallel(&self) -> bool {
         self.parallel.as_ref().is_some_and(|p| p.value)
+    }
+
+    /// Marked `irreversible: true`.
+    pub fn is_irreversible(&self) -> bool {
+        self.irreversible.as_ref().is_some_and(|p| p.value)
+    }
+
+    /// The step that undoes this one: the step with its `undo` action in place of its own,
+    /// and no `when`, `for_each`, `until`, `capture` or `undo` of its own (its timeout,
+    /// retry and other settings stay). `None` when it has no `undo`.
+    pub fn undo_step(&self) -> Option<Step> {
+        let undo = self.undo.as_ref()?;
+        let mut step = self.clone();
+        step.ssh = undo.ssh.clone();
+        step.http = undo.http.clone();
+        step.sql = undo.sql.clone();
+        step.shell = undo.shell.clone();
+        step.sleep = None;
+        step.confirm = None;
+        step.steps = None;
+        step.needs = None;
+        step.when = None;
+        step.for_each = None;
+        step.until = None;
+        step.capture = Entries::default();
+        step.undo = None;
+        step.irreversible = None;
+        step.span = undo.span;
+        Some(step)
     }
 }
 

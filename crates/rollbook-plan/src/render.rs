@@ -67,12 +67,16 @@ pub fn node_context(
     ctx["run"]["status"] = json!(run.status);
     ctx["run"]["tolerated"] = run.tolerated.clone();
     let mut steps = Map::new();
+    // An undo node reads as the node it undoes (it belongs to no instance itself).
+    let own_instances = node
+        .undoes
+        .map_or(node.instances.len(), |u| graph[u].instances.len());
     for (id, nodes) in &node.inputs {
         let values: Vec<Value> = nodes
             .iter()
             .map(|&n| outputs(n).unwrap_or(Value::Null))
             .collect();
-        let single = nodes.len() == 1 && graph[nodes[0]].instances.len() <= node.instances.len();
+        let single = nodes.len() == 1 && graph[nodes[0]].instances.len() <= own_instances;
         let outputs = if single {
             values.into_iter().next().unwrap_or(Value::Null)
         } else {

@@ -68,13 +68,12 @@ fn preflight(
         say!("warning: {warning}");
     }
     // Nothing is asked in a preflight: no question to redact.
-    let runners = crate::run::runners(
+    let prompter = crate::run::prompter(
         true,
         &crate::run::current_user(),
-        ssh,
         &rollbook_exec::redact::Redactor::default(),
-        None,
     );
+    let runners = crate::run::runners(prompter, ssh, None);
     let rows = super::runtime()?.block_on(check::preflight(compiled, &runners, &secrets));
     let (table, ok) = check::table(&rows);
     if json {

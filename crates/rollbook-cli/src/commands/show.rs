@@ -18,6 +18,7 @@ pub fn run(state: &crate::state::State, run_id: &str, json: bool) -> Result<(), 
     let status = run_status(&history);
     let tolerated = history.tolerated();
     let nodes = runs::history(&history);
+    let undos = runs::undos(&history);
     let mut out = String::new();
     if json {
         #[derive(Serialize)]
@@ -27,12 +28,16 @@ pub fn run(state: &crate::state::State, run_id: &str, json: bool) -> Result<(), 
             /// Written only when the run went on after failures.
             #[serde(skip_serializing_if = "<[Tolerated]>::is_empty")]
             tolerated: &'a [Tolerated],
+            /// Written only when a scope failed and was undone (or not, `--no-undo`).
+            #[serde(skip_serializing_if = "<[runs::UndoHistory]>::is_empty")]
+            undos: &'a [runs::UndoHistory],
             nodes: &'a [NodeHistory],
         }
         let doc = Show {
             run: &meta,
             status,
             tolerated: &tolerated,
+            undos: &undos,
             nodes: &nodes,
         };
         let _ = writeln!(
@@ -71,6 +76,9 @@ pub fn run(state: &crate::state::State, run_id: &str, json: bool) -> Result<(), 
     if let Some(t) = runs::tolerated_summary(&tolerated) {
         let _ = writeln!(out, "  {}", esc(&t));
     }
+    for u in &undos {
+        let _ = writeln!(out, "  {}", esc(&runs::undo_line(u)));
+    }
     let width = nodes.iter().map(|n| n.node.len()).max().unwrap_or(4).max(4);
     let mut phase = None;
     for n in &nodes {
@@ -95,6 +103,12 @@ pub fn run(state: &crate::state::State, run_id: &str, json: bool) -> Result<(), 
         );
         if let Some(code) = n.exit_code {
             line.push_str(&format!("  exit {code}"));
+        }
+        if let Some(of) = &n.undoes {
+            line.push_str(&format!("  undoes {}", esc(of)));
+        }
+        if let Some(by) = &n.confirmed_by {
+            line.push_str(&format!("  irreversible, confirmed by {}", esc(by)));
         }
         if let Some(m) = &n.message {
             line.push_str(&format!("  {}", esc(m)));

@@ -120,6 +120,19 @@ pub struct Milestone {
     pub duration_ms: Option<u64>,
     pub unknown: Option<Vec<String>>,
     pub hard: Option<bool>,
+    /// `cancelling` that was not a person's Ctrl-C: why (a lease that lapsed, an
+    /// irreversible step not confirmed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `undoing`: the failed instance, or `run`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `undoing`: the nodes undone, in the order their undos ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undone: Option<Vec<String>>,
+    /// `undoing` with `--no-undo`: none ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<bool>,
     /// Position in the journal, to merge with the nodes.
     #[serde(skip)]
     pub seq: usize,
@@ -154,6 +167,15 @@ pub struct NodeFacts {
     /// For a `for_each` over a step output: the instances it became at run time (the node
     /// itself runs nothing).
     pub expanded_into: Option<Vec<String>>,
+    /// An undo node (`<node>.undo`): the node it undid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<String>,
+    /// Its step is `irreversible: true`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub irreversible: bool,
+    /// An irreversible step: who confirmed the run again before it started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<String>,
     #[serde(skip)]
     pub seq: usize,
     /// For a node still in flight: the last journal entry of the process that ran it.

@@ -33,6 +33,10 @@ pub(super) fn milestones(events: &[Event], run_started_at: Option<Timestamp>) ->
             duration_ms: None,
             unknown: None,
             hard: None,
+            reason: None,
+            scope: None,
+            undone: None,
+            skipped: None,
             seq,
         };
         match e {
@@ -55,9 +59,23 @@ pub(super) fn milestones(events: &[Event], run_started_at: Option<Timestamp>) ->
                     .get(phase)
                     .and_then(|start| ms_between(*start, *at));
             }
-            Event::Cancelling { hard, .. } => {
+            Event::Cancelling { hard, reason, .. } => {
                 m.event = "cancelling";
                 m.hard = Some(*hard);
+                m.reason = reason.clone();
+            }
+            Event::Undoing {
+                phase,
+                scope,
+                nodes,
+                skipped,
+                ..
+            } => {
+                m.event = "undoing";
+                m.phase = Some(*phase);
+                m.scope = Some(scope.clone());
+                m.undone = Some(nodes.clone());
+                m.skipped = Some(*skipped);
             }
             Event::RunFinished { at, status, .. } => {
                 m.event = "run_finished";
@@ -103,14 +121,25 @@ fn node_facts(
     plan: Option<&Plan>,
     called: &rollbook_plan::calls::Library,
 ) -> NodeFacts {
-    let path = step_path(&n.key.node);
+    // An undo node is its step's: its kind is the undo's action, and it checks nothing.
+    let path = step_path(n.undoes.as_deref().unwrap_or(&n.key.node));
     let step = plan.and_then(|p| find_step(phase_steps(p, n.key.phase), &path, called));
     let started = n.attempts > 0 && n.expanded_into.is_none();
     let target_group = started.then(|| target_group(n.target.as_deref()));
+    let (kind, check) = match &n.undoes {
+        Some(_) => (
+            step.and_then(|s| s.undo_step()).map(|u| u.action().kind()),
+            None,
+        ),
+        None => (step.map(|s| s.action().kind()), check_reason(&path, step)),
+    };
     NodeFacts {
         step: path.join("."),
-        kind: step.map(|s| s.action().kind()),
-        check: check_reason(&path, step),
+        kind,
+        check,
+        undoes: n.undoes.clone(),
+        irreversible: n.undoes.is_none() && step.is_some_and(|s| s.is_irreversible()),
+        confirmed_by: n.confirmed_by.clone(),
         target: n.target.clone(),
         target_group,
         stopped_at: n.stopped_at.filter(|_| n.state == NodeState::Unknown),

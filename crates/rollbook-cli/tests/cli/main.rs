@@ -27,5 +27,6 @@ mod support;
 mod team;
 mod team_state;
 mod team_state_faults;
+mod undo;
 
 pub use support::*;

@@ -287,7 +287,9 @@ impl Engine<'_, '_> {
     /// left and the run goes on, else the node fails.
     fn retry_or_fail(&mut self, run: &mut PhaseRun, idx: NodeIndex, attempt: u32, message: String) {
         let retry = &run.graph[idx].settings.retry;
-        if u64::from(attempt) >= retry.attempts || run.halted {
+        // A halted run retries nothing, but its undos (which is what it runs when halted).
+        let stopping = run.halted && (run.cancelled || !run.undo_of.contains_key(&idx));
+        if u64::from(attempt) >= retry.attempts || stopping {
             self.fail(run, idx, message);
             return;
         }

@@ -7,6 +7,16 @@ impl Engine<'_, '_> {
     /// A node failed for good: `continue` goes on; otherwise its fan-out instance fails, and
     /// past `max_failures` the failure climbs to the enclosing instance, then to the run.
     pub(super) fn fail(&mut self, run: &mut PhaseRun, idx: NodeIndex, message: String) {
+        if let Some(&(of, _)) = run.undo_of.get(&idx) {
+            // A failed undo: the other undos go on; the run ends failed.
+            run.failed = true;
+            let message = format!(
+                "undo of {} failed: {message} (the other undos go on; the run ends failed)",
+                run.graph[of].name
+            );
+            self.finish(run, idx, NodeStatus::Failed, None, Some(message));
+            return;
+        }
         if run.graph[idx].settings.on_failure == OnFailure::Continue {
             run.nodes[idx.index()].tolerated = true;
             self.finish(run, idx, NodeStatus::Failed, None, Some(message));
@@ -32,6 +42,8 @@ impl Engine<'_, '_> {
         if !run.failed_instances.insert(r) {
             return !run.broken[r.fan_out];
         }
+        // What succeeded in it is undone once nothing of it runs any more.
+        run.undo_pending.push(r);
         run.failures[r.fan_out] += 1;
         let tolerated = run.failures[r.fan_out] <= run.fan_outs[r.fan_out].max_failures;
         if !tolerated {
@@ -124,6 +136,16 @@ impl Engine<'_, '_> {
     /// Records an end state (journaled or from a resumed journal) and tells dependants.
     pub(super) fn settle(&mut self, run: &mut PhaseRun, idx: NodeIndex, status: NodeStatus) {
         run.nodes[idx.index()].state = State::Done(status);
+        if status == NodeStatus::Succeeded {
+            run.completed += 1;
+            run.nodes[idx.index()].done_seq = run.completed;
+        }
+        // The next undo of its scope, whatever this one came to.
+        if let Some(&(_, chain)) = run.undo_of.get(&idx)
+            && let Some(next) = run.chains[chain].pop_front()
+        {
+            run.undo_ready.push_back(next);
+        }
         run.ready.remove(&idx.index());
         for r in run.graph[idx].instances.clone() {
             let left = run.remaining.entry(r).or_default();

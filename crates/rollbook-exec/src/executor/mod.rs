@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
-use rollbook_plan::compile::{CompiledPlan, FanOut, InstanceRef, Node, PhaseKind, expand_deferred};
+use rollbook_plan::compile::{
+    CompiledPlan, FanOut, InstanceRef, Node, PhaseKind, expand_deferred, undo_node,
+};
 use rollbook_plan::jq::{self, Program};
 use rollbook_plan::model::OnFailure;
 use rollbook_plan::render::{RunState, node_context, render_action};
@@ -29,11 +31,13 @@ mod attempt;
 mod failure;
 pub mod observe;
 mod phase;
+mod undo;
 use crate::event::{Controller, Event, NodeStatus, ProcessGroup, RunStatus, Timestamp, Tolerated};
 use crate::history::NodeKey;
 use crate::journal::Journal;
 use crate::redact::Redactor;
 use crate::runner::{Attempt, Backlog, Outcome, OutputLine, OutputSink, ProcessReport, Runners};
+use crate::runners::{Answer, Prompter};
 
 /// Run-wide settings.
 #[derive(Debug, Clone)]
@@ -42,6 +46,11 @@ pub struct Options {
     pub parallelism: usize,
     /// The process running the run and its lock, journaled as `controller_started`.
     pub controller: Option<Controller>,
+    /// `--no-undo`: a scope that fails is not undone (the journal names what was not).
+    pub no_undo: bool,
+    /// Who is asked for the plan's confirmation before the first `irreversible: true` step.
+    /// Without one, nobody can be asked: the run is cancelled before that step.
+    pub asker: Option<Asker>,
 }
 
 impl Default for Options {
@@ -49,7 +58,19 @@ impl Default for Options {
         Options {
             parallelism: 64,
             controller: None,
+            no_undo: false,
+            asker: None,
         }
+    }
+}
+
+/// The person (or `--yes`) asked before an irreversible step.
+#[derive(Clone)]
+pub struct Asker(pub Arc<dyn Prompter>);
+
+impl std::fmt::Debug for Asker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Asker")
     }
 }
 
@@ -89,6 +110,8 @@ pub struct Prior {
     /// The process groups of attempts in flight when an earlier controller stopped: a runner
     /// makes sure such a group is gone before it runs the node's command again.
     pub groups: HashMap<NodeKey, ProcessGroup>,
+    /// Where each done node stands in the journal: their undos run in the reverse order.
+    pub order: HashMap<NodeKey, usize>,
 }
 
 /// What the display and `--events json` see: the journal's events and the steps' output.
@@ -160,6 +183,11 @@ enum Msg {
         attempt: u32,
         group: ProcessGroup,
     },
+    /// The answer to the confirmation asked before an irreversible step.
+    Confirmed {
+        idx: NodeIndex,
+        answer: Result<Answer, String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +201,8 @@ enum State {
     Due,
     /// A run-time `for_each` that has been expanded: done when its instances are.
     Expanded,
+    /// An irreversible step waiting for the run's confirmation.
+    Confirming,
     Done(NodeStatus),
 }
 
@@ -191,6 +221,8 @@ struct NodeState {
     last_message: Option<String>,
     /// The process group of its last attempt, as its runner told it.
     group: Option<ProcessGroup>,
+    /// When it succeeded, in the order nodes did (undos run in the reverse order).
+    done_seq: u64,
 }
 
 impl NodeState {
@@ -205,6 +237,7 @@ impl NodeState {
             released: false,
             last_message: None,
             group: None,
+            done_seq: 0,
         }
     }
 }
@@ -237,6 +270,23 @@ struct PhaseRun {
     failed: bool,
     cancelled: bool,
     hard: bool,
+    /// Undo (`undo.rs`): failed instances whose undos are not planned yet (they wait for
+    /// their steps in flight).
+    undo_pending: Vec<InstanceRef>,
+    /// The run's own undo (top-level steps, after a halt) was planned.
+    undo_run_planned: bool,
+    /// Nodes whose undo is planned (or skipped with `--no-undo`): never undone twice.
+    undone: HashSet<NodeIndex>,
+    /// Undo nodes: the node each undoes, and its chain.
+    undo_of: HashMap<NodeIndex, (NodeIndex, usize)>,
+    /// The undos of each planned scope not started yet, in the order they run.
+    chains: Vec<std::collections::VecDeque<NodeIndex>>,
+    /// Undo attempts to start (even when the phase is halted, unless it was cancelled).
+    undo_ready: std::collections::VecDeque<NodeIndex>,
+    /// Nodes that succeeded so far (for `done_seq`).
+    completed: u64,
+    /// Stops a question before an irreversible step (the phase's stop).
+    stop: CancellationToken,
 }
 
 /// An attempt ready to run.
@@ -281,6 +331,10 @@ struct Engine<'e, 'a> {
     out_tx: mpsc::UnboundedSender<OutputLine>,
     /// The output bytes sent by runners and not yet written to the logs.
     backlog: Arc<Backlog>,
+    /// An irreversible step waits for the run's confirmation.
+    asking: bool,
+    /// The run's confirmation was given again before an irreversible step (once per process).
+    irreversible_confirmed: bool,
 }
 
 impl Execution<'_> {
@@ -303,6 +357,8 @@ impl Execution<'_> {
             tx,
             out_tx,
             backlog: Arc::default(),
+            asking: false,
+            irreversible_confirmed: false,
         };
         match engine.exec.resumed.clone() {
             Some(unknown) => engine.emit(Event::RunResumed {
@@ -419,6 +475,11 @@ impl Engine<'_, '_> {
             phase.fan_outs.clone(),
         );
         run.run_tolerated = serde_json::to_value(&self.tolerated).unwrap_or_default();
+        run.stop = if kind == PhaseKind::Main {
+            self.exec.control.stop.clone()
+        } else {
+            CancellationToken::new()
+        };
         self.emit(Event::PhaseStarted {
             at: Timestamp::now(),
             phase: run.kind,
@@ -472,6 +533,7 @@ impl Engine<'_, '_> {
                     reason,
                 });
             }
+            self.plan_undos(run);
             self.schedule(run);
             self.launch(abort)?;
             self.flush()?;
@@ -496,11 +558,16 @@ impl Engine<'_, '_> {
                         self.attempt_done(run, idx, attempt, outcome, elapsed);
                     }
                     Msg::Group { idx, attempt, group } => self.process_group(run, idx, attempt, group),
+                    Msg::Confirmed { idx, answer } => self.confirmed(run, idx, answer),
                     Msg::Wake { idx } => {
                         if run.nodes[idx.index()].state == State::Waiting {
                             // Retries and gate polls start under the same parallelism cap.
                             run.nodes[idx.index()].state = State::Due;
-                            run.due.push_back(idx);
+                            if run.undo_of.contains_key(&idx) {
+                                run.undo_ready.push_front(idx);
+                            } else {
+                                run.due.push_back(idx);
+                            }
                         }
                     }
                 },
@@ -573,7 +640,18 @@ impl Engine<'_, '_> {
 
     /// Marks nodes that a resumed run already finished.
     fn apply_prior(&mut self, run: &mut PhaseRun, nodes: &[NodeIndex]) {
-        for &n in nodes {
+        // In journal order, so that their undos run in the reverse of it.
+        let mut nodes = nodes.to_vec();
+        nodes.sort_by_key(|&n| {
+            let key = NodeKey::new(run.kind, run.graph[n].name.as_str());
+            self.exec
+                .prior
+                .order
+                .get(&key)
+                .copied()
+                .unwrap_or(usize::MAX)
+        });
+        for n in nodes {
             let key = NodeKey::new(run.kind, run.graph[n].name.as_str());
             if run.graph[n].deferred.is_some() {
                 continue;
@@ -592,10 +670,12 @@ impl Engine<'_, '_> {
         run.halted = true;
         run.cancelled |= cancelled;
         run.due.clear();
+        // Undos waiting for a retry go on after a failure (they are what a halt runs).
         let waiting: Vec<NodeIndex> = run
             .graph
             .node_indices()
             .filter(|n| matches!(run.nodes[n.index()].state, State::Waiting | State::Due))
+            .filter(|n| cancelled || !run.undo_of.contains_key(n))
             .collect();
         for n in waiting {
             run.waiting -= 1;
@@ -610,10 +690,21 @@ impl Engine<'_, '_> {
 
     /// Starts what can start: ready nodes in declared order, within the limits.
     fn schedule(&mut self, run: &mut PhaseRun) {
+        let parallelism = self.exec.options.parallelism.max(1);
+        // Undos start first, also in a halted phase (that is when the run's own run); a
+        // cancelled run undoes nothing more.
+        while !run.cancelled
+            && run.running < parallelism
+            && let Some(idx) = run.undo_ready.pop_front()
+        {
+            if run.nodes[idx.index()].state == State::Due {
+                run.waiting -= 1;
+            }
+            self.start_attempt(run, idx);
+        }
         if run.halted {
             return;
         }
-        let parallelism = self.exec.options.parallelism.max(1);
         while run.running < parallelism
             && let Some(idx) = run.due.pop_front()
         {
@@ -640,6 +731,10 @@ impl Engine<'_, '_> {
                 continue;
             }
             if !run.instance_room(idx) {
+                continue;
+            }
+            // One confirmation at a time: other irreversible steps wait for its answer.
+            if self.asking && run.graph[idx].step.is_irreversible() {
                 continue;
             }
             run.ready.remove(&n);
@@ -672,6 +767,10 @@ impl Engine<'_, '_> {
                     return;
                 }
             }
+        }
+        if run.graph[idx].step.is_irreversible() && !self.irreversible_confirmed {
+            self.ask_irreversible(run, idx);
+            return;
         }
         self.start_attempt(run, idx);
     }

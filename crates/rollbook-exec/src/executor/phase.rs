@@ -33,6 +33,14 @@ impl PhaseRun {
             failed: false,
             cancelled: false,
             hard: false,
+            undo_pending: Vec::new(),
+            undo_run_planned: false,
+            undone: HashSet::new(),
+            undo_of: HashMap::new(),
+            chains: Vec::new(),
+            undo_ready: std::collections::VecDeque::new(),
+            completed: 0,
+            stop: CancellationToken::new(),
         };
         let all: Vec<NodeIndex> = run.graph.node_indices().collect();
         run.register(&all);

@@ -17,6 +17,29 @@ pub struct Answer {
 pub trait Prompter: Send + Sync + 'static {
     /// `Err` when nobody can be asked (no terminal and no `--yes`).
     fn ask<'a>(&'a self, node: &'a str, prompt: &'a str) -> BoxFuture<'a, Result<Answer, String>>;
+
+    /// The plan's confirmation, asked again right before the first `irreversible: true` step
+    /// starts: `phrase` typed exactly, or `yes` when the plan has none. `Err` when nobody can
+    /// be asked. By default, asked as a `confirm` question.
+    fn confirm_irreversible<'a>(
+        &'a self,
+        node: &'a str,
+        phrase: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Answer, String>> {
+        Box::pin(async move {
+            let prompt = irreversible_question(node, phrase);
+            self.ask(node, &prompt).await
+        })
+    }
+}
+
+/// The question before an irreversible step: `step drop-column is irreversible: type
+/// PHRASE to go on` (`type yes` when the plan has no phrase).
+pub fn irreversible_question(node: &str, phrase: Option<&str>) -> String {
+    format!(
+        "step {node} is irreversible: type {} to go on",
+        phrase.unwrap_or("yes")
+    )
 }
 
 /// `confirm: "Drop the new columns?"`: the run waits for a person.

@@ -4,6 +4,6 @@ mod confirm;
 mod shell;
 mod sleep;
 
-pub use confirm::{Answer, ConfirmRunner, Prompter};
+pub use confirm::{Answer, ConfirmRunner, Prompter, irreversible_question};
 pub use shell::{GroupWatch, ShellRunner};
 pub use sleep::SleepRunner;

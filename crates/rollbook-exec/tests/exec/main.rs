@@ -18,6 +18,7 @@ mod journal_cut;
 mod retries;
 mod scheduling;
 mod shell;
+mod undo;
 mod values;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -26,7 +27,7 @@ use std::time::Duration;
 
 use rollbook_exec::NodeKey;
 use rollbook_exec::event::{Event, NodeStatus, RunStatus};
-use rollbook_exec::executor::{Control, Execution, Options, Prior};
+use rollbook_exec::executor::{Asker, Control, Execution, Options, Prior};
 use rollbook_exec::journal::Journal;
 use rollbook_exec::redact::Redactor;
 use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, Runner, Runners, Stream};
@@ -549,6 +550,10 @@ pub struct Setup {
     pub resumed: Option<Vec<String>>,
     pub secrets: Map<String, Value>,
     pub redactor: Redactor,
+    /// `--no-undo`.
+    pub no_undo: bool,
+    /// Who answers before an irreversible step.
+    pub asker: Option<Asker>,
 }
 
 impl Default for Setup {
@@ -560,6 +565,8 @@ impl Default for Setup {
             resumed: None,
             secrets: Map::new(),
             redactor: Redactor::default(),
+            no_undo: false,
+            asker: None,
         }
     }
 }
@@ -586,6 +593,8 @@ pub async fn execute(
         control: setup.control,
         options: Options {
             parallelism: setup.parallelism,
+            no_undo: setup.no_undo,
+            asker: setup.asker,
             ..Options::default()
         },
         prior: setup.prior,

@@ -205,6 +205,8 @@ pub struct Node {
     /// Set when the step's `for_each` reads a step output: this node stands for all of its
     /// instances until the executor expands it.
     pub deferred: Option<Deferred>,
+    /// For an undo node ([`undo_node`]): the node it undoes, whose context it has.
+    pub undoes: Option<NodeIndex>,
     /// Set for the nodes of a called plan (`plan: NAME`): what their templates see instead of
     /// the run's plan.
     pub call: Option<Arc<Called>>,
@@ -872,6 +874,7 @@ impl Builder<'_> {
             inputs,
             settings,
             deferred: None,
+            undoes: None,
             call: self.call.clone(),
         }
     }
@@ -1034,6 +1037,34 @@ pub fn expand_deferred(
     Ok(Expansion {
         nodes: e.nodes,
         sinks: e.sinks,
+    })
+}
+
+/// The node that undoes `idx`: named `<node>.undo`, the step's `undo` action in place of its
+/// own, with the node's item, host and settings (no gate: an undo is judged by its result
+/// only), and the node's own outputs readable as `steps.<id>.outputs`. It belongs to no
+/// fan-out instance: it runs when its instance has failed. `None` when the step has no
+/// `undo`.
+pub fn undo_node(graph: &DiGraph<Node, ()>, idx: NodeIndex) -> Option<Node> {
+    let node = &graph[idx];
+    let step = node.step.undo_step()?;
+    let mut inputs = node.inputs.clone();
+    inputs.insert(node.step.id.value.clone(), vec![idx]);
+    let mut settings = node.settings.clone();
+    settings.gate = None;
+    settings.on_failure = OnFailure::Abort;
+    Some(Node {
+        name: format!("{}.undo", node.name),
+        step: Arc::new(step),
+        scope: node.scope.clone(),
+        item: node.item.clone(),
+        instances: Vec::new(),
+        groups: node.groups.clone(),
+        inputs,
+        settings,
+        deferred: None,
+        undoes: Some(idx),
+        call: node.call.clone(),
     })
 }
 

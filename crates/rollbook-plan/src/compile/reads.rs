@@ -43,17 +43,34 @@ fn action_jq(step: &Step) -> Option<&str> {
         .map(|j| j.value.as_str())
 }
 
-/// Calls `f` with every template string of a step's own fields (not its group's steps).
+/// Calls `f` with every template string of a step's own fields (not its group's steps),
+/// its `undo`'s included (so the node carries what its undo reads: the undo is rendered with
+/// the same values).
 pub fn visit_templates<'s>(step: &'s Step, f: &mut dyn FnMut(&'s str)) {
     if let Some(ForEach::Template(t)) = &step.for_each {
         f(&t.value);
     }
+    visit_action(step.action(), f);
+    if let Some(u) = &step.undo {
+        let actions = [
+            u.ssh.as_ref().map(ActionRef::Ssh),
+            u.http.as_ref().map(ActionRef::Http),
+            u.sql.as_ref().map(ActionRef::Sql),
+            u.shell.as_ref().map(ActionRef::Shell),
+        ];
+        for a in actions.into_iter().flatten() {
+            visit_action(a, f);
+        }
+    }
+}
+
+fn visit_action<'s>(action: ActionRef<'s>, f: &mut dyn FnMut(&'s str)) {
     let opt = |t: &'s Option<Template>, f: &mut dyn FnMut(&'s str)| {
         if let Some(t) = t {
             f(&t.value);
         }
     };
-    match step.action() {
+    match action {
         ActionRef::Ssh(a) => {
             f(&a.host.value);
             opt(&a.run, f);

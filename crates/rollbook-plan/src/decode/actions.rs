@@ -3,24 +3,47 @@
 use super::*;
 
 impl Decoder<'_> {
-    pub(super) fn ssh(&mut self, node: &Node) -> Option<SshAction> {
+    /// An `ssh` action; `inherit` is the step's own `ssh` action when this is its `undo`'s:
+    /// its `host` and settings are taken where this one leaves them out.
+    pub(super) fn ssh(&mut self, node: &Node, inherit: Option<&SshAction>) -> Option<SshAction> {
         let known: Vec<&str> = keys::SSH_ACTION_OWN
             .iter()
             .chain(keys::SSH_SETTINGS)
             .copied()
             .collect();
         let f = self.fields(node, "an ssh action", &known)?;
-        let host = self.required(&f, "host", node).and_then(|n| self.string(n));
+        let host = match (f.get("host"), inherit) {
+            (None, Some(step)) => Some(step.host.clone()),
+            _ => self.required(&f, "host", node).and_then(|n| self.string(n)),
+        };
         let run = f.get("run").and_then(|n| self.string(n));
         let script = f.get("script").and_then(|n| self.string(n));
         let upload = f.get("upload").and_then(|n| self.upload(n));
         self.exactly_one_command(node, &f, &["run", "script", "upload"], "an ssh action");
+        let own = self.ssh_settings(&f);
+        let settings = match inherit {
+            Some(step) => inherit_settings(own, &step.settings),
+            None => own,
+        };
         Some(SshAction {
             host: host?,
             run,
             script,
             upload,
-            settings: self.ssh_settings(&f),
+            settings,
+            span: node.span,
+        })
+    }
+
+    /// A step's `undo`: exactly one of `ssh`, `http`, `sql`, `shell`.
+    pub(super) fn undo(&mut self, node: &Node, step_ssh: Option<&SshAction>) -> Option<Undo> {
+        let f = self.fields(node, "an undo", keys::UNDO)?;
+        self.exactly_one_command(node, &f, keys::UNDO, "an undo");
+        Some(Undo {
+            ssh: f.get("ssh").and_then(|n| self.ssh(n, step_ssh)),
+            http: f.get("http").and_then(|n| self.http(n)),
+            sql: f.get("sql").and_then(|n| self.sql(n)),
+            shell: f.get("shell").and_then(|n| self.shell(n)),
             span: node.span,
         })
     }
@@ -33,7 +56,8 @@ impl Decoder<'_> {
         choices: &[&str],
         what: &str,
     ) {
-        let present: Vec<&Node> = choices.iter().filter_map(|c| f.key(c)).collect();
+        let mut present: Vec<&Node> = choices.iter().filter_map(|c| f.key(c)).collect();
+        present.sort_by_key(|n| n.span.offset);
         match present.as_slice() {
             [] => self.push(
                 Diagnostic::error(
@@ -319,5 +343,23 @@ impl Decoder<'_> {
             cwd: f.get("cwd").and_then(|n| self.string(n)),
             span: node.span,
         })
+    }
+}
+
+/// The settings of an undo's `ssh` action: its own, else its step's.
+fn inherit_settings(own: SshSettings, step: &SshSettings) -> SshSettings {
+    SshSettings {
+        user: own.user.or_else(|| step.user.clone()),
+        port: own.port.or_else(|| step.port.clone()),
+        sudo: own.sudo.or_else(|| step.sudo.clone()),
+        env: if own.env.is_empty() {
+            step.env.clone()
+        } else {
+            own.env
+        },
+        identity_file: own.identity_file.or_else(|| step.identity_file.clone()),
+        known_hosts: own.known_hosts.or_else(|| step.known_hosts.clone()),
+        host_key_policy: own.host_key_policy.or_else(|| step.host_key_policy.clone()),
+        connect_timeout: own.connect_timeout.or_else(|| step.connect_timeout.clone()),
     }
 }

@@ -74,6 +74,8 @@ pub const STEP_COMMON: &[&str] = &[
     "capture",
     "on_failure",
     "resume",
+    "undo",
+    "irreversible",
 ];
 /// The action keys of a step, of which exactly one is set (or `steps`, a group).
 pub const ACTIONS: &[&str] = &[
@@ -81,6 +83,8 @@ pub const ACTIONS: &[&str] = &[
 ];
 /// Keys of a step that calls a plan (`plan:`), besides the common ones.
 pub const CALL: &[&str] = &["params", "secrets"];
+/// The action keys of an `undo` (exactly one).
+pub const UNDO: &[&str] = &["ssh", "http", "sql", "shell"];
 /// Keys of an `http` action.
 pub const HTTP_ACTION: &[&str] = &[
     "method",

@@ -631,6 +631,14 @@ impl Decoder<'_> {
         let f = self.fields(node, "a step", &known)?;
         let id = self.required(&f, "id", node).and_then(|n| self.string(n));
         self.one_action(&f, id.as_ref(), node);
+        let ssh = f.get("ssh").and_then(|n| self.ssh(n, None));
+        let undo = f
+            .get("undo")
+            .and_then(|n| self.undo(n, ssh.as_ref()))
+            .map(|u| Undo {
+                span: f.key("undo").map_or(u.span, |k| k.span),
+                ..u
+            });
         let step = Step {
             id: id.unwrap_or_else(|| Spanned::new(String::new(), key_span(node))),
             name: f.get("name").and_then(|n| self.string(n)),
@@ -665,13 +673,15 @@ impl Decoder<'_> {
                     &[ResumePolicy::Rerun, ResumePolicy::Ask],
                 )
             }),
-            ssh: f.get("ssh").and_then(|n| self.ssh(n)),
+            ssh,
             http: f.get("http").and_then(|n| self.http(n)),
             sql: f.get("sql").and_then(|n| self.sql(n)),
             shell: f.get("shell").and_then(|n| self.shell(n)),
             sleep: f.get("sleep").and_then(|n| self.duration(n)),
             confirm: f.get("confirm").and_then(|n| self.string(n)),
             steps: f.get("steps").map(|n| self.steps(n)),
+            undo,
+            irreversible: f.get("irreversible").and_then(|n| self.bool(n)),
             plan: f.get("plan").and_then(|n| self.string(n)),
             params: f
                 .get("params")

@@ -73,6 +73,33 @@ impl Scope<'_> {
     }
 }
 
+/// A step whose effect can be put back: it has an `undo`, only reads (`sleep`, `confirm`, an
+/// HTTP `GET` or `HEAD`, an SQL `query` that is a `SELECT`), is a group of such steps, or
+/// calls a plan (whose steps have their own `undo`).
+fn undoable(step: &Step) -> bool {
+    if step.undo.is_some() {
+        return true;
+    }
+    match step.action() {
+        ActionRef::Sleep(_) | ActionRef::Confirm(_) => true,
+        ActionRef::Group(steps) => steps.iter().all(undoable),
+        ActionRef::Http(a) => a
+            .method
+            .as_ref()
+            .is_none_or(|m| matches!(m.value.to_ascii_uppercase().as_str(), "GET" | "HEAD")),
+        ActionRef::Sql(a) => {
+            a.statements.is_none()
+                && a.query.as_ref().is_some_and(|q| {
+                    let q = q.value.trim_start().to_ascii_lowercase();
+                    q.starts_with("select") || q.starts_with("show")
+                })
+        }
+        // A called plan's steps carry their own `undo`s.
+        ActionRef::Call(_) => true,
+        ActionRef::Ssh(_) | ActionRef::Shell(_) => false,
+    }
+}
+
 /// Where a template's text goes, which decides what it may contain.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sink {
@@ -571,6 +598,7 @@ impl<'p> Validator<'p> {
                 host: in_for_each || matches!(step.action(), ActionRef::Ssh(_)),
             };
             self.step(step, outer, &here);
+            self.irreversible_after_steps_without_undo(steps, &graph, i);
         }
     }
 
@@ -818,6 +846,108 @@ impl<'p> Validator<'p> {
         }
         self.captures(step, here);
         self.action(step, here);
+        self.undo(step, here);
+    }
+
+    /// A step's `undo`: on a step with an action, in the main steps; its action is checked
+    /// as any step's, with the step's own outputs readable (`steps.<id>.outputs`).
+    fn undo(&mut self, step: &'p Step, here: &Scope<'p>) {
+        let Some(undo) = &step.undo else {
+            return;
+        };
+        if let ActionRef::Group(_) = step.action() {
+            self.push(
+                Diagnostic::error(
+                    "bad-undo",
+                    undo.span,
+                    format!("group `{}` cannot have an `undo`", step.id.value),
+                )
+                .help("put `undo` on the steps of the group that change something"),
+            );
+            return;
+        }
+        if self.cleanup {
+            self.push(
+                Diagnostic::error(
+                    "bad-undo",
+                    undo.span,
+                    format!(
+                        "step `{}` is an `on_failure` or `finally` step: those are not undone",
+                        step.id.value
+                    ),
+                )
+                .help("`undo` belongs to the steps of `steps`"),
+            );
+            return;
+        }
+        let mut scope = here.clone();
+        scope.visible.insert(&step.id.value, step);
+        match (&undo.ssh, &step.ssh) {
+            // What the undo takes from its step (`host`, settings) was checked with the step.
+            (Some(a), Some(own)) => {
+                if a.host != own.host {
+                    self.template(&a.host, &scope, Sink::Text);
+                }
+                for t in [&a.run, &a.script].into_iter().flatten() {
+                    self.template(t, &scope, Sink::Shell);
+                }
+                if let Some(u) = &a.upload {
+                    self.template(&u.from, &scope, Sink::Text);
+                    self.template(&u.to, &scope, Sink::Text);
+                }
+                if a.settings != own.settings {
+                    self.ssh_settings(&a.settings, &scope);
+                }
+            }
+            (Some(a), None) => self.ssh(a, &scope),
+            _ => {}
+        }
+        if let Some(a) = &undo.http {
+            self.http(a, &scope);
+        }
+        if let Some(a) = &undo.sql {
+            self.sql(a, &scope);
+        }
+        if let Some(a) = &undo.shell {
+            self.shell(a, &scope);
+        }
+    }
+
+    /// An irreversible step whose steps before it (those it waits for, in its scope) cannot
+    /// all be undone: if it, or a step after it, fails, what ran before stays as it is.
+    fn irreversible_after_steps_without_undo(
+        &mut self,
+        steps: &'p [Step],
+        graph: &NeedsGraph,
+        i: usize,
+    ) {
+        let step = &steps[i];
+        let Some(mark) = step.irreversible.as_ref().filter(|m| m.value) else {
+            return;
+        };
+        let mut before: Vec<usize> = upstream(graph, i).into_iter().collect();
+        before.sort_unstable();
+        let missing: Vec<String> = before
+            .into_iter()
+            .filter(|&j| !undoable(&steps[j]))
+            .map(|j| format!("`{}`", steps[j].id.value))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        self.push(
+            Diagnostic::warning(
+                "irreversible-without-undo",
+                mark.span,
+                format!(
+                    "step `{}` is irreversible, and steps before it have no `undo`: {}",
+                    step.id.value,
+                    missing.join(", ")
+                ),
+            )
+            .label("point of no return")
+            .help("if the run stops before this step, what those steps did stays done: give them an `undo`"),
+        );
     }
 
     /// A `for_each` is a list (an empty one is a warning) or one expression that yields a

@@ -50,6 +50,8 @@ fn schema_keys_match_the_decoder_keys() {
             Some("Step"),
             &[keys::STEP_COMMON, keys::ACTIONS, keys::CALL],
         ),
+        (Some("Undo"), &[keys::UNDO]),
+        (Some("SshUndo"), &[keys::SSH_ACTION_OWN, keys::SSH_SETTINGS]),
         (Some("HttpAction"), &[keys::HTTP_ACTION]),
         (Some("HttpExpect"), &[keys::HTTP_EXPECT]),
         (Some("Tls"), &[keys::TLS]),

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rollbook_exec::event::{Event, NodeStatus, RunStatus};
-use rollbook_exec::executor::{Control, Execution, Options, Prior};
+use rollbook_exec::executor::{Asker, Control, Execution, Options, Prior};
 use rollbook_exec::journal::Journal;
 use rollbook_exec::redact::Redactor;
 use rollbook_exec::runner::{Attempt, BoxFuture, Outcome, OutputSink, Runner, Runners, Stream};
@@ -480,7 +480,8 @@ impl MemJournal {
     }
 }
 
-/// Runs a compiled plan with the real `sql` runner and a `confirm` runner that says yes.
+/// Runs a compiled plan with the real `sql` runner and a `confirm` runner that says yes (also
+/// to the confirmation before an irreversible step).
 pub async fn execute(
     plan: &CompiledPlan,
     secrets: Map<String, Value>,
@@ -503,7 +504,10 @@ pub async fn execute(
         journal: &mut journal,
         observer: None,
         control: Control::default(),
-        options: Options::default(),
+        options: Options {
+            asker: Some(Asker(Arc::new(yes.clone()))),
+            ..Options::default()
+        },
         prior: Prior::default(),
         resumed: None,
     }

@@ -78,6 +78,13 @@ async fn reverts_the_migration(db: TestDb) {
         prompts.iter().any(|p| p.contains("version 0041")),
         "{prompts:?}"
     );
+    // The drops are irreversible: the plan's phrase was asked for again before them.
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p == "step revert-schema is irreversible: type ROLLBACK DATABASE to go on"),
+        "{prompts:?}"
+    );
     assert_eq!(journal.finish("migration-tool").0, NodeStatus::Skipped);
 
     assert_eq!(

@@ -357,10 +357,13 @@ fn timeline(out: &mut String, r: &Report) {
         );
     }
     for m in r.milestones.iter().filter(|m| m.event == "cancelling") {
-        let what = if m.hard == Some(true) {
-            "Ctrl-C again: the running steps were cancelled"
-        } else {
-            "Ctrl-C: the run was asked to stop (nothing new starts, running steps finish)"
+        let what = match (&m.reason, m.hard) {
+            (Some(reason), _) => format!("The run was stopped: {}", text(reason)),
+            (None, Some(true)) => "Ctrl-C again: the running steps were cancelled".into(),
+            (None, _) => {
+                "Ctrl-C: the run was asked to stop (nothing new starts, running steps finish)"
+                    .into()
+            }
         };
         let _ = writeln!(out, "- **{}** - {what}", clock(&m.at, &day));
     }
@@ -472,10 +475,25 @@ fn milestone_row(out: &mut String, m: &Milestone, day: &str) {
             format!("**`{phase}` started**, {nodes} {noun}")
         }
         "phase_finished" => format!("**`{phase}` finished**"),
+        "cancelling" if m.reason.is_some() => {
+            format!(
+                "**stopped**: {}",
+                text(m.reason.as_deref().unwrap_or_default())
+            )
+        }
         "cancelling" if m.hard == Some(true) => {
             "**Ctrl-C again**: cancelling the running steps".to_string()
         }
         "cancelling" => "**Ctrl-C**: nothing new starts, running steps finish".to_string(),
+        "undoing" => {
+            let scope = m.scope.as_deref().unwrap_or("run");
+            let nodes = code_list(m.undone.as_deref().unwrap_or_default());
+            if m.skipped == Some(true) {
+                format!("**not undone** (`--no-undo`): {} of {nodes}", code(scope))
+            } else {
+                format!("**undoing** {}: {nodes}, in this order", code(scope))
+            }
+        }
         "run_finished" => "**run finished**".to_string(),
         other => other.to_string(),
     };
@@ -499,7 +517,7 @@ fn node_row(out: &mut String, n: &NodeFacts, day: &str) {
             ),
             String::new(),
         ),
-        None => (code(&n.node), status_cell(n)),
+        None => (node_what(n), status_cell(n)),
     };
     let duration = if n.ran() {
         n.duration_ms.map_or("-".into(), took)
@@ -511,6 +529,21 @@ fn node_row(out: &mut String, n: &NodeFacts, day: &str) {
         "| {time} | {what} | {status} | {duration} | {} |",
         n.attempts
     );
+}
+
+/// The node, with what marks it: the step it undoes, the point of no return.
+fn node_what(n: &NodeFacts) -> String {
+    let mut what = code(&n.node);
+    if let Some(of) = &n.undoes {
+        let _ = write!(what, " (undoes {})", code(of));
+    }
+    if n.irreversible {
+        what.push_str(" **irreversible**");
+        if let Some(by) = &n.confirmed_by {
+            let _ = write!(what, ", confirmed by {}", text(by));
+        }
+    }
+    what
 }
 
 fn status_cell(n: &NodeFacts) -> String {

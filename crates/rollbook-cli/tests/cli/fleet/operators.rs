@@ -1,5 +1,6 @@
 //! `plans/operator-rollback.yaml` on the fleet's nine operator hosts: node by node, a missing
-//! backup that stops the rollout, and Ctrl-C in the middle.
+//! backup that stops the rollout, a node that fails after its restore and is put back in
+//! service by its stop's `undo`, and Ctrl-C in the middle.
 
 use std::time::Duration;
 
@@ -171,14 +172,11 @@ fn a_missing_backup_stops_the_rollout_at_that_node_and_finally_reports_the_failu
         ran.stderr
     );
 
-    // The first node is rolled back; the second is left stopped (the seed's order: stop,
-    // then look for the backup) with its binary as it was; the third is never touched.
+    // The first node is rolled back; the second (stopped, then no backup: the seed's order)
+    // is started again by its stop's undo, with its binary as it was; the third is never
+    // touched.
     assert_eq!(fleet.units("us-east-op-1")["zeitwork-operator"], GOOD);
-    assert!(
-        !fleet
-            .units("us-east-op-2")
-            .contains_key("zeitwork-operator")
-    );
+    assert_eq!(fleet.units("us-east-op-2")["zeitwork-operator"], BROKEN);
     assert!(
         fleet
             .host_file("us-east-op-2", "/usr/local/bin/zeitwork-operator")
@@ -192,17 +190,121 @@ fn a_missing_backup_stops_the_rollout_at_that_node_and_finally_reports_the_failu
             ("us-east-op-1".into(), "stop".into(), BROKEN.into()),
             ("us-east-op-1".into(), "start".into(), GOOD.into()),
             ("us-east-op-2".into(), "stop".into(), BROKEN.into()),
+            ("us-east-op-2".into(), "start".into(), BROKEN.into()),
         ]
     );
     let run = fleet.the_run();
     let statuses = fleet.node_statuses(&run);
     assert_eq!(statuses["roll[us-east-op-2].restore-binary"], "failed");
+    assert_eq!(statuses["roll[us-east-op-2].stop.undo"], "succeeded");
     fleet.assert_never_attempted(&run, "roll[us-east-op-3]");
     assert_eq!(statuses["notify.post"], "succeeded");
     assert_eq!(
         slack_texts(&fleet),
         ["Operator rollback failed (region: us-east, by root): operator 4.2.0 crash-loops"]
     );
+}
+
+/// Makes the copy of `host`'s config backup fail: its config is a directory that holds a
+/// directory of the backup's name (`cp` cannot put the file there).
+fn break_config_restore(fleet: &Fleet, host: &str) {
+    let config = fleet
+        .dir
+        .join("hosts")
+        .join(host)
+        .join("root/etc/operator.env");
+    std::fs::remove_file(&config).unwrap();
+    std::fs::create_dir_all(config.join("operator.env.backup")).unwrap();
+}
+
+/// The rollback of us-east-op-2 fails after its binary was restored (its config backup
+/// cannot be copied): the stop's `undo` starts the operator again, so the host is back in
+/// service (with the restored binary), and the rollout stops there. `--no-undo` leaves it
+/// stopped.
+#[test]
+fn undo_puts_a_host_whose_rollback_failed_after_its_restore_back_in_service() {
+    let fleet = Fleet::take();
+    let host = "us-east-op-2";
+    break_config_restore(&fleet, host);
+    let ran = fleet.run(&[
+        "run",
+        "operator-rollback",
+        "--param",
+        "region=us-east",
+        "--reason",
+        "operator 4.2.0 crash-loops",
+        "--yes",
+    ]);
+    ran.assert_code(1);
+    assert!(
+        ran.stderr.contains(&format!(
+            "undoing roll[{host}]: roll[{host}].stop (in this order)"
+        )),
+        "{}",
+        ran.stderr
+    );
+    // The fleet's systemctl log: op-2 was stopped, then started by the undo, with the binary
+    // its restore step had put back.
+    assert_eq!(
+        operator_events(&fleet),
+        [
+            ("us-east-op-1".into(), "stop".into(), BROKEN.into()),
+            ("us-east-op-1".into(), "start".into(), GOOD.into()),
+            (host.into(), "stop".into(), BROKEN.into()),
+            (host.into(), "start".into(), GOOD.into()),
+        ]
+    );
+    assert_eq!(
+        fleet.units(host)["zeitwork-operator"],
+        GOOD,
+        "back in service"
+    );
+    assert_eq!(fleet.units("us-east-op-3")["zeitwork-operator"], BROKEN);
+    let run = fleet.the_run();
+    let statuses = fleet.node_statuses(&run);
+    assert_eq!(
+        statuses[&format!("roll[{host}].restore-binary")],
+        "succeeded"
+    );
+    assert_eq!(statuses[&format!("roll[{host}].restore-config")], "failed");
+    assert_eq!(statuses[&format!("roll[{host}].stop.undo")], "succeeded");
+    // Completed nodes are not undone.
+    assert!(!statuses.contains_key("roll[us-east-op-1].stop.undo"));
+    fleet.assert_never_attempted(&run, "roll[us-east-op-3]");
+    let show = fleet.show(&run);
+    assert_eq!(show["undos"][0]["scope"], format!("roll[{host}]"));
+    let report = fleet.run(&["report", &run]);
+    assert!(
+        report.stdout.contains(&format!(
+            "`roll[{host}].stop.undo` (undoes `roll[{host}].stop`)"
+        )),
+        "{}",
+        report.stdout
+    );
+
+    // The same failure with --no-undo: the host is left stopped, and the journal says so.
+    fleet.reset();
+    break_config_restore(&fleet, host);
+    let before = fleet.run_ids();
+    let ran = fleet.run(&[
+        "run",
+        "operator-rollback",
+        "--param",
+        "region=us-east",
+        "--reason",
+        "operator 4.2.0 crash-loops",
+        "--yes",
+        "--no-undo",
+    ]);
+    ran.assert_code(1);
+    assert!(!fleet.units(host).contains_key("zeitwork-operator"));
+    let run = fleet
+        .run_ids()
+        .into_iter()
+        .find(|r| !before.contains(r))
+        .unwrap();
+    let show = fleet.show(&run);
+    assert_eq!(show["undos"][0]["skipped"], true);
 }
 
 #[test]
