@@ -591,6 +591,9 @@ pub struct Step {
     /// This step cannot be undone (a dropped column, deleted backups): the run asks for the
     /// plan's confirmation again right before it starts (default false).
     pub irreversible: Option<Spanned<bool>>,
+    /// This step verifies (`true`) or does not (`false`): the report's checks. Without it,
+    /// the report guesses (a gate, an `expect`, an id such as `verify*`, `check*`, `*health*`).
+    pub check: Option<Spanned<bool>>,
     /// Where the step's mapping is written.
     #[schemars(skip)]
     pub span: Span,

@@ -123,6 +123,12 @@ pub(super) fn find_step<'a>(
 /// `expect`, or whose id (or a group's around it) starts with `verify` or `check` or
 /// contains `health`.
 pub(super) fn check_reason(path: &[&str], step: Option<&Step>) -> Option<&'static str> {
+    // What the plan says wins over any guess.
+    match step.and_then(|s| s.check.as_ref()).map(|c| c.value) {
+        Some(true) => return Some("marked"),
+        Some(false) => return None,
+        None => {}
+    }
     if let Some(step) = step {
         if step.until.is_some() {
             return Some("until");

@@ -494,3 +494,37 @@ fn a_report_template_shapes_the_markdown() {
         .unwrap();
     assert_eq!(text(&out.stdout), plain);
 }
+
+/// `check: true` makes a step a check whatever its id; `check: false` keeps a step whose id
+/// looks like one out of the checks.
+#[test]
+fn steps_marked_check_are_the_reports_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plans")).unwrap();
+    std::fs::write(
+        dir.path().join("plans/marked.yaml"),
+        "version: 1\nname: marked\nsteps:\n  - id: smoke\n    shell: { run: 'true' }\n    check: true\n  - id: health-log\n    shell: { run: 'true' }\n    check: false\n  - id: verify-db\n    shell: { run: 'true' }\n",
+    )
+    .unwrap();
+    let out = rollbook(dir.path())
+        .args(["run", "marked", "--reason", "checks", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let state = dir.path().join(".rollbook");
+    let id = only_run(&state);
+    let json: Value = serde_json::from_str(&report(&state, &id, "json")).unwrap();
+    let checks: Vec<(&str, &str)> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["node"].as_str().unwrap(), c["why"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        checks,
+        [("smoke", "marked"), ("verify-db", "name")],
+        "{json}"
+    );
+    let md = report(&state, &id, "markdown");
+    assert!(md.contains("`check: true`"), "{md}");
+}

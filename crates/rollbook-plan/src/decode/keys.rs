@@ -76,6 +76,7 @@ pub const STEP_COMMON: &[&str] = &[
     "resume",
     "undo",
     "irreversible",
+    "check",
 ];
 /// The action keys of a step, of which exactly one is set (or `steps`, a group).
 pub const ACTIONS: &[&str] = &[

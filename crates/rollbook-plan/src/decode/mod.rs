@@ -682,6 +682,7 @@ impl Decoder<'_> {
             steps: f.get("steps").map(|n| self.steps(n)),
             undo,
             irreversible: f.get("irreversible").and_then(|n| self.bool(n)),
+            check: f.get("check").and_then(|n| self.bool(n)),
             plan: f.get("plan").and_then(|n| self.string(n)),
             params: f
                 .get("params")

@@ -108,6 +108,7 @@ pub(super) fn checks(out: &mut String, r: &Report) {
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     for c in &r.checks {
         let why = match c.why {
+            "marked" => "`check: true`",
             "until" => "`until` gate",
             "expect" => "`expect`",
             _ => "its id",
