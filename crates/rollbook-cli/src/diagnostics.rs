@@ -182,7 +182,8 @@ fn json(checked: &[Checked]) -> String {
             });
         }
     }
-    serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
+    let doc = serde_json::json!({ "version": 1, "diagnostics": all });
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
 /// SARIF 2.1.0 (the format code-scanning tools read): one run of the tool `rollbook`, a rule

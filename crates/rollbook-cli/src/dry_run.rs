@@ -308,6 +308,7 @@ fn place_in_fan_outs(phase: &Phase, outline: &Outline, idx: NodeIndex) -> Vec<St
 
 #[derive(Serialize)]
 struct JsonPlan<'a> {
+    version: u32,
     name: &'a str,
     description: Option<&'a str>,
     severity: Option<&'static str>,
@@ -410,6 +411,7 @@ pub fn json(plan: &CompiledPlan, parallelism: usize) -> String {
         })
         .collect();
     let doc = JsonPlan {
+        version: 1,
         name: &plan.name,
         description: plan.description.as_deref(),
         severity: plan.severity.map(|s| s.as_str()),

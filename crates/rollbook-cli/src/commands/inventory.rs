@@ -156,7 +156,7 @@ impl View {
                 )
             })
             .collect();
-        json!({ "sources": self.sources, "groups": groups, "hosts": hosts })
+        json!({ "version": 1, "sources": self.sources, "groups": groups, "hosts": hosts })
     }
 
     fn text(&self) -> String {

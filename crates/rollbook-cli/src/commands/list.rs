@@ -26,7 +26,10 @@ pub fn run(
         rows.push(ListRow::new(path, &checked, &runs));
     }
     let out = match format {
-        ListFormat::Json => serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
+        ListFormat::Json => {
+            let doc = serde_json::json!({ "version": 1, "plans": rows });
+            serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+        }
         ListFormat::Text => text(&rows, Timestamp::now()),
     };
     crate::print(&out);

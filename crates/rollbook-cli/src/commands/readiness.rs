@@ -179,6 +179,7 @@ fn json_document(verdicts: &[Verdict], options: &Options, max_age: &str) -> Stri
         })
         .collect();
     let doc = json!({
+        "version": 1,
         "ready": verdicts.iter().all(Verdict::ready),
         "max_age": max_age,
         "max_age_s": options.max_age.as_secs(),

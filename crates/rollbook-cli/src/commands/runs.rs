@@ -186,10 +186,11 @@ pub fn run(state: &crate::state::State, filter: &Filter, json: bool) -> Result<(
                     .filter_map(|u| serde_json::to_value(u).ok()),
             );
         }
+        let doc = serde_json::json!({ "version": 1, "runs": all });
         let _ = writeln!(
             out,
             "{}",
-            serde_json::to_string_pretty(&all).unwrap_or_default()
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
         );
         crate::print(&out);
         return Ok(());

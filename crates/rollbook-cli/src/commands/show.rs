@@ -23,6 +23,7 @@ pub fn run(state: &crate::state::State, run_id: &str, json: bool) -> Result<(), 
     if json {
         #[derive(Serialize)]
         struct Show<'a> {
+            version: u32,
             run: &'a journal::RunMeta,
             status: &'a str,
             /// Written only when the run went on after failures.
@@ -34,6 +35,7 @@ pub fn run(state: &crate::state::State, run_id: &str, json: bool) -> Result<(), 
             nodes: &'a [NodeHistory],
         }
         let doc = Show {
+            version: 1,
             run: &meta,
             status,
             tolerated: &tolerated,

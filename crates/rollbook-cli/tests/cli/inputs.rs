@@ -184,7 +184,7 @@ fn a_run_whose_run_json_is_corrupt_is_listed_as_unreadable() {
         &["--state-dir", "state", "runs", "--format", "json"],
     )
     .json();
-    let listed = json.as_array().unwrap();
+    let listed = json["runs"].as_array().unwrap();
     assert_eq!(listed.len(), 2, "{json}");
     assert_eq!(listed[1]["run_id"], broken);
     assert_eq!(listed[1]["status"], "unreadable");

@@ -299,7 +299,7 @@ fn list_shows_the_last_success_per_inventory() {
     let json = team.rollbook(&["list", "--format", "json"]);
     json.assert_code(0);
     let json = json.json();
-    let rows = json.as_array().unwrap();
+    let rows = json["plans"].as_array().unwrap();
     let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
     let web = row("web-rollback");
     let successes = web["last_success"].as_array().unwrap();

@@ -222,7 +222,8 @@ fn a_run_whose_only_failure_was_tolerated_exits_0_and_every_view_names_it() {
         "{runs}"
     );
     let runs = sb.run(&["runs", "--format", "json"]).assert_code(0).json();
-    assert_eq!(runs[0]["tolerated"][0]["node"], "notice");
+    assert_eq!(runs["version"], 1);
+    assert_eq!(runs["runs"][0]["tolerated"][0]["node"], "notice");
 
     let show = sb.run(&["show", &id]).assert_code(0).stdout.clone();
     assert!(show.contains("— succeeded\n"), "{show}");

@@ -7,7 +7,7 @@ use crate::team::{Run, day, team, without_dates};
 fn ids(team: &crate::team::Team, args: &[&str]) -> Vec<String> {
     let ran = team.rollbook(&[&["runs", "--format", "json"], args].concat());
     ran.assert_code(0);
-    ran.json()
+    ran.json()["runs"]
         .as_array()
         .unwrap()
         .iter()
@@ -198,7 +198,7 @@ fn runs_json_is_filtered_and_has_the_inventory_path() {
     let ran = team.rollbook(&["runs", "--plan", "db-rollback", "--format", "json"]);
     ran.assert_code(0);
     let json = ran.json();
-    let runs = json.as_array().unwrap();
+    let runs = json["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{json}");
     assert_eq!(runs[0]["meta"]["run_id"], "20261203-074501-0b02");
     assert_eq!(runs[0]["status"], "cancelled");
@@ -211,7 +211,7 @@ fn runs_json_is_filtered_and_has_the_inventory_path() {
         .rollbook(&["runs", "--user", "lee", "--format", "json"])
         .json();
     assert!(
-        lee[1]["meta"].get("inventory_path").is_none(),
+        lee["runs"][1]["meta"].get("inventory_path").is_none(),
         "a run without an inventory has none: {lee}"
     );
 }
@@ -225,7 +225,7 @@ fn runs_that_no_filter_keeps_say_so_and_exit_0() {
     assert!(ran.stderr.contains("none of the 9 runs"), "{}", ran.stderr);
     let ran = team.rollbook(&["runs", "--plan", "dns-rollback", "--format", "json"]);
     ran.assert_code(0);
-    assert_eq!(ran.json(), serde_json::json!([]));
+    assert_eq!(ran.json(), serde_json::json!({"version": 1, "runs": []}));
 }
 
 #[test]

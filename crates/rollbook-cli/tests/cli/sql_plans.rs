@@ -30,7 +30,7 @@ fn last_run(dir: &Path) -> Value {
         .output()
         .unwrap();
     let runs: Value = serde_json::from_slice(&runs.stdout).unwrap();
-    let id = runs[0]["meta"]["run_id"].as_str().unwrap();
+    let id = runs["runs"][0]["meta"]["run_id"].as_str().unwrap();
     let out = rollbook(dir)
         .args(["show", id, "--format", "json"])
         .output()

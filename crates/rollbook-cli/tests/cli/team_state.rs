@@ -471,7 +471,7 @@ fn a_second_controller_is_refused_while_the_first_runs_and_a_third_sees_both() {
         }
     }
     let json = c.run(&["runs", "--format", "json"]).assert_code(0).json();
-    let runs = json.as_array().unwrap();
+    let runs = json["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "{json:#}");
     for (id, user, reason) in [
         (&a_id, "alice", "alice rolls back"),
@@ -741,14 +741,25 @@ fn a_run_survives_its_database_sessions_being_terminated() {
     let db = Db::new();
     let desk = Desk::on(&db.url());
     let steps = 40;
+    // Step 3k+3 waits until round k's cuts are done (a file the test writes), so the run
+    // cannot outpace the rounds on a slow machine.
+    let gate = |round: usize| desk.path().join(format!("round-{round}-done"));
     let mut body = String::from("steps:\n");
     for i in 0..steps {
         body.push_str(&format!("  - id: s{i}\n"));
         if i > 0 {
             body.push_str(&format!("    needs: [s{}]\n", i - 1));
         }
+        let wait = if i % 3 == 0 && (1..=5).contains(&(i / 3)) {
+            format!(
+                "while [ ! -e {} ]; do sleep 0.05; done; ",
+                gate(i / 3).display()
+            )
+        } else {
+            String::new()
+        };
         body.push_str(&format!(
-            "    shell: {{ run: 'echo out of s{i}; echo err of s{i} >&2; sleep 0.3' }}\n"
+            "    shell: {{ run: '{wait}echo out of s{i}; echo err of s{i} >&2; sleep 0.3' }}\n"
         ));
     }
     desk.plan("cut", &body);
@@ -793,6 +804,7 @@ fn a_run_survives_its_database_sessions_being_terminated() {
             std::thread::sleep(Duration::from_millis(50));
             cuts += terminate();
         }
+        std::fs::write(gate(round), "").unwrap();
     }
     let out: Ran = child.wait_with_output().into();
     out.assert_code(0);
@@ -873,7 +885,7 @@ fn a_role_with_the_least_privileges_runs_and_resumes_and_cannot_rewrite_the_jour
     );
     assert_eq!(db.journal(&id), b.journal(&id));
     let listed = b.run(&["runs", "--format", "json"]).assert_code(0).json();
-    assert_eq!(listed[0]["status"], "succeeded", "{listed:#}");
+    assert_eq!(listed["runs"][0]["status"], "succeeded", "{listed:#}");
     assert_eq!(
         db.sql(&format!(
             "SELECT token FROM rollbook_controllers WHERE run_id = '{id}'"
@@ -949,7 +961,7 @@ fn import_copies_a_state_directorys_runs_once() {
         .run(&["--state", &url, "runs", "--format", "json"])
         .assert_code(0)
         .json();
-    let mut listed_ids: Vec<&str> = listed
+    let mut listed_ids: Vec<&str> = listed["runs"]
         .as_array()
         .unwrap()
         .iter()
@@ -957,7 +969,7 @@ fn import_copies_a_state_directorys_runs_once() {
         .collect();
     listed_ids.sort();
     assert_eq!(listed_ids, ids, "{listed:#}");
-    for r in listed.as_array().unwrap() {
+    for r in listed["runs"].as_array().unwrap() {
         assert_eq!(r["status"], "succeeded", "{r:#}");
     }
     for id in &ids {
