@@ -180,19 +180,32 @@ struct TerminalPrompter {
     redactor: Redactor,
 }
 
+impl TerminalPrompter {
+    /// The answer when nobody is asked: yes with `--yes`, an error (`no_terminal`'s words)
+    /// without a terminal; `None` when a person is to be asked.
+    fn without_asking(
+        &self,
+        no_terminal: impl FnOnce() -> String,
+    ) -> Option<Result<Answer, String>> {
+        if self.yes {
+            return Some(Ok(Answer {
+                yes: true,
+                by: format!("{} (--yes)", self.user),
+            }));
+        }
+        (!std::io::stdin().is_terminal()).then(|| Err(no_terminal()))
+    }
+}
+
 impl Prompter for TerminalPrompter {
     fn ask<'a>(&'a self, node: &'a str, prompt: &'a str) -> BoxFuture<'a, Result<Answer, String>> {
         Box::pin(async move {
-            if self.yes {
-                return Ok(Answer {
-                    yes: true,
-                    by: format!("{} (--yes)", self.user),
-                });
-            }
-            if !std::io::stdin().is_terminal() {
-                return Err(format!(
+            if let Some(answer) = self.without_asking(|| {
+                format!(
                     "step {node} asks a person to confirm, and there is no terminal to ask on; answer with --yes"
-                ));
+                )
+            }) {
+                return answer;
             }
             let prompt = self.redactor.redact(prompt);
             let question = format!("\n{node}: {prompt}\nType yes to go on: ");
@@ -225,16 +238,10 @@ impl Prompter for TerminalPrompter {
         phrase: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Answer, String>> {
         Box::pin(async move {
-            if self.yes {
-                return Ok(Answer {
-                    yes: true,
-                    by: format!("{} (--yes)", self.user),
-                });
-            }
-            if !std::io::stdin().is_terminal() {
-                return Err(format!(
-                    "there is no terminal to ask on: pass --yes to confirm {node}"
-                ));
+            if let Some(answer) = self.without_asking(|| {
+                format!("there is no terminal to ask on: pass --yes to confirm {node}")
+            }) {
+                return answer;
             }
             let expected = phrase.unwrap_or("yes").to_string();
             let question = format!(

@@ -109,24 +109,19 @@ pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result
         }
         let (b, h) = (Path::new(req.base), Path::new(head));
         let here = Side::WorkingTree;
-        let base = compiled(
-            b,
-            super::read_source(b).ok().map(|s| s.text.to_string()),
-            (plans_dir, &here),
-            req.bind,
-            &files,
-            style,
-            true,
-        )?;
-        let head_doc = compiled(
-            h,
-            super::read_source(h).ok().map(|s| s.text.to_string()),
-            (plans_dir, &here),
-            req.bind,
-            &files,
-            style,
-            true,
-        )?;
+        let side = |path: &Path| {
+            let text = super::read_source(path).ok().map(|s| s.text.to_string());
+            compiled(
+                path,
+                text,
+                (plans_dir, &here),
+                req.bind,
+                &files,
+                style,
+                true,
+            )
+        };
+        let (base, head_doc) = (side(b)?, side(h)?);
         let name = h
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
