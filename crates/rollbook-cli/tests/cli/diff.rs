@@ -93,6 +93,20 @@ fn a_timeout_and_a_concurrency_change_read_in_a_few_lines() {
 
     let json = repo.rollbook(&["diff", "HEAD~1", "HEAD", "--format", "json"]);
     json.assert_code(0);
+    let short = |rev: &str| {
+        let out = Command::new("git")
+            .args(["rev-parse", "--short", rev])
+            .current_dir(repo.path())
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    insta::assert_snapshot!(
+        "diff_json",
+        json.stdout
+            .replace(&short("HEAD~1"), "BASE")
+            .replace(&short("HEAD"), "HEAD")
+    );
     let doc = json.json();
     assert_eq!(doc["version"], 1);
     assert_eq!(doc["plans"][0]["status"], "changed");
