@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, SourceFile, did_you_mean};
-use crate::model::{ActionRef, Plan, Spanned, Step};
+use crate::model::{ActionRef, Entries, Plan, Spanned, Step};
 use crate::template;
 use crate::yaml::{Node, NodeKind};
 
@@ -447,14 +447,7 @@ fn secrets(step: &Step, name: &Spanned<String>, callee: &Plan, out: &mut Vec<Dia
     }
     for (called, _) in step.secrets.iter() {
         if !callee.secrets.contains(&called.value) {
-            let hint = match did_you_mean(&called.value, callee.secrets.names()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None if callee.secrets.is_empty() => "it takes none".into(),
-                None => format!(
-                    "it takes: {}",
-                    callee.secrets.names().collect::<Vec<_>>().join(", ")
-                ),
-            };
+            let hint = what_it_takes(&called.value, &callee.secrets);
             out.push(
                 Diagnostic::error(
                     "unknown-secret",
@@ -467,19 +460,22 @@ fn secrets(step: &Step, name: &Spanned<String>, callee: &Plan, out: &mut Vec<Dia
     }
 }
 
+/// The help for a secret or param the called plan does not have: the closest name, else
+/// the names it has.
+fn what_it_takes<V>(wanted: &str, has: &Entries<V>) -> String {
+    match did_you_mean(wanted, has.names()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if has.is_empty() => "it takes none".into(),
+        None => format!("it takes: {}", has.names().collect::<Vec<_>>().join(", ")),
+    }
+}
+
 /// The params given are the called plan's, the required ones are given, and literal values
 /// fit their type and `enum`.
 fn params(step: &Step, name: &Spanned<String>, callee: &Plan, out: &mut Vec<Diagnostic>) {
     for (given, value) in step.params.iter() {
         let Some(param) = callee.params.get(&given.value) else {
-            let hint = match did_you_mean(&given.value, callee.params.names()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None if callee.params.is_empty() => "it takes none".into(),
-                None => format!(
-                    "it takes: {}",
-                    callee.params.names().collect::<Vec<_>>().join(", ")
-                ),
-            };
+            let hint = what_it_takes(&given.value, &callee.params);
             out.push(
                 Diagnostic::error(
                     "unknown-param",
