@@ -6,43 +6,11 @@
 #![allow(missing_docs)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rollbook_exec::executor::{Control, Execution, Options, Prior};
-use rollbook_exec::journal::{FileJournal, Journal, NoJournal, RunMeta};
-use rollbook_exec::redact::Redactor;
+use rollbook_exec::journal::{FileJournal, NoJournal};
 use rollbook_exec::runner::Runners;
-use rollbook_plan::compile::CompiledPlan;
 
 mod support;
-use support::{Noop, plan};
-
-fn execute(
-    rt: &tokio::runtime::Runtime,
-    plan: &CompiledPlan,
-    runners: &Runners,
-    journal: &mut dyn Journal,
-) {
-    let outcome = rt
-        .block_on(
-            Execution {
-                plan,
-                runners,
-                secrets: Default::default(),
-                redactor: Redactor::default(),
-                journal,
-                observer: None,
-                control: Control::default(),
-                options: Options {
-                    parallelism: 64,
-                    ..Options::default()
-                },
-                prior: Prior::default(),
-                resumed: None,
-            }
-            .run(),
-        )
-        .unwrap();
-    assert_eq!(outcome.status, rollbook_exec::RunStatus::Succeeded);
-}
+use support::{Noop, execute, meta, plan};
 
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -67,25 +35,7 @@ fn benches(c: &mut Criterion) {
         let mut n = 0;
         b.iter(|| {
             n += 1;
-            let meta = RunMeta {
-                run_id: format!("bench-{n}"),
-                plan: "bench".into(),
-                plan_path: "bench.yaml".into(),
-                plan_hash: String::new(),
-                params: Default::default(),
-                reason: "bench".into(),
-                user: "bench".into(),
-                host: "bench".into(),
-                pid: 0,
-                started_at: String::new(),
-                lock: "bench".into(),
-                parallelism: 64,
-                inventory: false,
-                inventory_path: None,
-                limit: Vec::new(),
-                rollbook_version: String::new(),
-                calls: Default::default(),
-            };
+            let meta = meta(&format!("bench-{n}"));
             let mut journal = FileJournal::create(state.path(), &meta, "", None).unwrap();
             execute(&rt, &small, &runners, &mut journal)
         })

@@ -13,39 +13,14 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use rollbook_exec::executor::{Control, Execution, Options, Prior};
-use rollbook_exec::journal::RunMeta;
 use rollbook_exec::lock::{LockHolder, Stale};
-use rollbook_exec::redact::Redactor;
 use rollbook_exec::runner::Runners;
 use rollbook_exec::state::{FileStore, Store};
 use rollbook_plan::compile::CompiledPlan;
 
 #[path = "../../rollbook-exec/benches/support/mod.rs"]
 mod support;
-use support::{Noop, plan};
-
-fn meta(id: &str) -> RunMeta {
-    RunMeta {
-        run_id: id.into(),
-        plan: "bench".into(),
-        plan_path: "bench.yaml".into(),
-        plan_hash: String::new(),
-        params: Default::default(),
-        reason: "bench".into(),
-        user: "bench".into(),
-        host: "bench".into(),
-        pid: 0,
-        started_at: "2026-11-25T00:00:00.000Z".into(),
-        lock: "bench".into(),
-        parallelism: 64,
-        inventory: false,
-        inventory_path: None,
-        limit: Vec::new(),
-        rollbook_version: String::new(),
-        calls: Default::default(),
-    }
-}
+use support::{Noop, execute, meta, plan};
 
 /// One run: lock, journal, execute, wait for the shared copy, release. Answers how long the
 /// run took to its `run_finished` and until the shared copy had every event.
@@ -67,27 +42,7 @@ fn run_once(
     let start = std::time::Instant::now();
     let lease = store.lock(&holder, Stale::Break).unwrap();
     let mut journal = store.create(&meta(id), "", None).unwrap();
-    let outcome = rt
-        .block_on(
-            Execution {
-                plan,
-                runners,
-                secrets: Default::default(),
-                redactor: Redactor::default(),
-                journal: journal.as_mut(),
-                observer: None,
-                control: Control::default(),
-                options: Options {
-                    parallelism: 64,
-                    ..Options::default()
-                },
-                prior: Prior::default(),
-                resumed: None,
-            }
-            .run(),
-        )
-        .unwrap();
-    assert_eq!(outcome.status, rollbook_exec::RunStatus::Succeeded);
+    execute(rt, plan, runners, journal.as_mut());
     let finished = start.elapsed();
     assert!(
         journal.settle(Duration::from_secs(60)).is_none(),
