@@ -381,6 +381,16 @@ struct JsonGate<'a> {
 
 /// The dry run as JSON, for tools.
 pub fn json(plan: &CompiledPlan, parallelism: usize) -> String {
+    serde_json::to_string_pretty(&document(plan, parallelism)).unwrap_or_default() + "\n"
+}
+
+/// The dry run's JSON document as a value, for what reads it inside rollbook (`diff`, the
+/// summary), without printing and parsing it again.
+pub fn value(plan: &CompiledPlan, parallelism: usize) -> serde_json::Value {
+    serde_json::to_value(document(plan, parallelism)).unwrap_or_default()
+}
+
+fn document(plan: &CompiledPlan, parallelism: usize) -> JsonPlan<'_> {
     let renderer = Renderer::new();
     let phases = plan
         .phases
@@ -410,7 +420,7 @@ pub fn json(plan: &CompiledPlan, parallelism: usize) -> String {
                 .collect(),
         })
         .collect();
-    let doc = JsonPlan {
+    JsonPlan {
         version: 1,
         name: &plan.name,
         description: plan.description.as_deref(),
@@ -425,8 +435,7 @@ pub fn json(plan: &CompiledPlan, parallelism: usize) -> String {
             hosts: plan.limit.hosts().collect(),
         }),
         phases,
-    };
-    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    }
 }
 
 fn json_node<'a>(

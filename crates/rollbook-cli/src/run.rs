@@ -315,8 +315,7 @@ pub(crate) fn confirm_phrase(plan: &CompiledPlan, yes: bool) -> Result<(), Failu
         )));
     }
     // What is about to run, as `plan --summary` says it, before the question.
-    let doc = serde_json::from_str(&crate::dry_run::json(plan, crate::DEFAULT_PARALLELISM))
-        .unwrap_or_default();
+    let doc = crate::dry_run::value(plan, crate::DEFAULT_PARALLELISM);
     let summary = crate::summary::gather(plan, &doc, crate::DEFAULT_PARALLELISM, &[]);
     crate::say_part!(
         "{}",

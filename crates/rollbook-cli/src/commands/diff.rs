@@ -270,11 +270,8 @@ fn compiled(
     };
     let info = super::dry_run_info("(diff)".into());
     let plan = super::compile_source(&file, bind, files, &info, style)?;
-    let doc = crate::dry_run::json(&plan, crate::DEFAULT_PARALLELISM);
-    serde_json::from_str(&doc).map(Some).map_err(|e| {
-        Failure::internal(format!(
-            "the dry run of {} does not read back: {e}",
-            path.display()
-        ))
-    })
+    Ok(Some(crate::dry_run::value(
+        &plan,
+        crate::DEFAULT_PARALLELISM,
+    )))
 }

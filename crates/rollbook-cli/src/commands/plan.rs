@@ -24,8 +24,7 @@ pub fn run(plans_dir: &Path, req: &Request, style: diagnostics::Style) -> Result
     let info = super::dry_run_info(req.reason.clone());
     let compiled = super::compile_plan(plans_dir, req.plan, req.bind, &info, style)?;
     if let Some(runs) = &req.summary {
-        let doc =
-            serde_json::from_str(&dry_run::json(&compiled, req.parallelism)).unwrap_or_default();
+        let doc = dry_run::value(&compiled, req.parallelism);
         let summary = crate::summary::gather(&compiled, &doc, req.parallelism, runs);
         let text = match req.format {
             dry_run::Format::Text => crate::summary::text(&summary),
