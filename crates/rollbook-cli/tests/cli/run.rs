@@ -12,23 +12,24 @@ use serde_json::Value;
 use crate::{Ran, Running, wait_until};
 
 /// A scratch directory with a `plans/` dir; runs keep their state in its `.rollbook`.
-struct Sandbox {
+/// (`undo.rs` runs in it too.)
+pub(crate) struct Sandbox {
     dir: tempfile::TempDir,
 }
 
 impl Sandbox {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("plans")).unwrap();
         Sandbox { dir }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes `plans/NAME.yaml`: `version`, `name`, then `body`.
-    fn plan(&self, name: &str, body: &str) -> &Self {
+    pub(crate) fn plan(&self, name: &str, body: &str) -> &Self {
         let text = format!("version: 1\nname: {name}\n{body}");
         std::fs::write(self.path().join("plans").join(format!("{name}.yaml")), text).unwrap();
         self
@@ -40,7 +41,7 @@ impl Sandbox {
     }
 
     /// Runs `rollbook ARGS` to its end.
-    fn run(&self, args: &[&str]) -> Ran {
+    pub(crate) fn run(&self, args: &[&str]) -> Ran {
         self.rollbook().args(args).output().unwrap().into()
     }
 
@@ -57,7 +58,7 @@ impl Sandbox {
     }
 
     /// `rollbook show ID --format json`.
-    fn show(&self, id: &str) -> Value {
+    pub(crate) fn show(&self, id: &str) -> Value {
         self.run(&["show", id, "--format", "json"])
             .assert_code(0)
             .json()
@@ -69,7 +70,7 @@ impl Sandbox {
     }
 
     /// The run's journal, as events.
-    fn events(&self, id: &str) -> Vec<Event> {
+    pub(crate) fn events(&self, id: &str) -> Vec<Event> {
         rollbook_exec::journal::read_events(&self.run_dir(id)).unwrap()
     }
 

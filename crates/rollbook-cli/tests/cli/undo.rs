@@ -2,73 +2,37 @@
 //! irreversible step (`--yes`, no terminal), what the journal, `show` and the report say of
 //! undos, `--no-undo`, and the dry run's and graph's markers.
 
-use std::path::Path;
-
 use rollbook_exec::event::Event;
 use serde_json::Value;
 
-use crate::Ran;
+use crate::run::Sandbox;
 
-/// A scratch directory with a `plans/` dir; runs keep their state in its `.rollbook`.
-struct Sandbox {
-    dir: tempfile::TempDir,
+/// What these tests ask of `run.rs`'s sandbox beside what it has.
+trait Undos {
+    /// The one run of the sandbox.
+    fn only_run(&self) -> String;
+    fn exists(&self, file: &str) -> bool;
 }
 
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("plans")).unwrap();
-        Sandbox { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn plan(&self, name: &str, body: &str) -> &Self {
-        let text = format!("version: 1\nname: {name}\n{body}");
-        std::fs::write(self.path().join("plans").join(format!("{name}.yaml")), text).unwrap();
-        self
-    }
-
-    fn run(&self, args: &[&str]) -> Ran {
-        crate::rollbook_in(self.path())
-            .args(args)
-            .write_stdin("")
-            .output()
-            .unwrap()
-            .into()
-    }
-
-    /// The one run of the sandbox.
+impl Undos for Sandbox {
     fn only_run(&self) -> String {
         let ids = crate::run_ids_in(&self.path().join(".rollbook"));
         assert_eq!(ids.len(), 1, "{ids:?}");
         ids[0].clone()
     }
 
-    fn events(&self, id: &str) -> Vec<Event> {
-        rollbook_exec::journal::read_events(&self.path().join(".rollbook/runs").join(id)).unwrap()
-    }
-
-    fn show(&self, id: &str) -> Value {
-        self.run(&["show", id, "--format", "json"])
-            .assert_code(0)
-            .json()
-    }
-
-    fn node<'v>(show: &'v Value, name: &str) -> &'v Value {
-        show["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["node"] == name)
-            .unwrap_or_else(|| panic!("no node {name} in {show:#}"))
-    }
-
     fn exists(&self, file: &str) -> bool {
         self.path().join(file).exists()
     }
+}
+
+fn node<'v>(show: &'v Value, name: &str) -> &'v Value {
+    show["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == name)
+        .unwrap_or_else(|| panic!("no node {name} in {show:#}"))
 }
 
 const DROP: &str = r#"
@@ -110,7 +74,7 @@ fn irreversible_step_is_confirmed_by_yes_and_the_journal_says_who() {
         "{confirmed:?}"
     );
     let show = sb.show(&id);
-    let node = Sandbox::node(&show, "drop-column");
+    let node = node(&show, "drop-column");
     assert!(
         node["confirmed_by"].as_str().unwrap().ends_with("(--yes)"),
         "{node:#}"
@@ -139,7 +103,7 @@ fn irreversible_step_without_a_terminal_cancels_the_run_before_it_exit_3() {
     let id = sb.only_run();
     let show = sb.show(&id);
     assert_eq!(show["status"], "cancelled");
-    let node = Sandbox::node(&show, "drop-column");
+    let node = node(&show, "drop-column");
     assert_eq!(node["status"], "cancelled");
     assert_eq!(node["attempts"], 0);
     assert!(
@@ -197,7 +161,7 @@ fn undo_runs_before_on_failure_and_show_and_the_report_name_each_undo() {
     assert_eq!(show["undos"][0]["scope"], "run");
     assert_eq!(show["undos"][0]["nodes"][0], "flag");
     assert_eq!(show["undos"][0]["skipped"], false);
-    let undo = Sandbox::node(&show, "drain.undo");
+    let undo = node(&show, "drain.undo");
     assert_eq!(undo["undoes"], "drain");
     assert_eq!(undo["status"], "succeeded");
     let text = sb.run(&["show", &id]).assert_code(0).stdout.clone();
@@ -266,8 +230,8 @@ fn undo_that_fails_is_reported_and_the_other_undos_still_run() {
     );
     let id = sb.only_run();
     let show = sb.show(&id);
-    assert_eq!(Sandbox::node(&show, "flag.undo")["status"], "failed");
-    assert_eq!(Sandbox::node(&show, "drain.undo")["status"], "succeeded");
+    assert_eq!(node(&show, "flag.undo")["status"], "failed");
+    assert_eq!(node(&show, "drain.undo")["status"], "succeeded");
 }
 
 const MARKED: &str = r#"version: 1
@@ -343,8 +307,8 @@ fn undo_then_resume_runs_the_undone_steps_again() {
     );
     let show = sb.show(&id);
     assert_eq!(show["status"], "succeeded");
-    assert_eq!(Sandbox::node(&show, "drain")["status"], "succeeded");
-    assert_eq!(Sandbox::node(&show, "drain")["attempts"], 2);
+    assert_eq!(node(&show, "drain")["status"], "succeeded");
+    assert_eq!(node(&show, "drain")["attempts"], 2);
     // The undos ran once, in the first run.
-    assert_eq!(Sandbox::node(&show, "drain.undo")["attempts"], 1);
+    assert_eq!(node(&show, "drain.undo")["attempts"], 1);
 }
