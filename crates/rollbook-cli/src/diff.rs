@@ -102,15 +102,10 @@ fn fan_outs(doc: &Value) -> BTreeMap<(String, String), &Map<String, Value>> {
 /// A value as people read it: strings bare, durations with their unit, lists joined.
 fn shown(field: &str, v: &Value) -> String {
     match v {
-        Value::Null => match field {
-            "timeout" => "none".into(),
-            "concurrency" => "unlimited".into(),
-            _ => "none".into(),
-        },
+        Value::Null if field == "concurrency" => "unlimited".into(),
+        Value::Null => "none".into(),
         Value::String(s) => s.clone(),
-        Value::Number(n) if field.ends_with("secs") || field == "timeout" => {
-            seconds(n.as_f64().unwrap_or_default())
-        }
+        Value::Number(n) if field.ends_with("secs") => seconds(n.as_f64().unwrap_or_default()),
         Value::Array(items) if items.iter().all(Value::is_string) => {
             let words: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
             if words.is_empty() {
