@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 use crate::{Error, Inner, bounded};
 
 /// Most events sent in one transaction when catching up (whole turns only).
-const BATCH_EVENTS: u64 = 5000;
+pub(crate) const BATCH_EVENTS: u64 = 5000;
 /// Most bytes of one node's log sent in one transaction.
 const LOG_CHUNK: u64 = 1 << 20;
 /// How long the first turn after a quiet moment waits for the next ones to share its

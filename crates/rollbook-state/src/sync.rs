@@ -115,7 +115,7 @@ async fn send_rest(
     let mut logs = logs_of(dir);
     let mut sent_to = have.min(local);
     loop {
-        let upto = local.min(sent_to + 5000);
+        let upto = local.min(sent_to + crate::ship::BATCH_EVENTS);
         shipper.ship(upto, &mut logs).await?;
         sent_to = upto;
         if sent_to >= local && logs.is_empty() {
